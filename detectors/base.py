@@ -1,0 +1,73 @@
+"""What a detector is: a small river-style class, pure and picklable.
+
+``learn_one(x)`` updates state, ``score_one(x)`` returns how anomalous ``x`` is in [0, 1]
+(higher = riskier) without learning. ``x`` is a mapping of metric name → float with the
+reading's time under ``"ts"`` in epoch **seconds** (a detector has no clock of its own).
+Booleans arrive as 0.0 / 1.0. A metric a reading does not carry is simply absent.
+
+A :class:`RiskDetector` also explains itself: ``assess_one(x)`` returns a :class:`Finding`
+(what risk, how sure, how long until the loss, the evidence) — scoring stays separate from
+deciding; the warning decisions live in ``streams.decisions``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+Severity = Literal["advisory", "warning", "critical"]
+SEVERITIES: tuple[Severity, ...] = ("advisory", "warning", "critical")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A detector's judgement of one reading.
+
+    ``time_to_loss_s`` is the predicted time until the loss happens (``0`` = happening now,
+    ``None`` = no forecast); ``evidence`` holds the figures a warning quotes (plain floats,
+    strings or booleans, JSON-serialisable).
+    """
+
+    risk: str
+    score: float
+    severity: Severity = "warning"
+    time_to_loss_s: float | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+class Detector:
+    """Base of every detector (river's ``AnomalyDetector`` contract)."""
+
+    def learn_one(self, x: Mapping[str, float]) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def score_one(self, x: Mapping[str, float]) -> float:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
+        return f"{type(self).__name__}({params})"
+
+    def _params(self) -> dict[str, Any]:
+        import inspect
+
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {n: getattr(self, n) for n in names if hasattr(self, n)}
+
+
+class RiskDetector(Detector):
+    """A detector with physical meaning for one risk type (``freeze_risk``, ``water_leak`` …).
+
+    ``metrics`` names what it reads: a reading carrying none of them is not given to it.
+    """
+
+    risk: ClassVar[str]
+    metrics: ClassVar[tuple[str, ...]]
+
+    def assess_one(self, x: Mapping[str, float]) -> Finding:
+        """Score ``x`` and say why, without learning from it."""
+        return Finding(self.risk, self.score_one(x))
+
+    def wants(self, x: Mapping[str, float]) -> bool:
+        return any(m in x for m in self.metrics)

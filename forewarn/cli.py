@@ -1,0 +1,178 @@
+"""The ``forewarn`` command line (typer). Every command reads the ``FOREWARN_*`` settings."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from forewarn.settings import get_settings, masked
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="forewarn: warn the policyholder before the loss.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+customer_app = typer.Typer(no_args_is_help=True, help="Policyholders and their notification channels.")
+device_app = typer.Typer(no_args_is_help=True, help="Devices and the customer they belong to.")
+eval_app = typer.Typer(help="Measure how early and how well forewarn warns.", invoke_without_command=True)
+app.add_typer(db_app, name="db")
+app.add_typer(customer_app, name="customer")
+app.add_typer(device_app, name="device")
+app.add_typer(eval_app, name="eval")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _logging(level: str | None = None) -> None:
+    logging.basicConfig(
+        level=(level or get_settings().log_level).upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+
+
+def _fail(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Create or update the schema (idempotent); makes readings a hypertable when TimescaleDB is there."""
+    from forewarn import db
+
+    settings = get_settings()
+    try:
+        report = db.migrate(settings.database_url, progress=lambda m: console.print(f"  {m}"))
+    except db.DatabaseError as exc:
+        _fail(str(exc))
+    flavour = f"TimescaleDB ({report.timescale_licence or 'unknown'} licence)" if report.timescale else "plain PostgreSQL"
+    console.print(
+        f"schema up to date on {masked(settings.database_url)} ({flavour}); "
+        f"{len(report.applied)} migration(s) applied"
+    )
+
+
+@customer_app.command("add")
+def customer_add(
+    customer_id: Annotated[str, typer.Argument(metavar="ID")],
+    name: Annotated[str, typer.Option(help="How warnings address the customer.")],
+    locale: Annotated[str, typer.Option(help="zh-CN or en.")] = "zh-CN",
+    notify: Annotated[Optional[list[str]], typer.Option(help="An apprise URL; repeat for several channels.")] = None,
+) -> None:
+    """Add or update a customer with one or more apprise notification URLs."""
+    from forewarn import db
+    from notifiers.channels import ChannelError, check_url, masked as mask_channel
+
+    urls = notify or []
+    if not urls:
+        _fail("give at least one --notify APPRISE_URL (e.g. --notify 'json://127.0.0.1:8080/alerts')")
+    try:
+        for url in urls:
+            check_url(url)
+        db.add_customer(get_settings().database_url, customer_id, name, locale, urls)
+    except (ValueError, ChannelError) as exc:
+        _fail(str(exc))
+    console.print(f"customer {customer_id} ({locale}) → " + ", ".join(mask_channel(u) for u in urls))
+
+
+@device_app.command("add")
+def device_add(
+    device_id: Annotated[str, typer.Argument(metavar="ID")],
+    tenant: Annotated[str, typer.Option(help="Tenant (topic segment).")],
+    customer: Annotated[str, typer.Option(help="Customer id the device belongs to.")],
+    kind: Annotated[str, typer.Option(help="vehicle, home, equipment or coldchain.")],
+) -> None:
+    """Register a device so ingest accepts its telemetry."""
+    from forewarn import db
+
+    try:
+        db.add_device(get_settings().database_url, device_id, tenant, customer, kind)
+    except ValueError as exc:
+        _fail(str(exc))
+    console.print(f"device {tenant}/{device_id} ({kind}) → customer {customer}")
+
+
+@app.command()
+def ingest() -> None:
+    """Run the MQTT → Kafka edge (long-running; Ctrl-C stops it cleanly)."""
+    from ingest.service import run_ingest
+
+    _logging()
+    settings = get_settings()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        import signal
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_ingest(settings, stop)
+
+    try:
+        asyncio.run(main())
+    except Exception as exc:  # noqa: BLE001 - a start-up problem, stated plainly
+        _fail(f"ingest could not run: {exc}")
+
+
+@app.command()
+def worker() -> None:
+    """Run the Faust stream worker: store, score, decide, notify (long-running)."""
+    from streams.app import run_worker
+
+    run_worker(get_settings().log_level.lower())
+
+
+@app.command()
+def simulate(
+    seed: Annotated[int, typer.Option(help="Fleet seed: the same seed gives the same fleet.")] = 7,
+    hours: Annotated[float, typer.Option(help="Simulated hours to publish.")] = 12.0,
+    compression: Annotated[float, typer.Option(help="Simulated hours per wall minute.")] = 12.0,
+    fleet: Annotated[str, typer.Option(help="demo (small) or standard (every scenario).")] = "demo",
+    notify: Annotated[Optional[str], typer.Option(help="apprise URL for the simulated customers.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Write the messages to this JSONL file instead of MQTT.")] = None,
+    garbage: Annotated[float, typer.Option(help="Fraction of deliberately broken messages.")] = 0.01,
+) -> None:
+    """Publish a seeded fleet over MQTT (registering its customers and devices first), or write it to a file."""
+    from forewarn.runner import simulate_command
+
+    _logging("WARNING")
+    simulate_command(get_settings(), seed=seed, hours=hours, compression=compression, fleet_name=fleet,
+                     notify=notify, out=out, garbage=garbage, console=console)
+
+
+@app.command()
+def up() -> None:
+    """The whole stack in the foreground: reuse or start the services, run ingest and worker."""
+    from forewarn.runner import up_command
+
+    _logging("WARNING")
+    up_command(get_settings(), console)
+
+
+@app.command()
+def demo(
+    seed: Annotated[int, typer.Option(help="Fleet seed.")] = 7,
+    wall_seconds: Annotated[float, typer.Option(help="How long the simulation publishes.")] = 60.0,
+    hours: Annotated[float, typer.Option(help="Simulated hours covered.")] = 12.0,
+) -> None:
+    """`up` plus the simulator: shows warnings live and ends with a summary (under two minutes)."""
+    from forewarn.runner import demo_command
+
+    _logging("WARNING")
+    demo_command(get_settings(), console, seed=seed, wall_seconds=wall_seconds, hours=hours)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

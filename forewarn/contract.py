@@ -1,0 +1,403 @@
+"""The wire contract every part of forewarn shares.
+
+MQTT topics, the telemetry payload, the metric catalog with its plausible ranges, the Kafka
+topic names and the JSON records that travel on them. Pure: no I/O, no clock (the caller
+passes ``now``). See ``DESIGN.md`` → *Wire contract*; change a name here only together with
+every part that uses it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+import orjson
+
+CONTRACT_VERSION = 1
+
+SEGMENT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+TOPIC_PREFIX = "forewarn/v1"
+TELEMETRY_FILTER = f"{TOPIC_PREFIX}/+/+/telemetry"
+SHARED_GROUP = "forewarn-ingest"
+SHARED_TELEMETRY_FILTER = f"$share/{SHARED_GROUP}/{TELEMETRY_FILTER}"
+
+MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_BATCH = 1000
+MAX_FUTURE_MS = 5 * 60 * 1000
+DEFAULT_RETENTION_DAYS = 30
+
+# Kafka topics (key "tenant/device"; every topic has the same partition count).
+TOPIC_READINGS = "forewarn.readings"
+TOPIC_REJECTS = "forewarn.rejects"
+TOPIC_WARNINGS = "forewarn.warnings"
+KAFKA_TOPICS = (TOPIC_READINGS, TOPIC_REJECTS, TOPIC_WARNINGS)
+
+DEVICE_KINDS = ("vehicle", "home", "equipment", "coldchain")
+LOCALES = ("zh-CN", "en")
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """One entry of the metric catalog: the unit is in the name, the range is enforced."""
+
+    name: str
+    kind: Literal["number", "bool"]
+    low: float = -math.inf
+    high: float = math.inf
+    description: str = ""
+
+
+def _n(name: str, low: float, high: float, description: str) -> Metric:
+    return Metric(name, "number", low, high, description)
+
+
+def _b(name: str, description: str) -> Metric:
+    return Metric(name, "bool", 0, 1, description)
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        # vehicle
+        _n("speed_kmh", 0, 300, "vehicle speed"),
+        _n("speed_limit_kmh", 0, 150, "posted speed limit at the position"),
+        _n("accel_long_g", -3, 3, "longitudinal acceleration (negative = braking)"),
+        _n("accel_lat_g", -3, 3, "lateral acceleration"),
+        _n("impact_g", 0, 100, "impact magnitude"),
+        _n("lat", -90, 90, "latitude"),
+        _n("lon", -180, 180, "longitude"),
+        _n("heading_deg", 0, 360, "heading"),
+        _b("ignition", "ignition on"),
+        _n("engine_rpm", 0, 10000, "engine speed"),
+        _n("coolant_temp_c", -50, 150, "engine coolant temperature"),
+        _n("battery_v", 0, 60, "vehicle battery voltage"),
+        # home
+        _n("temp_c", -60, 80, "indoor / box temperature"),
+        _n("outdoor_temp_c", -60, 60, "outdoor temperature"),
+        _n("pipe_temp_c", -50, 100, "water pipe surface temperature"),
+        _n("humidity_pct", 0, 100, "relative humidity"),
+        _b("water_leak", "leak sensor wet"),
+        _n("flow_lpm", 0, 500, "water flow"),
+        _b("smoke", "smoke detected"),
+        _n("co_ppm", 0, 10000, "carbon monoxide"),
+        _n("mains_v", 0, 500, "mains voltage"),
+        # equipment
+        _n("vibration_mm_s", 0, 200, "vibration velocity RMS"),
+        _n("bearing_temp_c", -40, 250, "bearing temperature"),
+        _n("current_a", 0, 2000, "motor current"),
+        _n("pressure_kpa", 0, 100000, "pressure"),
+        # cold chain
+        _b("door_open", "door open"),
+        _b("compressor_on", "compressor running"),
+        # any device
+        _n("battery_pct", 0, 100, "device battery"),
+        _n("rssi_dbm", -150, 0, "radio signal strength"),
+    )
+}
+
+
+class ContractError(ValueError):
+    """A message breaks the wire contract; ``reason`` is a short machine-readable code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryTopic:
+    tenant: str
+    device: str
+
+    @property
+    def key(self) -> str:
+        return device_key(self.tenant, self.device)
+
+
+def device_key(tenant: str, device: str) -> str:
+    """The Kafka key of a device: its readings stay in order on one partition."""
+    return f"{tenant}/{device}"
+
+
+def telemetry_topic(tenant: str, device: str) -> str:
+    return f"{TOPIC_PREFIX}/{tenant}/{device}/telemetry"
+
+
+def status_topic(tenant: str, device: str) -> str:
+    return f"{TOPIC_PREFIX}/{tenant}/{device}/status"
+
+
+def check_segment(value: str, what: str) -> str:
+    if not SEGMENT_RE.match(value):
+        raise ContractError(
+            f"bad_{what}", f"{what} {value[:80]!r} must match {SEGMENT_RE.pattern}"
+        )
+    return value
+
+
+def parse_telemetry_topic(topic: str) -> TelemetryTopic:
+    parts = topic.split("/")
+    if len(parts) != 5 or "/".join(parts[:2]) != TOPIC_PREFIX or parts[4] != "telemetry":
+        raise ContractError("bad_topic", f"topic {topic[:200]!r} is not {TELEMETRY_FILTER}")
+    return TelemetryTopic(check_segment(parts[2], "tenant"), check_segment(parts[3], "device"))
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One timestamped set of metric values from one device (``ts`` in epoch ms)."""
+
+    ts: int
+    metrics: dict[str, float]
+    seq: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"ts": self.ts, "metrics": self.metrics}
+        if self.seq is not None:
+            out["seq"] = self.seq
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A part of a message that was not accepted, with the reason a person can act on."""
+
+    reason: str
+    detail: str
+    item: Any = None
+
+
+@dataclass(slots=True)
+class ParsedPayload:
+    readings: list[Reading] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+def parse_ts(raw: Any) -> int:
+    """Epoch milliseconds or RFC 3339 (UTC when no offset) → epoch milliseconds."""
+    if isinstance(raw, bool):
+        raise ContractError("bad_ts", "ts must be epoch milliseconds or RFC 3339, not a boolean")
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, float):
+        if not math.isfinite(raw):
+            raise ContractError("bad_ts", "ts is not finite")
+        return int(raw)
+    if isinstance(raw, str):
+        text = raw.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise ContractError("bad_ts", f"ts {raw[:40]!r} is not RFC 3339") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        return int(parsed.timestamp() * 1000)
+    raise ContractError("bad_ts", f"ts must be epoch milliseconds or RFC 3339, got {type(raw).__name__}")
+
+
+def check_metric(name: Any, value: Any) -> float:
+    """Validate one metric against the catalog; booleans are stored as 0.0 / 1.0."""
+    if not isinstance(name, str) or name not in METRICS:
+        raise ContractError("unknown_metric", f"metric {str(name)[:64]!r} is not in the catalog")
+    metric = METRICS[name]
+    if metric.kind == "bool":
+        if isinstance(value, bool):
+            return 1.0 if value else 0.0
+        if isinstance(value, int) and value in (0, 1):
+            return float(value)
+        raise ContractError("bad_value", f"{name} must be true or false, got {str(value)[:40]}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ContractError("bad_value", f"{name} must be a number, got {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ContractError("not_finite", f"{name} is {value!r}; only finite numbers are accepted")
+    if not metric.low <= number <= metric.high:
+        raise ContractError(
+            "out_of_range",
+            f"{name}={number:g} is outside the plausible range [{metric.low:g}, {metric.high:g}]",
+        )
+    return number
+
+
+def _reading(item: Any, now_ms: int, oldest_ms: int) -> Reading:
+    if not isinstance(item, dict):
+        raise ContractError("bad_shape", "a reading must be an object with ts and metrics")
+    if "ts" not in item:
+        raise ContractError("missing_ts", "a reading needs ts")
+    ts = parse_ts(item["ts"])
+    if ts > now_ms + MAX_FUTURE_MS:
+        raise ContractError(
+            "future_ts", f"ts is {(ts - now_ms) / 1000:.0f} s in the future (more than 5 minutes)"
+        )
+    if ts < oldest_ms:
+        raise ContractError("too_old", "ts is older than the retention window")
+    seq = item.get("seq")
+    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 0):
+        raise ContractError("bad_seq", "seq must be a non-negative integer")
+    metrics = item.get("metrics")
+    if not isinstance(metrics, dict) or not metrics:
+        raise ContractError("bad_shape", "metrics must be a non-empty object")
+    checked = {name: check_metric(name, value) for name, value in metrics.items()}
+    return Reading(ts=ts, metrics=checked, seq=seq)
+
+
+def parse_payload(
+    payload: bytes, now_ms: int, retention_days: int = DEFAULT_RETENTION_DAYS
+) -> ParsedPayload:
+    """Validate a telemetry payload into readings; what is invalid is listed with its reason.
+
+    A whole-message problem (size, JSON, shape) raises :class:`ContractError`; a bad reading
+    inside a batch is rejected alone, so nothing valid is lost.
+    """
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ContractError("too_large", f"payload is {len(payload)} bytes, limit {MAX_PAYLOAD_BYTES}")
+    try:
+        doc = orjson.loads(payload)  # rejects NaN / Infinity literals, unlike the stdlib
+    except orjson.JSONDecodeError as exc:
+        raise ContractError("malformed_json", str(exc)[:200]) from None
+    if not isinstance(doc, dict):
+        raise ContractError("bad_shape", "payload must be a JSON object")
+    if "batch" in doc:
+        items = doc["batch"]
+        if not isinstance(items, list) or not items:
+            raise ContractError("bad_shape", "batch must be a non-empty array")
+        if len(items) > MAX_BATCH:
+            raise ContractError("batch_too_large", f"batch has {len(items)} readings, limit {MAX_BATCH}")
+    else:
+        items = [doc]
+    oldest_ms = now_ms - retention_days * 86_400_000
+    out = ParsedPayload()
+    for item in items:
+        try:
+            out.readings.append(_reading(item, now_ms, oldest_ms))
+        except ContractError as exc:
+            out.rejected.append(Rejected(exc.reason, exc.detail, item))
+    return out
+
+
+# ---------------------------------------------------------------- Kafka records (JSON, "v")
+
+
+def readings_record(tenant: str, device: str, kind: str, readings: list[Reading], ingested_ms: int) -> bytes:
+    return orjson.dumps(
+        {
+            "v": CONTRACT_VERSION,
+            "tenant": tenant,
+            "device": device,
+            "kind": kind,
+            "ingested_at": ingested_ms,
+            "readings": [r.to_json() for r in readings],
+        }
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingsBatch:
+    tenant: str
+    device: str
+    kind: str
+    readings: tuple[Reading, ...]
+    ingested_at: int
+
+    @property
+    def key(self) -> str:
+        return device_key(self.tenant, self.device)
+
+
+def decode_readings_record(raw: bytes) -> ReadingsBatch:
+    """Decode a ``forewarn.readings`` record, re-checking what ingest checked."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ContractError("malformed_json", str(exc)[:200]) from None
+    if not isinstance(doc, dict) or doc.get("v") != CONTRACT_VERSION:
+        raise ContractError("bad_version", f"expected a v={CONTRACT_VERSION} readings record")
+    try:
+        readings = tuple(
+            Reading(ts=int(r["ts"]), metrics={k: float(v) for k, v in r["metrics"].items()}, seq=r.get("seq"))
+            for r in doc["readings"]
+        )
+        return ReadingsBatch(
+            tenant=str(doc["tenant"]),
+            device=str(doc["device"]),
+            kind=str(doc["kind"]),
+            readings=readings,
+            ingested_at=int(doc["ingested_at"]),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ContractError("bad_shape", f"readings record: {exc}") from None
+
+
+def reject_record(
+    reason: str, detail: str, topic: str, payload: Any, received_ms: int
+) -> bytes:
+    """A ``forewarn.rejects`` record: why, where from, and a copy of what was refused."""
+    if isinstance(payload, (bytes, bytearray)):
+        text = bytes(payload[:4096]).decode("utf-8", errors="replace")
+        copy: Any = text
+    else:
+        copy = payload
+    return orjson.dumps(
+        {
+            "v": CONTRACT_VERSION,
+            "reason": reason,
+            "detail": detail,
+            "topic": topic,
+            "received_at": received_ms,
+            "payload": copy,
+        },
+        default=str,
+    )
+
+
+Action = Literal["open", "escalate", "resolve", "expire"]
+_NAMESPACE = uuid.UUID("6f1c1c1e-57a1-4b0b-9d1e-0f0e0a0c0d0e")
+
+
+@dataclass(frozen=True, slots=True)
+class WarningEvent:
+    """What the decisions publish on ``forewarn.warnings`` (as JSON with a ``v`` field)."""
+
+    warning_id: str
+    tenant: str
+    device: str
+    kind: str
+    risk: str
+    action: Action
+    severity: str
+    score: float
+    at_ms: int
+    opened_at_ms: int
+    predicted_loss_at_ms: int | None
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def time_to_loss_s(self) -> float | None:
+        if self.predicted_loss_at_ms is None:
+            return None
+        return max(0.0, (self.predicted_loss_at_ms - self.at_ms) / 1000)
+
+    @property
+    def key(self) -> str:
+        return f"{self.tenant}/{self.device}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"v": CONTRACT_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> WarningEvent:
+        if doc.get("v") != CONTRACT_VERSION:
+            raise ValueError(f"expected a v={CONTRACT_VERSION} warning record")
+        fields = {k: doc[k] for k in cls.__dataclass_fields__ if k in doc}
+        return cls(**fields)
+
+
+def warning_id(tenant: str, device: str, risk: str, opened_at_ms: int) -> str:
+    """Deterministic id: a replayed record decides the same warning, stored once."""
+    return str(uuid.uuid5(_NAMESPACE, f"{tenant}/{device}/{risk}/{opened_at_ms}"))

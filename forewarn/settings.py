@@ -1,0 +1,55 @@
+"""Typed settings, read once from ``FOREWARN_*`` environment variables (loopback defaults)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FOREWARN_", extra="ignore")
+
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    kafka_url: str = "kafka://127.0.0.1:9092"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/forewarn"
+    partitions: int = Field(default=4, ge=1, le=1024)
+    retention_days: int = Field(default=30, ge=1)
+    ingest_client_id: str = "forewarn-ingest-1"
+    ingest_linger_ms: int = Field(default=20, ge=0, le=5000)
+    worker_id: str = "forewarn-streams"
+    worker_web_port: int = 6066
+    state_dir: str = ".forewarn"
+    log_level: str = "INFO"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """``kafka://h:p[,h:p]`` (or a bare ``h:p``) → ``h:p[,h:p]`` for the Kafka clients."""
+        url = self.kafka_url
+        return url.split("://", 1)[1] if "://" in url else url
+
+    @property
+    def mqtt_host_port(self) -> tuple[str, int]:
+        parts = urlsplit(self.mqtt_url if "://" in self.mqtt_url else f"mqtt://{self.mqtt_url}")
+        return parts.hostname or "127.0.0.1", parts.port or 1883
+
+    @property
+    def mqtt_credentials(self) -> tuple[str | None, str | None]:
+        parts = urlsplit(self.mqtt_url)
+        return parts.username, parts.password
+
+
+def masked(url: str) -> str:
+    """A URL with its password hidden, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,183 @@
+"""The MQTT edge: subscribe, validate, produce to Kafka, then acknowledge.
+
+paho delivers on its network thread; messages cross into the asyncio loop through a queue.
+The loop takes what has arrived (up to ``linger_ms`` more), validates each message, merges a
+device's readings into one ``forewarn.readings`` record (Faust's per-record cost makes
+one-value records unaffordable), sends refusals to ``forewarn.rejects``, waits until Kafka
+has accepted all of it, and only then acknowledges the MQTT messages, in arrival order.
+If Kafka is down, the batch is retried and nothing is acknowledged: the broker keeps it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from forewarn.bus import Producer
+from forewarn.contract import (
+    SHARED_TELEMETRY_FILTER,
+    TOPIC_READINGS,
+    TOPIC_REJECTS,
+    Reading,
+    readings_record,
+    reject_record,
+)
+from forewarn.db import Store
+from forewarn.mqtt import MqttMessage, Subscriber
+from forewarn.settings import Settings
+from ingest.validate import validate_message
+
+log = logging.getLogger(__name__)
+
+MAX_READINGS_PER_RECORD = 2000
+MAX_MESSAGES_PER_ROUND = 5000
+REGISTRY_REFRESH_S = 30.0
+REGISTRY_MISS_REFRESH_S = 2.0
+
+
+@dataclass
+class IngestStats:
+    messages: int = 0
+    readings: int = 0
+    records: int = 0
+    rejects: Counter[str] = field(default_factory=Counter)
+    kafka_retries: int = 0
+
+    def line(self) -> str:
+        rej = ", ".join(f"{k} {v}" for k, v in self.rejects.most_common()) or "none"
+        return (
+            f"{self.messages} messages, {self.readings} readings in {self.records} records, "
+            f"rejects: {rej}"
+        )
+
+
+class Ingest:
+    def __init__(self, settings: Settings, store: Store, producer: Producer) -> None:
+        self.settings = settings
+        self.store = store
+        self.producer = producer
+        self.stats = IngestStats()
+        self.registry: dict[str, str] = {}
+        self._registry_at = 0.0
+        self._queue: asyncio.Queue[MqttMessage] = asyncio.Queue()
+        self.subscriber: Subscriber | None = None
+
+    async def refresh_registry(self) -> None:
+        self.registry = await self.store.devices()
+        self._registry_at = time.monotonic()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        await self.refresh_registry()
+        host, port = self.settings.mqtt_host_port
+        user, password = self.settings.mqtt_credentials
+        self.subscriber = Subscriber(
+            host, port, self.settings.ingest_client_id, SHARED_TELEMETRY_FILTER,
+            lambda m: loop.call_soon_threadsafe(self._queue.put_nowait, m),
+            user, password,
+        )
+        await asyncio.to_thread(self.subscriber.start)
+        log.info("ingest ready: %d devices registered", len(self.registry))
+        last_report = time.monotonic()
+        try:
+            while not stop.is_set():
+                try:
+                    first = await asyncio.wait_for(self._queue.get(), timeout=1.0)
+                except TimeoutError:
+                    first = None
+                if first is not None:
+                    batch = [first]
+                    if self.settings.ingest_linger_ms:
+                        await asyncio.sleep(self.settings.ingest_linger_ms / 1000)
+                    while len(batch) < MAX_MESSAGES_PER_ROUND and not self._queue.empty():
+                        batch.append(self._queue.get_nowait())
+                    await self.handle(batch)
+                if time.monotonic() - self._registry_at > REGISTRY_REFRESH_S:
+                    await self.refresh_registry()
+                if time.monotonic() - last_report > 10:
+                    last_report = time.monotonic()
+                    log.info("ingest: %s", self.stats.line())
+        finally:
+            self.subscriber.stop()
+
+    async def handle(self, messages: list[MqttMessage]) -> None:
+        """Validate, produce and acknowledge one round of messages."""
+        now_ms = int(time.time() * 1000)
+        if time.monotonic() - self._registry_at > REGISTRY_MISS_REFRESH_S and any(
+            _unknown(m.topic, self.registry) for m in messages
+        ):
+            await self.refresh_registry()
+        per_device: dict[str, tuple[str, str, str, list[Reading]]] = {}
+        rejects: list[tuple[str, bytes]] = []
+        for msg in messages:
+            verdict = validate_message(msg.topic, msg.payload, self.registry, now_ms, self.settings.retention_days)
+            self.stats.messages += 1
+            key = verdict.key or msg.topic
+            for refusal in verdict.refusals:
+                self.stats.rejects[refusal.reason] += 1
+                copy = msg.payload if refusal.item is None else refusal.item
+                rejects.append((key, reject_record(refusal.reason, refusal.detail, msg.topic, copy, now_ms)))
+                log.debug("reject %s from %s: %s", refusal.reason, msg.topic, refusal.detail)
+            if verdict.readings:
+                assert verdict.tenant and verdict.device and verdict.kind
+                entry = per_device.setdefault(
+                    verdict.key or "", (verdict.tenant, verdict.device, verdict.kind, [])
+                )
+                entry[3].extend(verdict.readings)
+        records: list[tuple[str, str, bytes]] = [(TOPIC_REJECTS, k, v) for k, v in rejects]
+        for key, (tenant, device, kind, readings) in per_device.items():
+            readings.sort(key=lambda r: r.ts)
+            for i in range(0, len(readings), MAX_READINGS_PER_RECORD):
+                chunk = readings[i : i + MAX_READINGS_PER_RECORD]
+                records.append((TOPIC_READINGS, key, readings_record(tenant, device, kind, chunk, now_ms)))
+                self.stats.readings += len(chunk)
+                self.stats.records += 1
+        await self._produce(records)
+        assert self.subscriber is not None
+        for msg in messages:  # arrival order
+            self.subscriber.ack(msg.mid, msg.qos)
+
+    async def _produce(self, records: list[tuple[str, str, bytes]]) -> None:
+        delay = 0.5
+        while True:
+            try:
+                futures = [await self.producer.send(t, k, v) for t, k, v in records]
+                await asyncio.gather(*futures)
+                return
+            except Exception as exc:  # Kafka unavailable: keep the batch, ack nothing, retry
+                self.stats.kafka_retries += 1
+                log.warning(
+                    "Kafka did not accept %d records (%s); retrying in %.1f s — MQTT messages stay "
+                    "unacknowledged, nothing is lost; check FOREWARN_KAFKA_URL=%s",
+                    len(records), exc, delay, self.settings.kafka_url,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30)
+
+
+def _unknown(topic: str, registry: dict[str, str]) -> bool:
+    parts = topic.split("/")
+    return len(parts) == 5 and f"{parts[2]}/{parts[3]}" not in registry
+
+
+async def run_ingest(settings: Settings, stop: asyncio.Event | None = None) -> IngestStats:
+    """Run ingest until ``stop`` is set (or forever)."""
+    from forewarn.bus import ensure_topics
+
+    stop = stop or asyncio.Event()
+    await ensure_topics(settings.kafka_bootstrap, settings.partitions)
+    store = Store(settings.database_url, max_size=2)
+    producer = Producer(settings.kafka_bootstrap)
+    await store.open()
+    await producer.start()
+    ingest = Ingest(settings, store, producer)
+    try:
+        await ingest.run(stop)
+    finally:
+        await producer.stop()
+        await store.close()
+        log.info("ingest stopped: %s", ingest.stats.line())
+    return ingest.stats

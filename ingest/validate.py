@@ -1,0 +1,58 @@
+"""Pure validation of one MQTT message into a device's readings and its rejects.
+
+No I/O and no clock: the caller passes the device registry and ``now``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from forewarn.contract import ContractError, Reading, parse_payload, parse_telemetry_topic
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    reason: str
+    detail: str
+    item: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What came of one message: accepted readings (possibly none) and refused parts."""
+
+    tenant: str | None
+    device: str | None
+    kind: str | None
+    readings: tuple[Reading, ...] = ()
+    refusals: tuple[Refusal, ...] = field(default_factory=tuple)
+
+    @property
+    def key(self) -> str | None:
+        return None if self.tenant is None else f"{self.tenant}/{self.device}"
+
+
+def validate_message(
+    topic: str,
+    payload: bytes,
+    registry: Mapping[str, str],
+    now_ms: int,
+    retention_days: int = 30,
+) -> Verdict:
+    """Validate topic, device and payload; a bad reading in a batch is refused alone."""
+    try:
+        where = parse_telemetry_topic(topic)
+    except ContractError as exc:
+        return Verdict(None, None, None, refusals=(Refusal(exc.reason, exc.detail, None),))
+    kind = registry.get(where.key)
+    if kind is None:
+        refusal = Refusal("unknown_device", f"device {where.key} is not registered ('forewarn device add')", None)
+        return Verdict(where.tenant, where.device, None, refusals=(refusal,))
+    try:
+        parsed = parse_payload(payload, now_ms, retention_days)
+    except ContractError as exc:
+        return Verdict(where.tenant, where.device, kind, refusals=(Refusal(exc.reason, exc.detail, None),))
+    refusals = tuple(Refusal(r.reason, r.detail, r.item) for r in parsed.rejected)
+    return Verdict(where.tenant, where.device, kind, tuple(parsed.readings), refusals)
