@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from forewarn.bus import Producer
 from forewarn.contract import (
@@ -31,6 +33,8 @@ from forewarn.settings import Settings
 from ingest.validate import validate_message
 
 log = logging.getLogger(__name__)
+
+HEARTBEAT = Path(tempfile.gettempdir()) / "forewarn-ingest.alive"  # the container health check reads its age
 
 MAX_READINGS_PER_RECORD = 2000
 MAX_MESSAGES_PER_ROUND = 5000
@@ -97,6 +101,7 @@ class Ingest:
                     await self.handle(batch)
                 if time.monotonic() - self._registry_at > REGISTRY_REFRESH_S:
                     await self.refresh_registry()
+                HEARTBEAT.touch()
                 if time.monotonic() - last_report > 10:
                     last_report = time.monotonic()
                     log.info("ingest: %s", self.stats.line())

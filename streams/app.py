@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
+from pathlib import Path
 import pickle  # nosec B403 - only our own DeviceMonitor, from our own changelog
 from typing import Any
 
@@ -31,6 +33,8 @@ from notifiers.dispatch import Dispatcher
 from streams.decisions import DeviceMonitor
 
 log = logging.getLogger(__name__)
+
+HEARTBEAT = Path(tempfile.gettempdir()) / "forewarn-worker.alive"
 
 settings = get_settings()
 
@@ -147,6 +151,7 @@ async def notify_customers(stream: faust.StreamT[bytes]) -> None:
 
 @app.timer(interval=15.0)
 async def report_progress() -> None:
+    HEARTBEAT.touch()  # the container health check reads its age
     log.info(
         "worker: %(readings_stored)d readings stored, %(batches_scored)d batches scored, "
         "%(warnings)d warning events, %(bad_records)d bad records", counters,

@@ -1,0 +1,329 @@
+"""What ``forewarn simulate``, ``up`` and ``demo`` do: part of the CLI, so it may use the parts.
+
+``up`` reuses or starts the services (``forewarn.stack``), migrates, and runs ingest and the
+worker as child processes. ``demo`` adds a local HTTP sink standing for the customers' phones,
+publishes the demo fleet with compressed time, shows each warning as it is delivered and ends
+with a summary: readings stored, rejects, warnings, lead times against the simulator's truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from forewarn import db, stack
+from forewarn.contract import telemetry_topic
+from forewarn.settings import Settings, masked
+from forewarn.sink import HttpSink
+
+
+# ---------------------------------------------------------------- child processes
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path | None
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log else ""
+
+    def wait_for(self, needle: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.text():
+                return True
+            if self.proc.poll() is not None:
+                return False
+            time.sleep(0.25)
+        return False
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def spawn(name: str, args: list[str], env: dict[str, str], log: Path | None) -> Child:
+    """Run ``forewarn ARGS`` as a child process with the given settings in its environment."""
+    out: Any = open(log, "wb") if log else None  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "forewarn.cli", *args],
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        stdout=out, stderr=subprocess.STDOUT if out else None,
+    )
+    return Child(name, proc, log)
+
+
+def settings_env(settings: Settings, mqtt_url: str, kafka_url: str, database_url: str) -> dict[str, str]:
+    return {
+        "FOREWARN_MQTT_URL": mqtt_url,
+        "FOREWARN_KAFKA_URL": kafka_url,
+        "FOREWARN_DATABASE_URL": database_url,
+        "FOREWARN_PARTITIONS": str(settings.partitions),
+    }
+
+
+def _stack(settings: Settings, console: Console) -> stack.LocalStack:
+    running = stack.bring_up(
+        settings.mqtt_url, settings.kafka_url, settings.database_url,
+        progress=lambda m: console.print(f"[dim]{m}[/dim]"),
+    )
+    for name, url, how in running.describe():
+        console.print(f"  {name:<30} {masked(url):<55} {how}")
+    db.migrate(running.database_url, progress=lambda m: console.print(f"[dim]  {m}[/dim]"))
+    from forewarn.bus import ensure_topics
+
+    asyncio.run(ensure_topics(running.kafka_url.split("://", 1)[-1], settings.partitions))
+    return running
+
+
+def up_command(settings: Settings, console: Console) -> None:
+    console.print("[bold]forewarn up[/bold]: reusing or starting the services")
+    running = _stack(settings, console)
+    env = settings_env(settings, running.mqtt_url, running.kafka_url, running.database_url)
+    children = [spawn("worker", ["worker"], env, None), spawn("ingest", ["ingest"], env, None)]
+    console.print("ingest and worker running; Ctrl-C stops everything this command started")
+    try:
+        while all(c.proc.poll() is None for c in children):
+            time.sleep(0.5)
+        dead = [c.name for c in children if c.proc.poll() is not None]
+        console.print(f"[red]{', '.join(dead)} stopped unexpectedly[/red]; shutting down")
+    except KeyboardInterrupt:
+        console.print("stopping…")
+    finally:
+        for child in children:
+            child.stop()
+        running.stop()
+
+
+# ---------------------------------------------------------------- simulation over MQTT
+
+
+@dataclass
+class PublishStats:
+    messages: int = 0
+    readings: int = 0
+    garbage: int = 0
+    garbage_reasons: Counter[str] = field(default_factory=Counter)
+
+
+def register_fleet(database_url: str, fleet: Any, notify_for: Callable[[Any], list[str]]) -> None:
+    for customer in fleet.customers:
+        db.add_customer(database_url, customer.id, customer.name, customer.locale, notify_for(customer))
+    for device in fleet.devices:
+        db.add_device(database_url, device.device, device.tenant, device.customer, device.kind)
+
+
+def publish_fleet(
+    mqtt_url: str,
+    fleet: Any,
+    start_ms: int,
+    hours: float,
+    compression: float,
+    garbage: float = 0.0,
+    seed: int = 7,
+    on_tick: Callable[[int], None] | None = None,
+    console: Console | None = None,
+) -> PublishStats:
+    """Publish the fleet's readings as simulated time passes ``compression`` hours per wall minute.
+
+    Each tick, every device's readings due so far go out as one batch message (QoS 1). The
+    simulated clock starts ``hours`` in the past and reaches the present at the end, so no
+    timestamp is ever in the future.
+    """
+    import random
+
+    from forewarn.mqtt import Publisher
+    from simulator.wire import garbage_payloads, to_payload
+
+    host_port = stack._host_port(mqtt_url, 1883)
+    publisher = Publisher(*host_port, client_id=f"forewarn-sim-{os.getpid()}")
+    publisher.start()
+    rng = random.Random(seed)
+    stats = PublishStats()
+    speed = compression * 60.0  # simulated seconds per wall second
+    end_ms = start_ms + int(hours * 3600_000)
+    wall0 = time.monotonic()
+    stream: Iterator[Any] = fleet.merged()
+    pending: dict[Any, list[Any]] = {}
+    nxt = next(stream, None)
+    infos = []
+    progress = Progress(
+        TextColumn("[bold]simulating[/bold]"), BarColumn(), TextColumn("{task.fields[clock]}"),
+        TextColumn("{task.fields[sent]}"), TimeElapsedColumn(), console=console, transient=False,
+        disable=console is None,
+    )
+    with progress:
+        task = progress.add_task("sim", total=end_ms - start_ms, clock="", sent="")
+        while nxt is not None:
+            sim_now = min(end_ms, start_ms + int((time.monotonic() - wall0) * speed * 1000))
+            while nxt is not None and nxt.ts_ms <= sim_now:
+                pending.setdefault(nxt.device, []).append(nxt)
+                nxt = next(stream, None)
+            for device, readings in pending.items():
+                for i in range(0, len(readings), 1000):
+                    chunk = readings[i : i + 1000]
+                    infos.append(publisher.publish(telemetry_topic(device.tenant, device.device), to_payload(chunk)))
+                    stats.messages += 1
+                    stats.readings += len(chunk)
+                    if garbage and rng.random() < garbage:
+                        for topic, payload, reason in garbage_payloads(rng, 1, device=device):
+                            infos.append(publisher.publish(topic, payload))
+                            stats.garbage += 1
+                            stats.garbage_reasons[reason] += 1
+            pending.clear()
+            if len(infos) > 500:
+                publisher.flush(infos)
+                infos.clear()
+            progress.update(
+                task, completed=sim_now - start_ms,
+                clock=time.strftime("sim %m-%d %H:%M", time.localtime(sim_now / 1000)),
+                sent=f"{stats.messages} msgs · {stats.readings} readings",
+            )
+            if on_tick:
+                on_tick(sim_now)
+            if nxt is not None:
+                time.sleep(0.2)
+    publisher.flush(infos)
+    publisher.stop()
+    return stats
+
+
+def simulate_command(
+    settings: Settings, *, seed: int, hours: float, compression: float, fleet_name: str,
+    notify: str | None, out: Path | None, garbage: float, console: Console,
+) -> None:
+    from simulator.fleet import demo_fleet, standard_library
+    from simulator.wire import write_jsonl
+
+    now_ms = int(time.time() * 1000)
+    start_ms = now_ms - int(hours * 3600_000)
+    fleet = (
+        demo_fleet(seed, start_ms=start_ms, duration_s=hours * 3600)
+        if fleet_name == "demo" else standard_library(seed)
+    )
+    if out is not None:
+        write_jsonl(fleet, out)
+        console.print(f"wrote the fleet to {out} (ground truth beside it)")
+        return
+    urls = [notify] if notify else ["json://127.0.0.1:8080/{customer}"]
+    register_fleet(settings.database_url, fleet, lambda c: [u.replace("{customer}", c.id) for u in urls])
+    console.print(f"registered {len(fleet.customers)} customers and {len(fleet.devices)} devices")
+    stats = publish_fleet(settings.mqtt_url, fleet, start_ms, hours, compression, garbage, seed, console=console)
+    console.print(f"published {stats.readings} readings in {stats.messages} messages, {stats.garbage} broken on purpose")
+
+
+# ---------------------------------------------------------------- demo
+
+
+def demo_command(settings: Settings, console: Console, *, seed: int, wall_seconds: float, hours: float) -> None:
+    from simulator.fleet import demo_fleet
+
+    t0 = time.monotonic()
+    console.rule("[bold]forewarn demo[/bold] — warn before the loss")
+    running = _stack(settings, console)
+    sink = HttpSink().start()
+    logs = Path(settings.state_dir) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = settings_env(settings, running.mqtt_url, running.kafka_url, running.database_url)
+    children = [spawn("worker", ["worker"], env, logs / "worker.log"), spawn("ingest", ["ingest"], env, logs / "ingest.log")]
+    try:
+        now_ms = int(time.time() * 1000)
+        start_ms = now_ms - int(hours * 3600_000)
+        fleet = demo_fleet(seed, start_ms=start_ms, duration_s=hours * 3600)
+        register_fleet(running.database_url, fleet, lambda c: [sink.url(c.id)])
+        console.print(
+            f"fleet: {len(fleet.devices)} devices, {len(fleet.customers)} customers, "
+            f"{len(fleet.incidents)} incidents hidden in {hours:g} simulated hours; logs in {logs}"
+        )
+        if not children[1].wait_for("ingest ready", 60):
+            raise stack.StackError(f"ingest did not start:\n{children[1].text()[-2000:]}")
+        shown = 0
+
+        def show_deliveries(_: int) -> None:
+            nonlocal shown
+            for item in sink.received[shown:]:
+                title = item.body.get("title", "")
+                first = str(item.body.get("message", "")).splitlines()[:2]
+                console.print(f"[bold yellow]📣 {item.path.strip('/')}[/bold yellow] {title}")
+                for line in first:
+                    console.print(f"    {line}")
+            shown = len(sink.received)
+
+        compression = hours * 60 / wall_seconds
+        stats = publish_fleet(running.mqtt_url, fleet, start_ms, hours, compression, 0.01, seed,
+                              on_tick=show_deliveries, console=console)
+        if not children[0].wait_for("Ready", max(5.0, 100 - (time.monotonic() - t0))):
+            console.print("[red]the worker did not become ready in time[/red]; see the worker log")
+        settle = time.monotonic() + 12
+        while time.monotonic() < settle:
+            show_deliveries(0)
+            time.sleep(0.5)
+        show_deliveries(0)
+        _summary(console, running.database_url, fleet, stats, start_ms, sink, children[1].text(), time.monotonic() - t0)
+    finally:
+        for child in children:
+            child.stop()
+        sink.stop()
+        running.stop()
+
+
+def _summary(console: Console, url: str, fleet: Any, stats: PublishStats, start_ms: int, sink: HttpSink,
+             ingest_log: str, elapsed: float) -> None:
+    from datetime import datetime, timezone
+
+    since = datetime.fromtimestamp(start_ms / 1000, tz=timezone.utc)
+    devices = [d.device for d in fleet.devices]
+    stored = db.query(url, "SELECT count(*) AS n FROM readings WHERE ts >= %s AND device = ANY(%s)", (since, devices))[0]["n"]
+    warnings = db.query(
+        url, "SELECT device, risk, severity, status, opened_at FROM warnings WHERE opened_at >= %s"
+        " AND device = ANY(%s) ORDER BY opened_at", (since, devices),
+    )
+    deliveries = db.query(
+        url, "SELECT d.status, count(*) AS n FROM deliveries d JOIN warnings w ON w.id = d.warning_id"
+        " WHERE w.opened_at >= %s AND w.device = ANY(%s) GROUP BY d.status", (since, devices),
+    )
+    rejects_line = next((line for line in reversed(ingest_log.splitlines()) if "rejects:" in line), "")
+    table = Table(title="warnings against the simulator's ground truth")
+    for col in ("device", "incident", "loss at", "first warning", "risk", "lead time"):
+        table.add_column(col)
+    leads = []
+    for incident in fleet.incidents:
+        hits = [w for w in warnings if w["device"] == incident.device and w["risk"] in incident.risks]
+        loss = datetime.fromtimestamp(incident.loss_at_ms / 1000, tz=timezone.utc)
+        if hits:
+            lead = (loss - hits[0]["opened_at"]).total_seconds() / 3600
+            leads.append(lead)
+            table.add_row(incident.device, incident.scenario, f"{loss:%H:%M}", f"{hits[0]['opened_at']:%H:%M}",
+                          hits[0]["risk"], f"{lead:+.1f} h")
+        else:
+            table.add_row(incident.device, incident.scenario, f"{loss:%H:%M}", "—", "—", "missed")
+    console.print(table)
+    matched = {(w["device"], w["risk"]) for w in warnings}
+    truths = {(i.device, r) for i in fleet.incidents for r in i.risks}
+    delivered = {r["status"]: r["n"] for r in deliveries}
+    console.print(
+        f"[bold]summary[/bold] ({elapsed:.0f} s): {stats.readings} readings published, {stored} stored; "
+        f"{stats.garbage} broken messages sent, ingest {rejects_line.split('ingest: ')[-1] if rejects_line else 'reported nothing'}; "
+        f"{len(warnings)} warnings ({len(matched - truths)} without an incident), deliveries {delivered or 'none'}, "
+        f"{len(sink.received)} messages on the customers' phones; "
+        + (f"lead time median {sorted(leads)[len(leads) // 2]:.1f} h" if leads else "no incident warned")
+    )

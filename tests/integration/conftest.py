@@ -1,0 +1,138 @@
+"""Real services for the integration and end-to-end tests, started once per test session.
+
+- Mosquitto: a private broker on a free port (so no durable session from another run takes a
+  share of our messages); the machine's broker is reused only if no mosquitto binary exists.
+- Kafka: a private Tansu on a free port (memory storage: every session starts empty).
+- PostgreSQL: the configured server when it answers, else a private cluster; either way a
+  fresh database of our own, dropped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from forewarn import db, stack
+from forewarn.settings import Settings
+from forewarn.sink import HttpSink
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Services:
+    mqtt_url: str
+    kafka_url: str
+    database_url: str
+    settings: Settings
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    logs = tmp_path_factory.mktemp("service-logs")
+    started: list[stack.Service] = []
+    try:
+        if stack._find("mosquitto", "/usr/sbin", "/usr/local/sbin"):
+            svc = stack.start_mosquitto(log_dir=logs)
+            started.append(svc)
+            mqtt_url = svc.url
+        else:
+            mqtt_url = Settings().mqtt_url
+            host, port = stack._host_port(mqtt_url, 1883)
+            assert stack.reachable(host, port), f"no mosquitto binary and no MQTT broker at {mqtt_url}"
+        tansu = stack.start_tansu(log_dir=logs)
+        started.append(tansu)
+        base_db = Settings().database_url
+        host, port = stack._host_port(base_db, 5432)
+        if not stack.reachable(host, port):
+            pg = stack.start_postgres()
+            started.append(pg)
+            base_db = pg.url
+        name = f"forewarn_test_{uuid.uuid4().hex[:8]}"
+        database_url = base_db.rsplit("/", 1)[0] + "/" + name
+        db.migrate(database_url, progress=lambda m: None)
+        env = {
+            "FOREWARN_MQTT_URL": mqtt_url,
+            "FOREWARN_KAFKA_URL": tansu.url,
+            "FOREWARN_DATABASE_URL": database_url,
+            "FOREWARN_PARTITIONS": "2",
+            "FOREWARN_INGEST_CLIENT_ID": f"forewarn-ingest-test-{uuid.uuid4().hex[:6]}",
+            "FOREWARN_WORKER_ID": f"forewarn-test-{uuid.uuid4().hex[:6]}",
+        }
+        settings = Settings(**{k.removeprefix("FOREWARN_").lower(): v for k, v in env.items()})
+        yield Services(mqtt_url, tansu.url, database_url, settings, env)
+        with psycopg.connect(base_db.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        for svc in reversed(started):
+            holder = stack.LocalStack("", "", "", [svc])
+            holder.stop()
+
+
+@dataclass
+class Process:
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for_line(self, needle: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.text():
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError(f"process exited ({self.proc.returncode}):\n{self.text()[-3000:]}")
+            time.sleep(0.25)
+        raise AssertionError(f"{needle!r} not seen within {timeout} s:\n{self.text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def spawn(args: list[str], env: dict[str, str], log: Path) -> Process:
+    handle = open(log, "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "forewarn.cli", *args],
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT,
+    )
+    return Process(proc, log)
+
+
+@pytest.fixture(scope="session")
+def sink() -> Iterator[HttpSink]:
+    s = HttpSink(fail_paths=("/broken",)).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def pipeline(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Process, Process]]:
+    """ingest and worker as real processes, once per session (a worker takes ~30 s to join)."""
+    logs = tmp_path_factory.mktemp("pipeline-logs")
+    worker = spawn(["worker"], services.env, logs / "worker.log")
+    ingest = spawn(["ingest"], services.env, logs / "ingest.log")
+    try:
+        ingest.wait_for_line("ingest ready", 60)
+        worker.wait_for_line("Ready", 150)
+        yield ingest, worker
+    finally:
+        ingest.stop()
+        worker.stop()

@@ -1,0 +1,148 @@
+"""The wire contract: what a device may send, and the reason it hears when it may not."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from forewarn.contract import (
+    ContractError,
+    Reading,
+    WarningEvent,
+    decode_readings_record,
+    parse_payload,
+    parse_telemetry_topic,
+    readings_record,
+)
+
+NOW = 1_763_700_000_000
+
+
+def reasons(payload: bytes) -> list[str]:
+    try:
+        return [r.reason for r in parse_payload(payload, NOW).rejected]
+    except ContractError as exc:
+        return [exc.reason]
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (b'{"ts": 1763700000000, "metrics": {"temp_c": 2.5}}', []),
+        (b'{"ts": "2025-11-21T04:40:00Z", "metrics": {"water_leak": false}}', []),
+        (b'{"ts": "2025-11-21T04:40:00", "metrics": {"water_leak": true}}', []),
+        (b'{"ts": 1763700000000, "metrics": {"temp_c": NaN}}', ["malformed_json"]),
+        (b'{"ts": 1763700000000, "metrics": {"temp_c": 1e400}}', ["malformed_json"]),
+        (b"not json", ["malformed_json"]),
+        (b"[1, 2]", ["bad_shape"]),
+        (b'{"ts": 1763700000000, "metrics": {"temp_c": 900}}', ["out_of_range"]),
+        (b'{"ts": 1763700000000, "metrics": {"colour": 1}}', ["unknown_metric"]),
+        (b'{"ts": 1763700000000, "metrics": {"temp_c": "hot"}}', ["bad_value"]),
+        (b'{"ts": 1763700000000, "metrics": {"water_leak": 2}}', ["bad_value"]),
+        (b'{"ts": 1763700400000, "metrics": {"temp_c": 1}}', ["future_ts"]),
+        (b'{"ts": 1000, "metrics": {"temp_c": 1}}', ["too_old"]),
+        (b'{"metrics": {"temp_c": 1}}', ["missing_ts"]),
+        (b'{"ts": 1763700000000, "metrics": {}}', ["bad_shape"]),
+        (b'{"ts": 1763700000000, "seq": -1, "metrics": {"temp_c": 1}}', ["bad_seq"]),
+        (b'{"batch": []}', ["bad_shape"]),
+    ],
+)
+def test_payloads_are_accepted_or_refused_with_a_reason(payload: bytes, expected: list[str]) -> None:
+    assert reasons(payload) == expected
+
+
+def test_a_bad_reading_in_a_batch_loses_nothing_valid() -> None:
+    payload = orjson.dumps(
+        {"batch": [
+            {"ts": NOW - 2000, "seq": 1, "metrics": {"pipe_temp_c": 3.0}},
+            {"ts": NOW - 1000, "seq": 2, "metrics": {"pipe_temp_c": -999}},
+            {"ts": NOW, "seq": 3, "metrics": {"pipe_temp_c": 2.8}},
+        ]}
+    )
+    parsed = parse_payload(payload, NOW)
+    assert [r.seq for r in parsed.readings] == [1, 3]
+    assert [r.reason for r in parsed.rejected] == ["out_of_range"]
+
+
+def test_booleans_become_numbers_and_rfc3339_becomes_epoch_ms() -> None:
+    parsed = parse_payload(b'{"ts": "2025-11-21T12:40:00+08:00", "metrics": {"water_leak": true}}', NOW)
+    assert parsed.readings == [Reading(ts=1763700000000, metrics={"water_leak": 1.0})]
+
+
+def test_oversized_batches_and_payloads_are_refused() -> None:
+    batch = {"batch": [{"ts": NOW, "metrics": {"temp_c": 1}}] * 1001}
+    assert reasons(orjson.dumps(batch)) == ["batch_too_large"]
+    assert reasons(b" " * (256 * 1024 + 1)) == ["too_large"]
+
+
+@pytest.mark.parametrize(
+    ("topic", "ok"),
+    [
+        ("forewarn/v1/acme/home-1/telemetry", True),
+        ("forewarn/v1/Acme/home-1/telemetry", False),
+        ("forewarn/v1/acme/home-1/status", False),
+        ("forewarn/v2/acme/home-1/telemetry", False),
+        ("forewarn/v1/acme/-x/telemetry", False),
+        ("forewarn/v1/acme/" + "a" * 65 + "/telemetry", False),
+    ],
+)
+def test_topics(topic: str, ok: bool) -> None:
+    if ok:
+        assert parse_telemetry_topic(topic).key == "acme/home-1"
+    else:
+        with pytest.raises(ContractError):
+            parse_telemetry_topic(topic)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2000))
+def test_no_bytes_crash_the_parser(payload: bytes) -> None:
+    try:
+        parsed = parse_payload(payload, NOW)
+    except ContractError:
+        return
+    for reading in parsed.readings:
+        assert all(math.isfinite(v) for v in reading.metrics.values())
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=10),
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=10), c, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        JSON_VALUES,
+        st.fixed_dictionaries({"ts": JSON_VALUES, "metrics": st.dictionaries(st.sampled_from(["temp_c", "water_leak", "x"]), JSON_VALUES)}),
+    )
+)
+def test_no_json_document_crashes_the_parser(doc: object) -> None:
+    payload = json.dumps({"batch": [doc]}).encode()  # the stdlib even writes NaN/Infinity
+    try:
+        parsed = parse_payload(payload, NOW)
+    except ContractError:
+        return
+    assert len(parsed.readings) + len(parsed.rejected) == 1
+
+
+def test_readings_record_round_trips() -> None:
+    readings = [Reading(NOW, {"temp_c": 1.5}, 4), Reading(NOW + 1000, {"water_leak": 1.0})]
+    batch = decode_readings_record(readings_record("acme", "home-1", "home", readings, NOW))
+    assert batch.key == "acme/home-1" and batch.kind == "home" and list(batch.readings) == readings
+    with pytest.raises(ContractError):
+        decode_readings_record(b'{"v": 99}')
+
+
+def test_warning_event_round_trips_and_knows_its_time_to_loss() -> None:
+    event = WarningEvent("id", "acme", "home-1", "home", "freeze_risk", "open", "warning", 0.8,
+                         NOW, NOW, NOW + 3 * 3600_000, {"pipe_temp_c": 2.0})
+    assert WarningEvent.from_json(orjson.loads(orjson.dumps(event.to_json()))) == event
+    assert event.time_to_loss_s == 3 * 3600
