@@ -124,15 +124,22 @@ def sink() -> Iterator[HttpSink]:
 
 
 @pytest.fixture(scope="session")
-def pipeline(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Process, Process]]:
-    """ingest and worker as real processes, once per session (a worker takes ~30 s to join)."""
-    logs = tmp_path_factory.mktemp("pipeline-logs")
-    worker = spawn(["worker"], services.env, logs / "worker.log")
-    ingest = spawn(["ingest"], services.env, logs / "ingest.log")
+def ingest_process(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+    """ingest as a real process, once per session."""
+    ingest = spawn(["ingest"], services.env, tmp_path_factory.mktemp("ingest") / "ingest.log")
     try:
         ingest.wait_for_line("ingest ready", 60)
-        worker.wait_for_line("Ready", 150)
-        yield ingest, worker
+        yield ingest
     finally:
         ingest.stop()
+
+
+@pytest.fixture(scope="session")
+def worker_process(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+    """The Faust worker as a real process, once per session (it takes ~30 s to join its group)."""
+    worker = spawn(["worker"], services.env, tmp_path_factory.mktemp("worker") / "worker.log")
+    try:
+        worker.wait_for_line("[^Worker]: Ready", 150)
+        yield worker
+    finally:
         worker.stop()
