@@ -1,0 +1,682 @@
+"""The scenario library: what goes wrong, on which kind of device, and when the loss happens.
+
+A scenario is a device kind, the events injected into its physical model, and the ground
+truth an evaluation scores against: an :class:`Incident` with the risk types that count as
+warning it, the moment the precursor becomes observable, the moment of loss, and what the
+loss costs a Chinese P&C insurer (CNY). Ground truth is read from the simulated physics
+(the pipe reaching −1 °C, the leaked litres reaching the damage threshold), never assumed.
+
+Quiet profiles (:data:`QUIET_PROFILES`) are ordinary devices with no incident: everything
+they trigger is a false warning.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from simulator.devices import (
+    DEFAULT_INTERVALS,
+    DRIVERS,
+    HOUR_S,
+    BatteryFault,
+    BearingWear,
+    BurstPipe,
+    ColdChainParams,
+    ColdFront,
+    Damp,
+    ElectricalFault,
+    EquipmentParams,
+    HeatingFailure,
+    HomeParams,
+    PowerCut,
+    RefrigerantLeak,
+    SampleIntervals,
+    SlowLeak,
+    Span,
+    StuckSensor,
+    Trace,
+    Trip,
+    VehicleParams,
+    plan_trips,
+    rng_for,
+    simulate_coldchain,
+    simulate_equipment,
+    simulate_home,
+    simulate_vehicle,
+)
+
+RISK_TYPES: tuple[str, ...] = (
+    "water_leak",
+    "freeze_risk",
+    "harsh_braking",
+    "speeding",
+    "driver_fatigue",
+    "slow_leak",
+    "burst_pipe",
+    "mould_risk",
+    "fire_risk",
+    "power_cut",
+    "bearing_failure",
+    "coldchain_failure",
+    "battery_drain",
+    "sensor_stuck",
+)
+
+MINUTE_S = 60.0
+
+# Cities the fleet lives in: (name, lat, lon, winter mean °C).
+CITIES: tuple[tuple[str, float, float, float], ...] = (
+    ("shanghai", 31.2304, 121.4737, 5.0),
+    ("hangzhou", 30.2741, 120.1551, 5.0),
+    ("nanjing", 32.0603, 118.7969, 3.0),
+    ("wuhan", 30.5928, 114.3055, 4.0),
+    ("chengdu", 30.5728, 104.0668, 7.0),
+    ("beijing", 39.9042, 116.4074, -3.0),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """Ground truth for one device: a warning for any of ``risks`` between
+    ``precursor_start_ms`` and ``loss_at_ms`` counts as warning this incident in time."""
+
+    device: str
+    scenario: str
+    risks: tuple[str, ...]
+    precursor_start_ms: int
+    loss_at_ms: int
+    loss_type: str
+    cost_band_cny: tuple[float, float]
+    expected_cost_cny: float
+    tenant: str = "demo"
+    kind: str = ""
+
+    def __post_init__(self) -> None:
+        unknown = [r for r in self.risks if r not in RISK_TYPES]
+        if not self.risks or unknown:
+            raise ValueError(f"risks must be non-empty and from RISK_TYPES, got {self.risks}")
+        if not self.precursor_start_ms < self.loss_at_ms:
+            raise ValueError(
+                f"{self.device}: precursor_start_ms {self.precursor_start_ms} must be before "
+                f"loss_at_ms {self.loss_at_ms}"
+            )
+        lo, hi = self.cost_band_cny
+        if not 0 < lo <= self.expected_cost_cny <= hi:
+            raise ValueError(f"expected_cost_cny {self.expected_cost_cny} outside {self.cost_band_cny}")
+
+    @property
+    def warning_window_s(self) -> float:
+        """How long the precursor is observable before the loss."""
+        return (self.loss_at_ms - self.precursor_start_ms) / 1000.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "device": self.device,
+            "scenario": self.scenario,
+            "risks": list(self.risks),
+            "precursor_start_ms": self.precursor_start_ms,
+            "loss_at_ms": self.loss_at_ms,
+            "loss_type": self.loss_type,
+            "cost_band_cny": list(self.cost_band_cny),
+            "expected_cost_cny": self.expected_cost_cny,
+            "tenant": self.tenant,
+            "kind": self.kind,
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Incident:
+        lo, hi = doc["cost_band_cny"]
+        return cls(
+            device=str(doc["device"]),
+            scenario=str(doc["scenario"]),
+            risks=tuple(doc["risks"]),
+            precursor_start_ms=int(doc["precursor_start_ms"]),
+            loss_at_ms=int(doc["loss_at_ms"]),
+            loss_type=str(doc["loss_type"]),
+            cost_band_cny=(float(lo), float(hi)),
+            expected_cost_cny=float(doc["expected_cost_cny"]),
+            tenant=str(doc.get("tenant", "demo")),
+            kind=str(doc.get("kind", "")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What running a scenario produced: the device's trace and the moments that matter."""
+
+    trace: Trace
+    precursor_start_ms: int
+    loss_at_ms: int
+
+
+ScenarioRun = Callable[[np.random.SeedSequence, Span, SampleIntervals, float, float | None], Outcome]
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioSpec:
+    """One entry of the library. ``run(seed, span, intervals, noise, at)`` simulates it;
+    ``at`` (0–1) asks for the loss at that fraction of the span, None lets the seed choose."""
+
+    name: str
+    kind: str
+    title: str
+    risks: tuple[str, ...]
+    loss_type: str
+    cost_band_cny: tuple[float, float]
+    natural_duration_s: float
+    min_duration_s: float
+    run: ScenarioRun
+
+    def simulate(self, seed: np.random.SeedSequence, span: Span,
+                 intervals: SampleIntervals = DEFAULT_INTERVALS, noise: float = 1.0,
+                 at: float | None = None) -> Outcome:
+        if span.duration_s < self.min_duration_s:
+            raise ValueError(
+                f"scenario {self.name} needs at least {self.min_duration_s / HOUR_S:g} h, "
+                f"got {span.duration_s / HOUR_S:g} h"
+            )
+        if at is not None and not 0 < at < 1:
+            raise ValueError(f"at must be a fraction of the span in (0, 1), got {at}")
+        out = self.run(seed, span, intervals, noise, at)
+        if not span.start_ms <= out.precursor_start_ms < out.loss_at_ms <= span.end_ms:
+            raise RuntimeError(f"scenario {self.name}: ground truth outside the span ({out})")
+        return out
+
+    def incident(self, device: str, outcome: Outcome, seed: np.random.SeedSequence,
+                 tenant: str = "demo") -> Incident:
+        rng = rng_for(child(seed, 9))
+        lo, hi = self.cost_band_cny
+        expected = round(lo * (hi / lo) ** float(rng.beta(2.0, 3.0)), -2)
+        return Incident(
+            device=device,
+            scenario=self.name,
+            risks=self.risks,
+            precursor_start_ms=outcome.precursor_start_ms,
+            loss_at_ms=outcome.loss_at_ms,
+            loss_type=self.loss_type,
+            cost_band_cny=self.cost_band_cny,
+            expected_cost_cny=min(max(expected, lo), hi),
+            tenant=tenant,
+            kind=self.kind,
+        )
+
+
+def child(seed: np.random.SeedSequence, key: int) -> np.random.SeedSequence:
+    """A named sub-stream of a device's seed (unlike ``spawn``, the same key every time)."""
+    return np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, key))
+
+
+def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(lo + (hi - lo) * rng.random())
+
+
+def _city(rng: np.random.Generator) -> tuple[str, float, float, float]:
+    return CITIES[int(rng.integers(len(CITIES)))]
+
+
+def _first_ms(trace: Trace, mask: np.ndarray) -> int | None:
+    return trace.first_time(mask)
+
+
+def _calibrate(simulate: Callable[[float], tuple[Trace, int | None]], lo: float, hi: float,
+               target_ms: int, iters: int = 14) -> tuple[float, Trace, int]:
+    """Find the event time ``x`` in [lo, hi] whose simulated loss lands nearest ``target_ms``.
+
+    The loss time grows with ``x`` (a later failure, a later loss); bisection on that.
+    """
+    best: tuple[float, float, Trace, int] | None = None
+    for _ in range(iters):
+        x = (lo + hi) / 2
+        trace, loss = simulate(x)
+        if loss is not None:
+            err = abs(loss - target_ms)
+            if best is None or err < best[0]:
+                best = (err, x, trace, loss)
+        if loss is None or loss > target_ms:
+            hi = x
+        else:
+            lo = x
+    if best is None:
+        x = lo
+        trace, loss = simulate(x)
+        if loss is None:
+            raise RuntimeError("calibration found no loss in the span")
+        return x, trace, loss
+    return best[1], best[2], best[3]
+
+
+def _target(rng: np.random.Generator, span: Span, at: float | None, lo: float, hi: float) -> float:
+    """The loss moment in seconds from the span start: ``at`` or a draw in [lo, hi]."""
+    frac = at if at is not None else _u(rng, lo, hi)
+    return frac * span.duration_s
+
+
+# ---------------------------------------------------------------------------------- homes
+
+
+def _frozen_pipe(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
+                 at: float | None) -> Outcome:
+    """Empty home in a cold snap; the boiler locks out; an exposed pipe freezes and bursts."""
+    rng = rng_for(child(seed, 0))
+    target = _target(rng, span, at, 0.6, 0.8)
+    target_ms = span.at(target)
+    mean, swing = _u(rng, 0, 4), _u(rng, 3, 5)
+    drop = _u(rng, 13, 17)
+    front_lead_h, front_hours = _u(rng, 9, 12), _u(rng, 2, 4)
+    setpoint = _u(rng, 15, 17)
+    exposure_wish = _u(rng, 0.4, 0.55)
+    house_tau_h, pipe_tau_h = _u(rng, 6, 8), _u(rng, 1.0, 1.6)
+    humidity, supply = _u(rng, 40, 50), _u(rng, 4, 7)
+    model_seed = child(seed, 1)
+    best: tuple[float, Trace, int] | None = None
+    for colder in (0.0, 4.0, 8.0):  # a harder frost if the day is too mild to freeze in time
+        front = ColdFront(target - front_lead_h * HOUR_S, drop + colder, front_hours)
+        coldest = mean - swing - front.drop_c - 2.5
+        # exposed, but not so exposed that it freezes while the heating still works
+        exposure = min(exposure_wish, (setpoint - 4) / (setpoint - coldest))
+        params = HomeParams(
+            climate_mean_c=mean, climate_swing_c=swing, house_tau_h=house_tau_h,
+            setpoint_c=setpoint, night_setback_c=0.0, pipe_exposure=exposure,
+            pipe_tau_h=pipe_tau_h, occupants=0, humidity_base_pct=humidity, supply_water_c=supply,
+        )
+
+        def run(fail_s: float, params: HomeParams = params, front: ColdFront = front
+                ) -> tuple[Trace, int | None]:
+            tr = simulate_home(model_seed, span, params, [front, HeatingFailure(fail_s)],
+                               interval_ms=iv.home_ms, noise=noise)
+            return tr, _first_ms(tr, tr.state["pipe_c"] <= -1.0)
+
+        lo = max(front.at_s - 2 * HOUR_S, 60.0)
+        try:
+            fail_s, trace, loss = _calibrate(run, lo, target - 1.5 * HOUR_S, target_ms)
+        except RuntimeError:  # too mild to freeze at all: try a harder frost
+            continue
+        if best is None or abs(loss - target_ms) < abs(best[2] - target_ms):
+            best = (fail_s, trace, loss)
+        if abs(loss - target_ms) <= HOUR_S * 1000:
+            break
+    if best is None:
+        raise RuntimeError("frozen_pipe: the pipe never froze; the span is too short or too mild")
+    fail_s, trace, loss = best
+    return Outcome(trace, span.at(fail_s), loss)
+
+
+def _slow_leak(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
+               at: float | None) -> Outcome:
+    """A weeping joint under the sink: low flow that never stops, water soaking the floor."""
+    rng = rng_for(child(seed, 0))
+    target = _target(rng, span, at, 0.6, 0.8)
+    start = max(_u(rng, 0.12, 0.3) * span.duration_s, 10 * MINUTE_S)
+    start = min(start, target - 3 * HOUR_S) if target > 4 * HOUR_S else target * 0.3
+    leaking_min = (target - start) / MINUTE_S
+    lpm = min(max(_u(rng, 300, 700) / leaking_min, 0.15), 3.0)
+    damage_l = lpm * leaking_min
+    _, lat, _, winter = _city(rng)
+    params = HomeParams(climate_mean_c=winter + _u(rng, 2, 8), occupants=int(rng.integers(1, 5)),
+                        humidity_base_pct=_u(rng, 45, 55))
+    leak = SlowLeak(start, lpm, damage_l * _u(rng, 0.3, 0.6))
+    trace = simulate_home(child(seed, 1), span, params, [leak], interval_ms=iv.home_ms, noise=noise)
+    loss = _first_ms(trace, trace.state["leak_volume_l"] >= damage_l * 0.999)
+    return Outcome(trace, span.at(start), loss if loss is not None else span.at(target))
+
+
+def _burst_pipe(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
+                at: float | None) -> Outcome:
+    """A corroded joint weeps for a while, then gives way: tens of litres a minute."""
+    rng = rng_for(child(seed, 0))
+    target = _target(rng, span, at, 0.35, 0.75)
+    delay = _u(rng, 20, 45) * MINUTE_S  # until the water has spread beyond the room
+    burst_at = target - delay
+    drip_from = max(burst_at - _u(rng, 10, 40) * MINUTE_S, 60.0)
+    params = HomeParams(climate_mean_c=_u(rng, 2, 12), occupants=int(rng.integers(1, 5)))
+    event = BurstPipe(burst_at, _u(rng, 12, 30), drip_from, _u(rng, 0.08, 0.25), _u(rng, 15, 40))
+    trace = simulate_home(child(seed, 1), span, params, [event], interval_ms=iv.home_ms, noise=noise)
+    return Outcome(trace, span.at(drip_from), span.at(target))
+
+
+def _mould(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
+           at: float | None) -> Outcome:
+    """Broken bathroom extractor and seepage: humidity stays above 80 % until mould takes hold."""
+    rng = rng_for(child(seed, 0))
+    target = _target(rng, span, at, 0.6, 0.85)
+    damp_from = _u(rng, 0.08, 0.2) * span.duration_s
+    params = HomeParams(climate_mean_c=_u(rng, 6, 12), occupants=int(rng.integers(2, 5)),
+                        humidity_base_pct=_u(rng, 55, 62), setpoint_c=_u(rng, 18, 20))
+    damp = Damp(damp_from, _u(rng, 85, 92), _u(rng, 3, 5))
+    trace = simulate_home(child(seed, 1), span, params, [damp], interval_ms=iv.home_ms, noise=noise)
+    dt_h = iv.home_ms / 1000 / HOUR_S
+    wet_hours = np.cumsum((trace.state["humidity_pct"] >= 80.0) * dt_h)
+    # mould needs this many hours of RH >= 80 % at the cold wall (compressed from days)
+    need_h = max(float(np.interp(target, trace.offsets_s(), wet_hours)), 1.0)
+    loss = _first_ms(trace, wet_hours >= need_h)
+    return Outcome(trace, span.at(damp_from), loss if loss is not None else span.at(target))
+
+
+def _electrical_fire(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
+                     at: float | None) -> Outcome:
+    """A loose connection in the consumer unit arcs, heats, smoulders, then catches fire."""
+    rng = rng_for(child(seed, 0))
+    fire = _target(rng, span, at, 0.55, 0.8)
+    lead = min(_u(rng, 3, 6) * HOUR_S, fire * 0.8)
+    fault = ElectricalFault(
+        from_s=fire - lead,
+        co_from_s=fire - min(_u(rng, 60, 120) * MINUTE_S, lead * 0.6),
+        smoke_at_s=fire - _u(rng, 5, 15) * MINUTE_S,
+        fire_at_s=fire,
+    )
+    params = HomeParams(climate_mean_c=_u(rng, 0, 10), occupants=int(rng.integers(1, 5)))
+    trace = simulate_home(child(seed, 1), span, params, [fault], interval_ms=iv.home_ms, noise=noise)
+    return Outcome(trace, span.at(fault.from_s), span.at(fire))
+
+
+def _power_cut(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
+               at: float | None) -> Outcome:
+    """Storm cuts the power; the sump pump stops and the basement floods hours later."""
+    rng = rng_for(child(seed, 0))
+    flood = _target(rng, span, at, 0.45, 0.7)
+    cut = max(flood - _u(rng, 2.5, 5) * HOUR_S, flood * 0.3)
+    cut_event = PowerCut(cut, flood + _u(rng, 2, 4) * HOUR_S, flood)
+    params = HomeParams(climate_mean_c=_u(rng, 8, 14), occupants=int(rng.integers(2, 5)),
+                        humidity_base_pct=_u(rng, 55, 65))
+    trace = simulate_home(child(seed, 1), span, params, [cut_event], interval_ms=iv.home_ms,
+                          noise=noise)
+    return Outcome(trace, span.at(cut), span.at(flood))
+
+
+def _battery_drain(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
+                   at: float | None) -> Outcome:
+    """A battery sensor pack in a holiday flat drains fast (retry storm) and goes silent."""
+    rng = rng_for(child(seed, 0))
+    dies = _target(rng, span, at, 0.6, 0.85)
+    onset = _u(rng, 0.1, 0.3) * span.duration_s
+    start_pct = _u(rng, 35, 60)
+    level = start_pct - 0.03 * onset / HOUR_S
+    rate = (level - 2.0) / ((dies - onset) / HOUR_S)
+    params = HomeParams(climate_mean_c=_u(rng, 3, 10), occupants=int(rng.integers(0, 2)),
+                        mains_powered=False, battery_start_pct=start_pct, rssi_dbm=_u(rng, -85, -75))
+    trace = simulate_home(child(seed, 1), span, params, [BatteryFault(onset, rate)],
+                          interval_ms=iv.home_ms, noise=noise)
+    loss = int(trace.ts_ms[-1]) + iv.home_ms  # the first reading that never comes
+    return Outcome(trace, span.at(onset), min(loss, span.end_ms))
+
+
+def _stuck_sensor(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
+                  at: float | None) -> Outcome:
+    """The hub's temperature/humidity board hangs: the same values forever, nothing watched."""
+    rng = rng_for(child(seed, 0))
+    stuck = _u(rng, 0.2, 0.4) * span.duration_s
+    if at is not None:
+        loss = at * span.duration_s
+        stuck = min(stuck, loss * 0.5)
+    else:
+        loss = min(stuck + _u(rng, 8, 14) * HOUR_S, 0.95 * span.duration_s)
+    params = HomeParams(climate_mean_c=_u(rng, 0, 8), occupants=int(rng.integers(1, 5)))
+    trace = simulate_home(child(seed, 1), span, params, [StuckSensor(stuck)],
+                          interval_ms=iv.home_ms, noise=noise)
+    return Outcome(trace, span.at(stuck), span.at(loss))
+
+
+# ------------------------------------------------------------------------------- vehicles
+
+
+def _vehicle_params(rng: np.random.Generator, driver: str) -> VehicleParams:
+    _, lat, lon, winter = _city(rng)
+    return VehicleParams(driver=DRIVERS[driver], home_lat=lat + _u(rng, -0.05, 0.05),
+                         home_lon=lon + _u(rng, -0.05, 0.05), ambient_c=winter + _u(rng, 0, 6),
+                         battery_rest_v=_u(rng, 12.4, 12.75))
+
+
+def _first_harsh_or_speeding(trace: Trace, fallback_ms: int) -> int:
+    st = trace.state
+    harsh = st["accel_long_g"] <= -0.4
+    speeding = st["speed_kmh"] > np.nan_to_num(st["speed_limit_kmh"], nan=1e9) * 1.1
+    hit = _first_ms(trace, harsh | speeding)
+    return hit if hit is not None else fallback_ms
+
+
+def _fatigue_crash(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
+                   at: float | None) -> Outcome:
+    """A long-haul driver keeps going past four hours without a break and crashes."""
+    rng = rng_for(child(seed, 0))
+    driving_h = _u(rng, 4.6, 6.2)
+    if at is not None:
+        crash = at * span.duration_s
+        start = max(crash - driving_h * HOUR_S, 60.0)
+    else:
+        start = _u(rng, 0.04, 0.12) * span.duration_s
+        crash = min(start + driving_h * HOUR_S, 0.95 * span.duration_s)
+    if crash - start < 4.2 * HOUR_S:
+        raise ValueError("fatigue_crash needs more than 4.2 h of driving before the crash")
+    trip = Trip(start, crash - start + 30 * MINUTE_S, "long_haul", crash_at_s=crash,
+                fatigue_from_s=start + 3 * HOUR_S)
+    trace = simulate_vehicle(child(seed, 1), span, _vehicle_params(rng, "fatigued"), [trip],
+                             intervals=iv, noise=noise)
+    return Outcome(trace, span.at(start + 4 * HOUR_S), span.at(crash))
+
+
+def _risky_trip(rng: np.random.Generator, start: float, length: float, end_event: float,
+                brakes: int, stretches: int, route: str, crash: bool) -> Trip:
+    first = start + _u(rng, 4, 12) * MINUTE_S
+    last = end_event - 3 * MINUTE_S
+    harsh = tuple(sorted([first] + [_u(rng, first, last) for _ in range(brakes - 1)]))
+    speeding = []
+    for _ in range(stretches):
+        a = _u(rng, start + 8 * MINUTE_S, last - 6 * MINUTE_S)
+        speeding.append((a, a + _u(rng, 2, 6) * MINUTE_S, _u(rng, 1.25, 1.42)))
+    return Trip(start, length, route, harsh_brakes_at_s=harsh, speeding=tuple(speeding),
+                crash_at_s=end_event if crash else None)
+
+
+def _risky_driving_crash(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
+                         noise: float, at: float | None) -> Outcome:
+    """An aggressive driver brakes hard again and again, speeds, and finally rear-ends a car."""
+    rng = rng_for(child(seed, 0))
+    length = _u(rng, 60, 100) * MINUTE_S
+    into = _u(rng, 0.7, 0.9) * length
+    if at is not None:
+        crash = at * span.duration_s
+        start = max(crash - into, 60.0)
+    else:
+        start = _u(rng, 0.1, 0.3) * span.duration_s
+        crash = start + into
+    trip = _risky_trip(rng, start, length, crash, int(rng.integers(5, 9)), int(rng.integers(3, 5)),
+                       "highway", crash=True)
+    trace = simulate_vehicle(child(seed, 1), span, _vehicle_params(rng, "aggressive"), [trip],
+                             intervals=iv, noise=noise)
+    return Outcome(trace, _first_harsh_or_speeding(trace, span.at(start)), span.at(crash))
+
+
+def _harsh_braking_trip(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
+                        noise: float, at: float | None) -> Outcome:
+    """A trip of repeated harsh braking and speeding, labelled risky at its end (no crash)."""
+    rng = rng_for(child(seed, 0))
+    length = _u(rng, 40, 70) * MINUTE_S
+    if at is not None:
+        end = at * span.duration_s
+        start = max(end - length, 60.0)
+        length = end - start
+    else:
+        start = _u(rng, 0.1, 0.3) * span.duration_s
+    trip = _risky_trip(rng, start, length, start + length, int(rng.integers(4, 8)),
+                       int(rng.integers(1, 3)), "suburban", crash=False)
+    trace = simulate_vehicle(child(seed, 1), span, _vehicle_params(rng, "aggressive"), [trip],
+                             intervals=iv, noise=noise)
+    on = np.flatnonzero(trace.state["ignition"] > 0)
+    end_ms = int(trace.ts_ms[on[-1]]) + iv.vehicle_driving_ms if on.size else span.at(start + length)
+    return Outcome(trace, _first_harsh_or_speeding(trace, span.at(start)), end_ms)
+
+
+# ------------------------------------------------------------------ equipment, cold chain
+
+
+def _bearing_failure(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
+                     at: float | None) -> Outcome:
+    """An outer-race defect grows (weeks of wear compressed into hours) until the bearing seizes."""
+    rng = rng_for(child(seed, 0))
+    fail = _target(rng, span, at, 0.75, 0.9)
+    onset = min(_u(rng, 0.1, 0.25) * span.duration_s, fail * 0.3)
+    v0 = _u(rng, 1.5, 2.8)
+    wear = BearingWear(onset, fail, _u(rng, 18, 28))
+    params = EquipmentParams(baseline_vibration_mm_s=v0, rated_current_a=_u(rng, 40, 120),
+                             pressure_kpa=_u(rng, 350, 650), ambient_c=_u(rng, 20, 30))
+    trace = simulate_equipment(child(seed, 1), span, params, wear, interval_ms=iv.equipment_ms,
+                               noise=noise)
+    k = math.log(wear.fail_vibration_mm_s / v0) / (fail - onset)
+    detectable = onset + math.log(1.3) / k  # 30 % above baseline: one ISO 10816 zone step
+    return Outcome(trace, span.at(detectable), span.at(fail))
+
+
+def _coldchain_failure(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
+                       noise: float, at: float | None) -> Outcome:
+    """Refrigerant leak: the compressor runs flat out, then trips; the load warms past 8 °C."""
+    rng = rng_for(child(seed, 0))
+    target = _target(rng, span, at, 0.5, 0.75)
+    tolerance_min = _u(rng, 60, 120)  # minutes above 8 °C the product tolerates
+    ramp = _u(rng, 1.5, 3) * HOUR_S
+    params = ColdChainParams(setpoint_c=_u(rng, 3, 5), ambient_mean_c=_u(rng, 24, 32),
+                             box_tau_h=_u(rng, 4, 6), cooling_c_per_h=_u(rng, 8, 12),
+                             door_openings_per_h=_u(rng, 0.6, 1.6))
+    model_seed = child(seed, 1)
+    dt_min = iv.coldchain_ms / 1000 / MINUTE_S
+
+    def run(onset: float) -> tuple[Trace, int | None]:
+        tr = simulate_coldchain(model_seed, span, params, RefrigerantLeak(onset, onset + ramp),
+                                interval_ms=iv.coldchain_ms, noise=noise)
+        warm = np.cumsum((tr.state["box_c"] > 8.0) * dt_min)
+        return tr, _first_ms(tr, warm >= tolerance_min)
+
+    onset, trace, loss = _calibrate(run, 60.0, max(target - ramp - 10 * MINUTE_S, 120.0),
+                                    span.at(target))
+    return Outcome(trace, span.at(onset), loss)
+
+
+# ---------------------------------------------------------------------------- the library
+
+_H = HOUR_S
+SCENARIOS: dict[str, ScenarioSpec] = {
+    s.name: s
+    for s in (
+        ScenarioSpec("frozen_pipe", "home", "Empty home in a cold snap, boiler out: pipe freezes",
+                     ("freeze_risk",), "frozen_pipe_burst", (5_000, 30_000), 36 * _H, 8 * _H,
+                     _frozen_pipe),
+        ScenarioSpec("slow_leak", "home", "Weeping joint: low flow that never stops",
+                     ("slow_leak", "water_leak"), "water_damage", (8_000, 60_000), 48 * _H, 8 * _H,
+                     _slow_leak),
+        ScenarioSpec("burst_pipe", "home", "Pipe gives way: high flow, leak sensor wet",
+                     ("burst_pipe", "water_leak"), "water_damage", (20_000, 100_000), 24 * _H,
+                     2 * _H, _burst_pipe),
+        ScenarioSpec("mould", "home", "Humidity above 80 % for days: mould",
+                     ("mould_risk",), "mould_damage", (5_000, 40_000), 72 * _H, 24 * _H, _mould),
+        ScenarioSpec("electrical_fire", "home", "Arcing connection: heat, CO, smoke, fire",
+                     ("fire_risk",), "fire", (100_000, 1_000_000), 24 * _H, 8 * _H,
+                     _electrical_fire),
+        ScenarioSpec("power_cut", "home", "Power cut stops the sump pump: basement floods",
+                     ("power_cut",), "basement_flood", (10_000, 80_000), 24 * _H, 8 * _H,
+                     _power_cut),
+        ScenarioSpec("battery_drain", "home", "Sensor pack drains and goes silent",
+                     ("battery_drain",), "device_offline", (1_000, 10_000), 48 * _H, 12 * _H,
+                     _battery_drain),
+        ScenarioSpec("stuck_sensor", "home", "Temperature board hangs: flatline",
+                     ("sensor_stuck",), "unmonitored_exposure", (2_000, 20_000), 36 * _H, 12 * _H,
+                     _stuck_sensor),
+        ScenarioSpec("fatigue_crash", "vehicle", "Long haul past 4 h without a break ends in a crash",
+                     ("driver_fatigue",), "collision", (10_000, 200_000), 12 * _H, 8 * _H,
+                     _fatigue_crash),
+        ScenarioSpec("risky_driving_crash", "vehicle", "Harsh braking and speeding, then a crash",
+                     ("harsh_braking", "speeding"), "collision", (10_000, 200_000), 6 * _H, 3 * _H,
+                     _risky_driving_crash),
+        ScenarioSpec("harsh_braking_trip", "vehicle", "A trip of harsh braking and speeding",
+                     ("harsh_braking", "speeding"), "risky_driving", (1_000, 10_000), 4 * _H,
+                     1.5 * _H, _harsh_braking_trip),
+        ScenarioSpec("bearing_failure", "equipment", "Bearing wear to seizure",
+                     ("bearing_failure",), "machinery_breakdown", (50_000, 500_000), 48 * _H,
+                     12 * _H, _bearing_failure),
+        ScenarioSpec("coldchain_failure", "coldchain", "Refrigerant leak: compressor trips, load spoils",
+                     ("coldchain_failure",), "spoiled_goods", (20_000, 200_000), 24 * _H, 8 * _H,
+                     _coldchain_failure),
+    )
+}
+
+
+# -------------------------------------------------------------------------- quiet devices
+
+QuietRun = Callable[[np.random.SeedSequence, Span, SampleIntervals, float], Trace]
+
+
+def _quiet_vehicle(habit: str, driver: str) -> QuietRun:
+    def run(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float) -> Trace:
+        rng = rng_for(child(seed, 0))
+        params = _vehicle_params(rng, driver)
+        return simulate_vehicle(child(seed, 1), span, params, plan_trips(rng, span, habit),
+                                intervals=iv, noise=noise)
+
+    return run
+
+
+def _quiet_home(occupants: tuple[int, int], climate: tuple[float, float], mains: bool) -> QuietRun:
+    def run(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float) -> Trace:
+        rng = rng_for(child(seed, 0))
+        params = HomeParams(
+            climate_mean_c=_u(rng, *climate), climate_swing_c=_u(rng, 3, 6),
+            house_tau_h=_u(rng, 7, 12), setpoint_c=_u(rng, 19, 22), pipe_exposure=_u(rng, 0.15, 0.3),
+            occupants=int(rng.integers(occupants[0], occupants[1] + 1)),
+            humidity_base_pct=_u(rng, 42, 58), mains_powered=mains,
+            battery_start_pct=100.0 if mains else _u(rng, 70, 100),
+        )
+        return simulate_home(child(seed, 1), span, params, interval_ms=iv.home_ms, noise=noise)
+
+    return run
+
+
+def _quiet_equipment(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
+                     noise: float) -> Trace:
+    rng = rng_for(child(seed, 0))
+    params = EquipmentParams(baseline_vibration_mm_s=_u(rng, 1.2, 3.0),
+                             rated_current_a=_u(rng, 30, 150), pressure_kpa=_u(rng, 300, 800),
+                             ambient_c=_u(rng, 18, 32), stops_per_day=_u(rng, 0.5, 2))
+    return simulate_equipment(child(seed, 1), span, params, interval_ms=iv.equipment_ms, noise=noise)
+
+
+def _quiet_coldchain(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
+                     noise: float) -> Trace:
+    rng = rng_for(child(seed, 0))
+    params = ColdChainParams(setpoint_c=_u(rng, 3, 5), ambient_mean_c=_u(rng, 15, 32),
+                             box_tau_h=_u(rng, 4, 7), cooling_c_per_h=_u(rng, 9, 13),
+                             door_openings_per_h=_u(rng, 0.5, 2.0))
+    return simulate_coldchain(child(seed, 1), span, params, interval_ms=iv.coldchain_ms, noise=noise)
+
+
+QUIET_PROFILES: dict[str, tuple[tuple[str, QuietRun], ...]] = {
+    "vehicle": (
+        ("commuter", _quiet_vehicle("commuter", "calm")),
+        ("night_driver", _quiet_vehicle("night", "night")),
+        ("long_haul_rested", _quiet_vehicle("long_haul", "calm")),
+    ),
+    "home": (
+        ("family_home", _quiet_home((2, 5), (-3, 6), True)),
+        ("city_flat", _quiet_home((1, 2), (4, 14), True)),
+        ("sensor_pack", _quiet_home((1, 3), (0, 10), False)),
+    ),
+    "equipment": (("pump", _quiet_equipment),),
+    "coldchain": (("reefer", _quiet_coldchain),),
+}
+
+QUIET_DURATION_S: dict[str, float] = {
+    "vehicle": 24 * HOUR_S,
+    "home": 48 * HOUR_S,
+    "equipment": 48 * HOUR_S,
+    "coldchain": 24 * HOUR_S,
+}
+
+
+def simulate_quiet(kind: str, ordinal: int, seed: np.random.SeedSequence, span: Span,
+                   intervals: SampleIntervals = DEFAULT_INTERVALS, noise: float = 1.0) -> Trace:
+    """An ordinary device of ``kind``; ``ordinal`` picks among the kind's quiet profiles."""
+    profiles = QUIET_PROFILES[kind]
+    _, run = profiles[ordinal % len(profiles)]
+    return run(seed, span, intervals, noise)
