@@ -1,0 +1,651 @@
+"""Small pure pieces the physical detectors share.
+
+Nothing here knows about a risk type: a time-windowed least-squares :class:`Trend` with a
+forecast of when a threshold is crossed (:func:`forecast`), a :class:`Sustained` timer for
+"condition held for N seconds", an :class:`EventLog` of discrete events per hour, a sliding
+:class:`RollingMin`, an :class:`Ewma` baseline, the :class:`LastKnown` value of metrics a
+reading does not carry, and the argument checks every ``__init__`` uses.
+
+Scoring convention of the physical detectors (``streams.decisions`` opens a warning at 0.5):
+a score of 0 means quiet, a finding worth telling the customer about scores at least
+:data:`FIRING` (0.5), and ``severity`` says how urgent it is. Every helper is picklable,
+holds bounded state and costs O(1) per reading (the forecast's levelling-off check is O(window
+buckets) and runs only when a crossing is already forecast within the horizon).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from detectors.base import Finding, RiskDetector, Severity
+
+FIRING = 0.5
+"""The score from which a finding is worth a warning (``WarningPolicy.open_score``)."""
+
+_T = TypeVar("_T")
+
+_SEVERITY_RANK: dict[Severity, int] = {"advisory": 0, "warning": 1, "critical": 2}
+
+
+# ------------------------------------------------------------------ reading and numbers
+
+
+def num(x: Mapping[str, Any], name: str) -> float | None:
+    """``x[name]`` as a finite float, or ``None`` when absent or not a finite number."""
+    value = x.get(name)
+    if type(value) is float:  # the common case, fast: finite iff v - v == 0
+        return value if value - value == 0.0 else None
+    if value is None or isinstance(value, str):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def ramp(value: float, low: float, high: float) -> float:
+    """0 at or below ``low``, 1 at or above ``high``, linear in between."""
+    if high <= low:
+        return 1.0 if value >= high else 0.0
+    return min(1.0, max(0.0, (value - low) / (high - low)))
+
+
+def rnd(value: float, digits: int = 2) -> float:
+    """A figure for the evidence: rounded, finite, JSON-serialisable."""
+    return round(value, digits) if math.isfinite(value) else 0.0
+
+
+def worst(a: Severity, b: Severity) -> Severity:
+    return a if _SEVERITY_RANK[a] >= _SEVERITY_RANK[b] else b
+
+
+def escalate(severity: Severity) -> Severity:
+    """One level up (advisory → warning → critical)."""
+    return "critical" if severity != "advisory" else "warning"
+
+
+def local_hour(ts: float, utc_offset_h: float) -> float:
+    """Hour of the local day (0 ≤ h < 24) of epoch seconds ``ts`` at ``utc_offset_h``."""
+    return ((ts / 3600.0) + utc_offset_h) % 24.0
+
+
+# ------------------------------------------------------------------ argument checks
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return float(value)
+
+
+def finite(name: str, value: _T) -> _T:
+    _number(name, value)
+    return value
+
+
+def positive(name: str, value: _T) -> _T:
+    if not _number(name, value) > 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return value
+
+
+def non_negative(name: str, value: _T) -> _T:
+    if not _number(name, value) >= 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return value
+
+
+def in_range(name: str, value: _T, low: float, high: float) -> _T:
+    if not low <= _number(name, value) <= high:
+        raise ValueError(f"{name} must be in [{low:g}, {high:g}], got {value!r}")
+    return value
+
+
+def count(name: str, value: _T, minimum: int = 1) -> _T:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+# ------------------------------------------------------------------ detector glue
+
+
+class PhysicalDetector(RiskDetector):
+    """A :class:`RiskDetector` whose score is the score of its finding.
+
+    Subclasses implement ``assess_one`` and ``learn_one``; ``score_one`` follows.
+    """
+
+    def score_one(self, x: Mapping[str, float]) -> float:
+        return self.assess_one(x).score
+
+    def _quiet(self, evidence: dict[str, Any] | None = None) -> Finding:
+        return Finding(self.risk, 0.0, "advisory", None, evidence or {})
+
+
+class Verdict:
+    """The worst of several judgements about one reading: highest score and severity,
+    earliest time to loss."""
+
+    __slots__ = ("score", "severity", "eta")
+
+    def __init__(self) -> None:
+        self.score = 0.0
+        self.severity: Severity = "advisory"
+        self.eta: float | None = None
+
+    def add(self, score: float, severity: Severity, eta: float | None = None) -> None:
+        self.score = max(self.score, score)
+        self.severity = worst(self.severity, severity)
+        if eta is not None:
+            self.eta = eta if self.eta is None else min(self.eta, eta)
+
+
+class LastKnown:
+    """The last value of each metric, for readings that do not carry all of them.
+
+    A value older than ``max_age_s`` is forgotten (the sensor may have gone quiet).
+
+    >>> last = LastKnown(max_age_s=300.0)
+    >>> last.update({"ts": 0.0, "door_open": 1.0}, 0.0, ("door_open",))
+    >>> last.get({"ts": 60.0}, "door_open", 60.0), last.get({"ts": 900.0}, "door_open", 900.0)
+    (1.0, None)
+    """
+
+    __slots__ = ("max_age_s", "_values")
+
+    def __init__(self, max_age_s: float) -> None:
+        self.max_age_s = max_age_s
+        self._values: dict[str, tuple[float, float]] = {}
+
+    def update(self, x: Mapping[str, Any], ts: float, names: Iterable[str]) -> None:
+        for name in names:
+            value = num(x, name)
+            if value is not None:
+                seen = self._values.get(name)
+                if seen is None or ts >= seen[0] - self.max_age_s:
+                    self._values[name] = (ts, value)
+
+    def get(self, x: Mapping[str, Any], name: str, ts: float) -> float | None:
+        value = num(x, name)
+        if value is not None:
+            return value
+        seen = self._values.get(name)
+        if seen is not None and ts - seen[0] <= self.max_age_s:
+            return seen[1]
+        return None
+
+
+# ------------------------------------------------------------------ timers and windows
+
+
+class Sustained:
+    """How long a condition has held, in reading time.
+
+    A run starts at the first reading where the condition holds. It ends when the condition
+    has been false for at least ``min_break_s`` (0: at the first false reading) or when two
+    readings are more than ``max_gap_s`` apart (a dropout: continuity is unknown).
+    Readings slightly out of order never make a duration negative.
+
+    >>> s = Sustained(max_gap_s=120.0)
+    >>> for t in (0.0, 60.0, 120.0):
+    ...     s.update(t, True)
+    >>> s.duration_if(180.0, True), s.duration_if(180.0, False), s.duration_if(400.0, True)
+    (180.0, 0.0, 0.0)
+    """
+
+    __slots__ = ("max_gap_s", "min_break_s", "since", "last_true", "last_ts")
+
+    def __init__(self, max_gap_s: float = math.inf, min_break_s: float = 0.0) -> None:
+        self.max_gap_s = max_gap_s
+        self.min_break_s = min_break_s
+        self.since: float | None = None
+        self.last_true: float | None = None
+        self.last_ts: float | None = None
+
+    def next_since(self, ts: float, holds: bool) -> float | None:
+        """Start of the run after a reading at ``ts`` (``None``: no run), without updating."""
+        since = self.since
+        if since is not None and self.last_ts is not None and self.last_true is not None:
+            dropout = ts - self.last_ts > self.max_gap_s
+            if dropout or (not holds and ts - self.last_true >= self.min_break_s):
+                since = None
+        if holds and since is None:
+            since = ts
+        return since
+
+    def duration_if(self, ts: float, holds: bool) -> float:
+        """How long the run would be after a reading at ``ts``, without updating."""
+        since = self.next_since(ts, holds)
+        return 0.0 if since is None else max(0.0, ts - since)
+
+    def update(self, ts: float, holds: bool) -> None:
+        self.since = self.next_since(ts, holds)
+        if holds:
+            self.last_true = ts if self.last_true is None else max(self.last_true, ts)
+        self.last_ts = ts if self.last_ts is None else max(self.last_ts, ts)
+
+
+class EventLog:
+    """Discrete events (a harsh brake, …) in a sliding time window.
+
+    Event readings closer than ``min_gap_s`` to the previous event reading belong to the same
+    event (a 2-second brake sampled at 10 Hz is one brake, not twenty).
+
+    >>> log = EventLog(window_s=3600.0, min_gap_s=3.0)
+    >>> for t in (0.0, 0.1, 0.2, 600.0, 4000.0):
+    ...     log.record(t, True)
+    >>> log.count(4000.0), log.count(4001.0, event=True), log.count(4300.0, event=True)
+    (2, 2, 2)
+    """
+
+    __slots__ = ("window_s", "min_gap_s", "_events", "_last")
+
+    def __init__(self, window_s: float, min_gap_s: float = 0.0, maxlen: int = 1024) -> None:
+        self.window_s = window_s
+        self.min_gap_s = min_gap_s
+        self._events: deque[float] = deque(maxlen=maxlen)
+        self._last = -math.inf
+
+    def is_new(self, ts: float) -> bool:
+        return abs(ts - self._last) >= self.min_gap_s
+
+    def record(self, ts: float, event: bool) -> None:
+        if not event:
+            return
+        if self.is_new(ts):
+            self._events.append(ts)
+        self._last = max(self._last, ts)
+        cutoff = ts - self.window_s
+        while self._events and self._events[0] <= cutoff:
+            self._events.popleft()
+
+    def count(self, ts: float, event: bool = False) -> int:
+        """Events in ``(ts - window_s, ts]``, counting a reading at ``ts`` if ``event``."""
+        cutoff = ts - self.window_s
+        n = sum(1 for t in self._events if cutoff < t <= ts)
+        return n + 1 if event and self.is_new(ts) else n
+
+
+class RollingMin:
+    """Minimum of a metric over the last ``window_s`` seconds (monotonic deque, O(1)).
+
+    >>> low = RollingMin(window_s=600.0)
+    >>> for t, temp in ((0.0, 20.0), (300.0, 21.0), (700.0, 26.0)):
+    ...     low.add(t, temp)
+    >>> low.min(700.0), low.min(1000.0, extra=19.5)
+    (21.0, 19.5)
+    """
+
+    __slots__ = ("window_s", "_q")
+
+    def __init__(self, window_s: float, maxlen: int = 4096) -> None:
+        self.window_s = window_s
+        self._q: deque[tuple[float, float]] = deque(maxlen=maxlen)
+
+    def add(self, ts: float, value: float) -> None:
+        q = self._q
+        while q and q[-1][1] >= value:
+            q.pop()
+        q.append((ts, value))
+        cutoff = ts - self.window_s
+        while q and q[0][0] < cutoff:
+            q.popleft()
+
+    def min(self, ts: float, extra: float | None = None) -> float | None:
+        """The window's minimum at ``ts``, including ``extra`` (a reading not yet added)."""
+        cutoff = ts - self.window_s
+        low: float | None = None
+        for t, v in self._q:
+            if t >= cutoff:
+                low = v
+                break
+        if extra is not None:
+            low = extra if low is None else min(low, extra)
+        return low
+
+
+class Ewma:
+    """Exponentially weighted mean; the first ``1/alpha`` values get a plain running mean.
+
+    >>> baseline = Ewma(alpha=0.1)
+    >>> for v in (2.0, 4.0, 3.0):
+    ...     baseline.update(v)
+    >>> baseline.n, baseline.mean
+    (3, 3.0)
+    """
+
+    __slots__ = ("alpha", "n", "mean")
+
+    def __init__(self, alpha: float) -> None:
+        self.alpha = alpha
+        self.n = 0
+        self.mean = 0.0
+
+    def update(self, value: float) -> None:
+        self.n += 1
+        self.mean += max(self.alpha, 1.0 / self.n) * (value - self.mean)
+
+
+# ------------------------------------------------------------------ trend and forecast
+
+
+@dataclass(frozen=True, slots=True)
+class Fit:
+    """A least-squares line through a window of ``(t, value)`` points.
+
+    ``slope`` is per second, ``level`` the line's value at time ``at``, ``t_mean`` the mean
+    time of the points, ``slope_se`` the slope's standard error.
+    """
+
+    n: int
+    span_s: float
+    slope: float
+    slope_se: float
+    level: float
+    at: float
+    t_mean: float
+
+    @property
+    def t_stat(self) -> float:
+        if self.slope_se > 0:
+            return abs(self.slope) / self.slope_se
+        return math.inf if self.slope != 0 else 0.0
+
+    def time_to(self, threshold: float, *, rising: bool) -> float | None:
+        """Seconds from ``at`` until the line crosses ``threshold`` going up (``rising``) or
+        down; 0 if it is already beyond; ``None`` if it is not heading there."""
+        if rising:
+            if self.level >= threshold:
+                return 0.0
+            return (threshold - self.level) / self.slope if self.slope > 0 else None
+        if self.level <= threshold:
+            return 0.0
+        return (self.level - threshold) / -self.slope if self.slope < 0 else None
+
+
+# A bucket holds the least-squares sums of the points that fell in it, with times relative
+# to the bucket's start: [start, last_t, n, su, sv, suu, suv, svv].
+_START, _LAST, _N, _SU, _SV, _SUU, _SUV, _SVV = range(8)
+
+
+def _shifted(b: list[float], d: float) -> tuple[float, float, float, float, float, float]:
+    """A bucket's sums with times relative to a reference ``d`` seconds before its start."""
+    n, su, sv = b[_N], b[_SU], b[_SV]
+    return (n, su + n * d, sv, b[_SUU] + 2 * d * su + n * d * d, b[_SUV] + d * sv, b[_SVV])
+
+
+def _solve(
+    n: float, su: float, sv: float, suu: float, suv: float, svv: float,
+    ref: float, at: float, first: float, last: float,
+) -> Fit | None:
+    if n < 2:
+        return None
+    mean_u, mean_v = su / n, sv / n
+    cuu = suu - su * mean_u
+    if cuu <= 1e-9 * max(1.0, suu):
+        return None
+    cuv = suv - su * mean_v
+    cvv = svv - sv * mean_v
+    slope = cuv / cuu
+    rss = max(cvv - slope * cuv, 0.0)
+    se = math.sqrt(rss / (n - 2) / cuu) if n > 2 else math.inf
+    level = mean_v + slope * (at - ref - mean_u)
+    return Fit(int(round(n)), max(0.0, last - first), slope, se, level, at, ref + mean_u)
+
+
+class Trend:
+    """Least-squares trend of one metric over the last ``window_s`` seconds.
+
+    Points are summed into at most ``max_buckets`` time buckets, so memory is bounded however
+    fast the sensor reports, and the running sums make adding a point and fitting O(1). The
+    fit is exact least squares over every point of the kept buckets; whole buckets leave the
+    window. An exact duplicate of the last point is ignored.
+
+    >>> trend = Trend(window_s=3600.0)
+    >>> for minute in range(61):
+    ...     trend.add(60.0 * minute, 10.0 - minute / 60.0)  # falling 1 unit per hour
+    >>> fit = trend.fit(3600.0)
+    >>> round(fit.slope * 3600, 3), round(fit.level, 3), round(fit.time_to(0.0, rising=False))
+    (-1.0, 9.0, 32400)
+    """
+
+    __slots__ = (
+        "window_s", "max_buckets", "resolution_s", "_buckets", "_t0", "_sums", "_last",
+    )
+
+    def __init__(self, window_s: float, max_buckets: int = 120) -> None:
+        self.window_s = window_s
+        self.max_buckets = max_buckets
+        self.resolution_s = window_s / max_buckets
+        self._buckets: deque[list[float]] = deque()
+        self._t0 = 0.0
+        self._sums = [0.0] * 6  # n, su, sv, suu, suv, svv with times relative to _t0
+        self._last: tuple[float, float] | None = None
+
+    def __len__(self) -> int:
+        return int(self._sums[0])
+
+    def clear(self) -> None:
+        self._buckets.clear()
+        self._sums = [0.0] * 6
+        self._last = None
+
+    def add(self, ts: float, value: float) -> None:
+        if self._last == (ts, value):
+            return
+        buckets = self._buckets
+        if buckets and ts < buckets[-1][_LAST] - self.resolution_s:
+            return  # far out of order (not clock jitter): it would bend the line
+        self._last = (ts, value)
+        if buckets and ts - buckets[-1][_START] < self.resolution_s:
+            bucket = buckets[-1]
+            bucket[_LAST] = max(bucket[_LAST], ts)
+        else:
+            if not buckets:
+                self._t0 = ts
+            bucket = [ts, ts, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+            buckets.append(bucket)
+        ul = ts - bucket[_START]
+        bucket[_N] += 1
+        bucket[_SU] += ul
+        bucket[_SV] += value
+        bucket[_SUU] += ul * ul
+        bucket[_SUV] += ul * value
+        bucket[_SVV] += value * value
+        u = ts - self._t0
+        s = self._sums
+        s[0] += 1
+        s[1] += u
+        s[2] += value
+        s[3] += u * u
+        s[4] += u * value
+        s[5] += value * value
+        cutoff = ts - self.window_s
+        while len(buckets) > 1 and (buckets[0][_LAST] < cutoff or len(buckets) > self.max_buckets + 1):
+            old = buckets.popleft()
+            for i, c in enumerate(_shifted(old, old[_START] - self._t0)):
+                s[i] -= c
+        if ts - self._t0 > 4 * self.window_s:
+            self._rebase()
+
+    def _rebase(self) -> None:
+        """Re-sum relative to the oldest bucket: keeps the sums small and exact."""
+        if not self._buckets:
+            self._sums = [0.0] * 6
+            return
+        self._t0 = self._buckets[0][_START]
+        sums = [0.0] * 6
+        for b in self._buckets:
+            for i, c in enumerate(_shifted(b, b[_START] - self._t0)):
+                sums[i] += c
+        self._sums = sums
+
+    def _window(
+        self, at: float, extra: tuple[float, float] | None
+    ) -> tuple[list[float], float, float, float] | None:
+        """The sums of the window ending at ``at`` plus ``extra``: (sums, t0, first, last)."""
+        n, su, sv, suu, suv, svv = self._sums
+        t0 = self._t0
+        cutoff = at - self.window_s
+        first = last = math.nan
+        for b in self._buckets:
+            if b[_LAST] >= cutoff:
+                first, last = b[_START], self._buckets[-1][_LAST]
+                break
+            cn, csu, csv, csuu, csuv, csvv = _shifted(b, b[_START] - t0)
+            n, su, sv, suu, suv, svv = n - cn, su - csu, sv - csv, suu - csuu, suv - csuv, svv - csvv
+        if math.isnan(first):
+            n = su = sv = suu = suv = svv = 0.0
+        if extra is not None and extra != self._last:
+            t, v = extra
+            if math.isnan(first):
+                t0 = first = last = t
+            u = t - t0
+            n, su, sv, suu, suv, svv = n + 1, su + u, sv + v, suu + u * u, suv + u * v, svv + v * v
+            first, last = min(first, t), max(last, t)
+        if math.isnan(first) or n < 0.5:
+            return None
+        return [n, su, sv, suu, suv, svv], t0, first, last
+
+    def fit(self, at: float, extra: tuple[float, float] | None = None) -> Fit | None:
+        """The line through the window ending at ``at`` (plus ``extra``, a point not yet
+        added), evaluated at ``at``; ``None`` with fewer than two distinct times."""
+        window = self._window(at, extra)
+        if window is None:
+            return None
+        (n, su, sv, suu, suv, svv), t0, first, last = window
+        return _solve(n, su, sv, suu, suv, svv, t0, at, first, last)
+
+    def mean(self, at: float, extra: tuple[float, float] | None = None) -> float | None:
+        """The mean value over the window ending at ``at`` (plus ``extra``)."""
+        window = self._window(at, extra)
+        return None if window is None else window[0][2] / window[0][0]
+
+    def fit_between(
+        self, start: float, end: float, at: float, extra: tuple[float, float] | None = None
+    ) -> Fit | None:
+        """The line through the buckets starting in ``[start, end)`` (and ``extra`` if its
+        time is in that range) that are still in the window at ``at``. O(buckets)."""
+        cutoff = at - self.window_s
+        n = su = sv = suu = suv = svv = 0.0
+        ref = first = math.inf
+        last = -math.inf
+        for b in self._buckets:
+            if b[_LAST] < cutoff or not start <= b[_START] < end:
+                continue
+            if ref == math.inf:
+                ref = b[_START]
+            cn, csu, csv, csuu, csuv, csvv = _shifted(b, b[_START] - ref)
+            n, su, sv, suu, suv, svv = n + cn, su + csu, sv + csv, suu + csuu, suv + csuv, svv + csvv
+            first, last = min(first, b[_START]), max(last, b[_LAST])
+        if extra is not None and extra != self._last and start <= extra[0] < end:
+            t, v = extra
+            if ref == math.inf:
+                ref = t
+            u = t - ref
+            n, su, sv, suu, suv, svv = n + 1, su + u, sv + v, suu + u * u, suv + u * v, svv + v * v
+            first, last = min(first, t), max(last, t)
+        if n < 2:
+            return None
+        return _solve(n, su, sv, suu, suv, svv, ref, at, first, last)
+
+
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    """When a trending metric will cross a threshold.
+
+    ``level`` is the best estimate of the metric now (the fitted line, not the noisy reading),
+    ``time_to_s`` the seconds until the crossing (``None``: not heading there, or levelling
+    off short of it), ``settles_at`` the level an exponential approach is heading for when
+    the trend is significantly levelling off (Newton's law of cooling), else ``None``.
+    """
+
+    fit: Fit
+    level: float
+    time_to_s: float | None
+    settles_at: float | None = None
+
+
+def forecast(
+    trend: Trend,
+    at: float,
+    value: float | None,
+    threshold: float,
+    *,
+    rising: bool,
+    min_points: int,
+    min_span_s: float,
+    min_t_stat: float,
+    within_s: float = math.inf,
+    z_levelling: float = 3.0,
+) -> Forecast | None:
+    """Forecast when the trend of ``trend`` (plus the reading ``value`` at ``at``) crosses
+    ``threshold`` going up (``rising``) or down. ``None`` before ``min_points`` points over
+    ``min_span_s`` seconds; no crossing unless the slope is ``min_t_stat`` standard errors
+    away from 0.
+
+    A straight line overstates how soon a metric that is levelling off gets anywhere (a pipe
+    cooling towards a stable room temperature). When a linear crossing falls ``within_s``, the
+    slopes of the window's older and newer halves are compared: if the newer one is smaller by
+    more than ``z_levelling`` standard errors, the approach is treated as exponential
+    (``dT/dt = -k (T - T_settle)``, with a cautious ``k``): no crossing if it settles short of
+    the threshold. If it does not, the straight line's (earlier) time stands: levelling off
+    may cancel a warning, never delay one.
+
+    >>> trend = Trend(window_s=7200.0)
+    >>> for minute in range(90):  # 5 °C, falling 1 °C an hour
+    ...     trend.add(60.0 * minute, 5.0 - minute / 60)
+    >>> fc = forecast(trend, 5400.0, 3.5, 0.0, rising=False, min_points=8, min_span_s=3600.0,
+    ...               min_t_stat=3.0)
+    >>> round(fc.level, 2), round(fc.time_to_s / 3600, 2), fc.settles_at
+    (3.5, 3.5, None)
+    """
+    extra = (at, value) if value is not None else None
+    fit = trend.fit(at, extra)
+    if fit is None or fit.n < min_points or fit.span_s < min_span_s:
+        return None
+    if fit.t_stat < min_t_stat or fit.slope == 0 or (fit.slope > 0) != rising:
+        return Forecast(fit, fit.level, 0.0 if _beyond(fit.level, threshold, rising) else None)
+    eta = fit.time_to(threshold, rising=rising)
+    if eta is None or eta == 0.0 or eta > within_s:
+        return Forecast(fit, fit.level, eta)
+    middle = at - fit.span_s / 2
+    old = trend.fit_between(-math.inf, middle, at, extra)
+    new = trend.fit_between(middle, math.inf, at, extra)
+    if old is None or new is None or old.n < 3 or new.n < 3:
+        return Forecast(fit, fit.level, eta)
+    same_way = (old.slope > 0) == rising and (new.slope > 0) == rising and new.slope != 0
+    slowing = abs(old.slope) - abs(new.slope)
+    spread = math.hypot(old.slope_se, new.slope_se)
+    dt = new.t_mean - old.t_mean
+    if not same_way or dt <= 0 or not slowing > z_levelling * spread:
+        return Forecast(fit, fit.level, eta)
+    # A cautious rate: the older slope one standard error flatter, the newer one steeper.
+    # It settles lower (for a fall) and crosses sooner than the point estimate says.
+    k = math.log((abs(old.slope) - old.slope_se) / (abs(new.slope) + new.slope_se)) / dt
+    if not k > 0:
+        return Forecast(fit, fit.level, eta)
+    slope_now = new.slope * math.exp(-k * (at - new.t_mean))
+    level = new.level
+    settle = level + slope_now / k
+    if not math.isfinite(settle) or not _beyond(settle, threshold, rising):
+        return Forecast(fit, level, None, settle if math.isfinite(settle) else None)
+    # It will get there all the same: keep the straight line's earlier time (never warn late).
+    return Forecast(fit, fit.level, eta, settle)
+
+
+def _beyond(value: float, threshold: float, rising: bool) -> bool:
+    return value >= threshold if rising else value <= threshold

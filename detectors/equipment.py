@@ -1,0 +1,269 @@
+"""Commercial equipment and cold-chain detectors with physical meaning.
+
+:class:`BearingWear` watches a rotating machine's vibration and bearing temperature;
+:class:`ColdChain` watches a refrigerated box. Scores follow the convention of
+:mod:`detectors._common`: 0 is quiet, at least 0.5 is worth a warning, and the severity says
+how urgent. Evidence holds the figures a customer warning quotes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from detectors._common import (
+    Ewma,
+    LastKnown,
+    PhysicalDetector,
+    Sustained,
+    Trend,
+    Verdict,
+    check,
+    count,
+    finite,
+    forecast,
+    in_range,
+    non_negative,
+    num,
+    positive,
+    ramp,
+    rnd,
+)
+from detectors.base import Finding
+
+
+class BearingWear(PhysicalDetector):
+    """A failing bearing: vibration in the ISO 10816 alarm zones, a vibration trend heading
+    for the critical zone, or a hot bearing.
+
+    Vibration velocity (RMS) of ``warning_mm_s`` (4.5 mm/s, zone C) warns and of
+    ``critical_mm_s`` (7.1 mm/s, zone D) is critical. While the machine runs (vibration at
+    least ``running_mm_s``) a least-squares trend over ``window_s`` forecasts when the
+    critical level will be reached; within ``horizon_s`` that warns with the time to loss.
+    An EWMA baseline (``alpha``) of normal running (below the warning zone) is learnt; after
+    ``grace_period`` readings, vibration ``baseline_ratio`` times the baseline is an advisory.
+    ``bearing_temp_c`` from ``bearing_warning_c`` warns, from ``bearing_critical_c`` is
+    critical.
+
+    >>> import random
+    >>> rng = random.Random(5)
+    >>> detector = BearingWear()
+    >>> for hour in range(24 * 6):  # 2 mm/s growing 0.4 mm/s a day, ±0.3 mm/s noise
+    ...     x = {"ts": 3600.0 * hour, "vibration_mm_s": 2.0 + 0.4 * hour / 24 + rng.uniform(-0.3, 0.3)}
+    ...     finding = detector.assess_one(x)
+    ...     detector.learn_one(x)
+    >>> finding.severity, finding.score >= 0.5, round(finding.time_to_loss_s / 86400, 1)
+    ('warning', True, 6.3)
+    """
+
+    risk = "bearing_failure"
+    metrics = ("vibration_mm_s", "bearing_temp_c")
+
+    def __init__(
+        self,
+        warning_mm_s: float = 4.5,
+        critical_mm_s: float = 7.1,
+        bearing_warning_c: float = 80.0,
+        bearing_critical_c: float = 90.0,
+        horizon_s: float = 7 * 86400.0,
+        window_s: float = 2 * 86400.0,
+        min_points: int = 12,
+        min_span_s: float = 12 * 3600.0,
+        min_t_stat: float = 3.0,
+        running_mm_s: float = 0.5,
+        alpha: float = 0.01,
+        baseline_ratio: float = 2.0,
+        grace_period: int = 50,
+        stale_after_s: float = 3600.0,
+    ) -> None:
+        self.warning_mm_s = positive("warning_mm_s", warning_mm_s)
+        self.critical_mm_s = positive("critical_mm_s", critical_mm_s)
+        check(warning_mm_s < critical_mm_s, "warning_mm_s must be < critical_mm_s")
+        self.bearing_warning_c = finite("bearing_warning_c", bearing_warning_c)
+        self.bearing_critical_c = finite("bearing_critical_c", bearing_critical_c)
+        check(bearing_warning_c < bearing_critical_c, "bearing_warning_c must be < bearing_critical_c")
+        self.horizon_s = positive("horizon_s", horizon_s)
+        self.window_s = positive("window_s", window_s)
+        self.min_points = count("min_points", min_points, 3)
+        self.min_span_s = positive("min_span_s", min_span_s)
+        check(min_span_s <= window_s, "min_span_s must be <= window_s")
+        self.min_t_stat = non_negative("min_t_stat", min_t_stat)
+        self.running_mm_s = non_negative("running_mm_s", running_mm_s)
+        check(running_mm_s < warning_mm_s, "running_mm_s must be < warning_mm_s")
+        self.alpha = in_range("alpha", alpha, 1e-6, 1.0)
+        self.baseline_ratio = positive("baseline_ratio", baseline_ratio)
+        check(baseline_ratio > 1, "baseline_ratio must be > 1")
+        self.grace_period = count("grace_period", grace_period, 1)
+        self.stale_after_s = non_negative("stale_after_s", stale_after_s)
+        self._trend = Trend(window_s, max_buckets=96)
+        self._baseline = Ewma(alpha)
+        self._last = LastKnown(stale_after_s)
+
+    def assess_one(self, x: Mapping[str, float]) -> Finding:
+        ts = num(x, "ts")
+        if ts is None:
+            return self._quiet()
+        vib = num(x, "vibration_mm_s")
+        temp = self._last.get(x, "bearing_temp_c", ts)
+        verdict = Verdict()
+        evidence: dict[str, Any] = {}
+        if vib is not None:
+            evidence["vibration_mm_s"] = rnd(vib)
+            if vib >= self.critical_mm_s:
+                verdict.add(1.0, "critical", 0.0)
+            elif vib >= self.warning_mm_s:
+                verdict.add(0.5 + 0.3 * ramp(vib, self.warning_mm_s, self.critical_mm_s), "warning")
+            if vib >= self.running_mm_s:
+                self._judge_trend(ts, vib, verdict, evidence)
+        if temp is not None:
+            evidence["bearing_temp_c"] = rnd(temp, 1)
+            if temp >= self.bearing_critical_c:
+                verdict.add(1.0, "critical", 0.0)
+            elif temp >= self.bearing_warning_c:
+                verdict.add(0.6, "warning")
+        if verdict.score == 0.0:
+            return self._quiet(evidence)
+        return Finding(self.risk, verdict.score, verdict.severity, verdict.eta, evidence)
+
+    def _judge_trend(self, ts: float, vib: float, verdict: Verdict, evidence: dict[str, Any]) -> None:
+        fc = forecast(
+            self._trend, ts, vib, self.critical_mm_s, rising=True, min_points=self.min_points,
+            min_span_s=self.min_span_s, min_t_stat=self.min_t_stat, within_s=self.horizon_s,
+        )
+        if fc is not None:
+            evidence["trend_mm_s_per_day"] = rnd(fc.fit.slope * 86400, 3)
+            eta = fc.time_to_s
+            if eta is not None and 0 < eta <= self.horizon_s:
+                evidence["predicted_critical_at_s"] = rnd(ts + eta, 0)
+                verdict.add(0.5 + 0.3 * (1 - eta / self.horizon_s), "warning", eta)
+        baseline = self._baseline
+        if baseline.n >= self.grace_period and baseline.mean > 0:
+            ratio = vib / baseline.mean
+            evidence.update(baseline_mm_s=rnd(baseline.mean), ratio_to_baseline=rnd(ratio))
+            if ratio >= self.baseline_ratio:
+                verdict.add(0.5, "advisory")
+
+    def learn_one(self, x: Mapping[str, float]) -> None:
+        ts = num(x, "ts")
+        if ts is None:
+            return
+        vib = num(x, "vibration_mm_s")
+        if vib is not None and vib >= self.running_mm_s:
+            self._trend.add(ts, vib)
+            if vib < self.warning_mm_s:
+                self._baseline.update(vib)
+        self._last.update(x, ts, ("bearing_temp_c",))
+
+
+class ColdChain(PhysicalDetector):
+    """A cold-chain failure: the box temperature above ``max_c`` (8 °C) with the door closed
+    for ``min_duration_s`` (critical, the goods are damaged), or heading there within
+    ``horizon_s`` while the compressor is off (warning, with the time to loss).
+
+    Door-open excursions (loading) are expected and do not count. The forecast is made only
+    once the compressor has been off for ``min_off_s`` — longer than a thermostat's normal off
+    cycle — from the temperatures since it stopped (least-squares trend over ``window_s``).
+    A door or compressor state from another reading counts while at most ``stale_after_s``
+    old; readings more than ``max_gap_s`` apart restart the excursion clock.
+
+    >>> detector = ColdChain()
+    >>> for minute in range(21):  # compressor failed at 4 °C, warming 0.15 °C a minute
+    ...     x = {"ts": 60.0 * minute, "temp_c": 4.0 + 0.15 * minute, "compressor_on": 0.0}
+    ...     finding = detector.assess_one(x)
+    ...     detector.learn_one(x)
+    >>> finding.severity, finding.score >= 0.5, round(finding.time_to_loss_s / 60)
+    ('warning', True, 7)
+    """
+
+    risk = "coldchain_failure"
+    metrics = ("temp_c", "door_open", "compressor_on")
+
+    def __init__(
+        self,
+        max_c: float = 8.0,
+        min_duration_s: float = 600.0,
+        horizon_s: float = 3600.0,
+        window_s: float = 1800.0,
+        min_points: int = 5,
+        min_span_s: float = 600.0,
+        min_t_stat: float = 3.0,
+        min_off_s: float = 900.0,
+        max_gap_s: float = 600.0,
+        stale_after_s: float = 900.0,
+    ) -> None:
+        self.max_c = finite("max_c", max_c)
+        self.min_duration_s = positive("min_duration_s", min_duration_s)
+        self.horizon_s = positive("horizon_s", horizon_s)
+        self.window_s = positive("window_s", window_s)
+        self.min_points = count("min_points", min_points, 3)
+        self.min_span_s = positive("min_span_s", min_span_s)
+        check(min_span_s <= window_s, "min_span_s must be <= window_s")
+        self.min_t_stat = non_negative("min_t_stat", min_t_stat)
+        self.min_off_s = non_negative("min_off_s", min_off_s)
+        self.max_gap_s = positive("max_gap_s", max_gap_s)
+        self.stale_after_s = non_negative("stale_after_s", stale_after_s)
+        self._trend = Trend(window_s, max_buckets=60)
+        self._excursion = Sustained(max_gap_s=max_gap_s)
+        self._off = Sustained(max_gap_s=max_gap_s)
+        self._last = LastKnown(stale_after_s)
+
+    def _state(self, x: Mapping[str, float], ts: float) -> tuple[float | None, bool, float | None]:
+        temp = self._last.get(x, "temp_c", ts)
+        door_open = (self._last.get(x, "door_open", ts) or 0.0) >= 0.5
+        return temp, door_open, self._last.get(x, "compressor_on", ts)
+
+    def assess_one(self, x: Mapping[str, float]) -> Finding:
+        ts = num(x, "ts")
+        if ts is None:
+            return self._quiet()
+        temp, door_open, compressor = self._state(x, ts)
+        if temp is None:
+            return self._quiet()
+        above = temp > self.max_c and not door_open
+        above_for = self._excursion.duration_if(ts, above)
+        off = compressor is not None and compressor < 0.5
+        off_for = self._off.duration_if(ts, off)
+        evidence: dict[str, Any] = {
+            "temp_c": rnd(temp, 1),
+            "max_c": self.max_c,
+            "door_open": door_open,
+            "excursion_for_s": rnd(above_for, 0),
+            "duration_min": rnd(above_for / 60, 1),
+        }
+        if compressor is not None:
+            evidence.update(compressor_on=not off, compressor_off_for_s=rnd(off_for, 0))
+        verdict = Verdict()
+        if above and above_for >= self.min_duration_s:
+            score = 0.8 + 0.2 * ramp(above_for, self.min_duration_s, 3 * self.min_duration_s)
+            verdict.add(score, "critical", 0.0)
+        current = num(x, "temp_c")
+        if off and off_for >= self.min_off_s and current is not None:
+            fc = forecast(
+                self._trend, ts, current, self.max_c, rising=True, min_points=self.min_points,
+                min_span_s=self.min_span_s, min_t_stat=self.min_t_stat, within_s=self.horizon_s,
+            )
+            if fc is not None:
+                evidence["trend_c_per_h"] = rnd(fc.fit.slope * 3600, 2)
+                eta = fc.time_to_s
+                if eta is not None and eta <= self.horizon_s:
+                    evidence["predicted_limit_at_s"] = rnd(ts + eta, 0)
+                    verdict.add(0.5 + 0.3 * (1 - eta / self.horizon_s), "warning", eta)
+        if verdict.score == 0.0:
+            return self._quiet(evidence)
+        return Finding(self.risk, verdict.score, verdict.severity, verdict.eta, evidence)
+
+    def learn_one(self, x: Mapping[str, float]) -> None:
+        ts = num(x, "ts")
+        if ts is None:
+            return
+        self._last.update(x, ts, self.metrics)
+        temp, door_open, compressor = self._state(x, ts)
+        if temp is not None:
+            self._excursion.update(ts, temp > self.max_c and not door_open)
+        if compressor is not None:
+            self._off.update(ts, compressor < 0.5)
+        current = num(x, "temp_c")
+        if compressor is None or compressor >= 0.5:
+            self._trend.clear()
+        elif current is not None:
+            self._trend.add(ts, current)

@@ -1,0 +1,494 @@
+"""Home and building detectors with physical meaning: water, frost, mould, fire, mains power.
+
+Each is a :class:`~detectors.base.RiskDetector` for one risk type. Scores follow the
+convention of :mod:`detectors._common`: 0 is quiet, at least 0.5 is worth a warning, and the
+severity says how urgent. Evidence holds the figures a customer warning quotes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from detectors._common import (
+    FIRING,
+    LastKnown,
+    PhysicalDetector,
+    RollingMin,
+    Sustained,
+    Trend,
+    Verdict,
+    check,
+    count,
+    finite,
+    forecast,
+    non_negative,
+    num,
+    positive,
+    ramp,
+    rnd,
+)
+from detectors.base import Finding, Severity
+
+
+class WaterLeak(PhysicalDetector):
+    """A leak sensor is wet: water is escaping now.
+
+    ``debounce_s`` > 0 waits until the sensor has been wet that long (splash-prone spots).
+
+    >>> detector = WaterLeak()
+    >>> detector.score_one({"ts": 0.0, "water_leak": 0.0})
+    0.0
+    >>> finding = detector.assess_one({"ts": 60.0, "water_leak": 1.0})
+    >>> finding.score, finding.severity, finding.time_to_loss_s
+    (1.0, 'critical', 0.0)
+    """
+
+    risk = "water_leak"
+    metrics = ("water_leak",)
+
+    def __init__(self, debounce_s: float = 0.0) -> None:
+        self.debounce_s = non_negative("debounce_s", debounce_s)
+        self._wet = Sustained()
+
+    def assess_one(self, x: Mapping[str, float]) -> Finding:
+        ts, wet = num(x, "ts"), num(x, "water_leak")
+        if ts is None or wet is None:
+            return self._quiet()
+        is_wet = wet >= 0.5
+        wet_for = self._wet.duration_if(ts, is_wet)
+        evidence: dict[str, Any] = {
+            "water_leak": is_wet,
+            "wet_for_s": rnd(wet_for, 0),
+            "duration_min": rnd(wet_for / 60, 1),
+        }
+        if not is_wet or wet_for < self.debounce_s:
+            return self._quiet(evidence)
+        return Finding(self.risk, 1.0, "critical", 0.0, evidence)
+
+    def learn_one(self, x: Mapping[str, float]) -> None:
+        ts, wet = num(x, "ts"), num(x, "water_leak")
+        if ts is not None and wet is not None:
+            self._wet.update(ts, wet >= 0.5)
+
+
+class FreezeRisk(PhysicalDetector):
+    """A water pipe forecast to freeze: the pipe temperature's trend crosses ``freeze_c``
+    within ``horizon_s``.
+
+    The trend is the least-squares line over the last ``window_s`` seconds, used once it has
+    ``min_points`` readings over ``min_span_s`` and its slope is ``min_t_stat`` standard
+    errors below zero (sensor noise alone does not fire). A cooling that is clearly levelling
+    off towards a temperature above freezing (a heated room) does not fire either. The score
+    rises from 0.5 at the horizon to 1 at the crossing; a pipe whose fitted temperature is
+    already at or below ``freeze_c + margin_c`` is critical.
+
+    >>> import random
+    >>> rng = random.Random(3)
+    >>> detector = FreezeRisk()
+    >>> for minute in range(0, 150, 5):  # 6 °C, cooling 1 °C per hour, ±0.3 °C noise
+    ...     x = {"ts": 60.0 * minute, "pipe_temp_c": 6.0 - minute / 60 + rng.uniform(-0.3, 0.3)}
+    ...     finding = detector.assess_one(x)
+    ...     detector.learn_one(x)
+    >>> finding.severity, finding.score > 0.5, round(finding.time_to_loss_s / 3600, 1)
+    ('warning', True, 3.9)
+    """
+
+    risk = "freeze_risk"
+    metrics = ("pipe_temp_c",)
+
+    def __init__(
+        self,
+        horizon_s: float = 6 * 3600.0,
+        window_s: float = 2 * 3600.0,
+        freeze_c: float = 0.0,
+        margin_c: float = 0.5,
+        min_points: int = 8,
+        min_span_s: float = 3600.0,
+        min_t_stat: float = 3.0,
+        max_buckets: int = 120,
+    ) -> None:
+        self.horizon_s = positive("horizon_s", horizon_s)
+        self.window_s = positive("window_s", window_s)
+        self.freeze_c = finite("freeze_c", freeze_c)
+        self.margin_c = non_negative("margin_c", margin_c)
+        self.min_points = count("min_points", min_points, 3)
+        self.min_span_s = positive("min_span_s", min_span_s)
+        check(min_span_s <= window_s, "min_span_s must be <= window_s")
+        self.min_t_stat = non_negative("min_t_stat", min_t_stat)
+        self.max_buckets = count("max_buckets", max_buckets, 4)
+        self._trend = Trend(window_s, max_buckets)
+
+    def assess_one(self, x: Mapping[str, float]) -> Finding:
+        ts, temp = num(x, "ts"), num(x, "pipe_temp_c")
+        if ts is None or temp is None:
+            return self._quiet()
+        fc = forecast(
+            self._trend, ts, temp, self.freeze_c, rising=False, min_points=self.min_points,
+            min_span_s=self.min_span_s, min_t_stat=self.min_t_stat, within_s=self.horizon_s,
+        )
+        evidence: dict[str, Any] = {"pipe_temp_c": rnd(temp), "freeze_c": self.freeze_c}
+        if fc is None:  # too little history for a trend: smooth the noise with the mean
+            mean = self._trend.mean(ts, (ts, temp))
+            level = temp if mean is None else mean
+        else:
+            level = fc.level
+        eta = None if fc is None else fc.time_to_s
+        if fc is not None:
+            evidence["fitted_temp_c"] = rnd(fc.level)
+            evidence["trend_c_per_h"] = rnd(fc.fit.slope * 3600, 3)
+            if fc.settles_at is not None:
+                evidence["levelling_off_at_c"] = rnd(fc.settles_at)
+        if eta is not None:
+            evidence["predicted_zero_at_s"] = rnd(ts + eta, 0)
+        if level <= self.freeze_c + self.margin_c:
+            return Finding(self.risk, 1.0, "critical", eta or 0.0, evidence)
+        if eta is None or eta > self.horizon_s:
+            return self._quiet(evidence)
+        score = min(0.99, FIRING + (1 - FIRING) * (1 - eta / self.horizon_s))
+        return Finding(self.risk, score, "warning", eta, evidence)
+
+    def learn_one(self, x: Mapping[str, float]) -> None:
+        ts, temp = num(x, "ts"), num(x, "pipe_temp_c")
+        if ts is not None and temp is not None:
+            self._trend.add(ts, temp)
+
+
+class SlowLeak(PhysicalDetector):
+    """A slow leak: water flows without ever stopping for ``min_duration_s``.
+
+    A household's use comes in bursts with zero-flow gaps between them; a dripping pipe or a
+    running toilet never lets the meter reach zero. Fires when the flow has stayed above
+    ``zero_lpm`` for ``min_duration_s`` and its lowest value in that time was below
+    ``max_flow_lpm`` (hours of large flow are deliberate use, such as irrigation). A data gap
+    longer than ``max_gap_s`` restarts the clock.
+
+    >>> detector = SlowLeak()
+    >>> for minute in range(0, 181, 5):  # 0.4 l/min, never zero, for three hours
+    ...     x = {"ts": 60.0 * minute, "flow_lpm": 0.4}
+    ...     finding = detector.assess_one(x)
+    ...     detector.learn_one(x)
+    >>> finding.severity, finding.score >= 0.5, finding.evidence["lost_litres"]
+    ('warning', True, 72.0)
+    """
+
+    risk = "slow_leak"
+    metrics = ("flow_lpm",)
+
+    def __init__(
+        self,
+        max_flow_lpm: float = 2.0,
+        zero_lpm: float = 0.0,
+        min_duration_s: float = 2 * 3600.0,
+        max_gap_s: float = 1800.0,
+    ) -> None:
+        self.max_flow_lpm = positive("max_flow_lpm", max_flow_lpm)
+        self.zero_lpm = non_negative("zero_lpm", zero_lpm)
+        check(zero_lpm < max_flow_lpm, "zero_lpm must be < max_flow_lpm")
+        self.min_duration_s = positive("min_duration_s", min_duration_s)
+        self.max_gap_s = positive("max_gap_s", max_gap_s)
+        self._flowing = Sustained(max_gap_s=max_gap_s)
+        self._run_min: float | None = None
+
+    def _run_min_if(self, ts: float, flow: float) -> tuple[float | None, float | None]:
+        since = self._flowing.next_since(ts, flow > self.zero_lpm)
+        if since is None:
+            return None, None
+        if since != self._flowing.since or self._run_min is None:
+            return since, flow
+        return since, min(self._run_min, flow)
+
+    def assess_one(self, x: Mapping[str, float]) -> Finding:
+        ts, flow = num(x, "ts"), num(x, "flow_lpm")
+        if ts is None or flow is None:
+            return self._quiet()
+        since, low = self._run_min_if(ts, flow)
+        if since is None or low is None:
+            return self._quiet({"flow_lpm": rnd(flow)})
+        flowing_for = max(0.0, ts - since)
+        evidence: dict[str, Any] = {
+            "flow_lpm": rnd(flow),
+            "min_flow_lpm": rnd(low),
+            "flowing_for_s": rnd(flowing_for, 0),
+            "duration_min": rnd(flowing_for / 60, 1),
+            "flowing_since_s": rnd(since, 0),
+            "lost_litres": rnd(low * flowing_for / 60, 0),
+        }
+        if flowing_for < self.min_duration_s or low >= self.max_flow_lpm:
+            return self._quiet(evidence)
+        score = 0.6 + 0.4 * ramp(flowing_for, self.min_duration_s, 4 * self.min_duration_s)
+        return Finding(self.risk, score, "warning", None, evidence)
+
+    def learn_one(self, x: Mapping[str, float]) -> None:
+        ts, flow = num(x, "ts"), num(x, "flow_lpm")
+        if ts is None or flow is None:
+            return
+        _, self._run_min = self._run_min_if(ts, flow)
+        self._flowing.update(ts, flow > self.zero_lpm)
+
+
+class BurstPipe(PhysicalDetector):
+    """A burst pipe: a flow far above household use (``burst_lpm``) for ``min_duration_s``,
+    or a wet leak sensor while the flow is that high (critical at once).
+
+    Sustained high flow is a warning, critical from twice ``min_duration_s``. A leak-sensor
+    state from another reading counts while it is at most ``stale_after_s`` old.
+
+    >>> detector = BurstPipe()
+    >>> for minute in range(16):  # 35 l/min for a quarter of an hour
+    ...     x = {"ts": 60.0 * minute, "flow_lpm": 35.0}
+    ...     finding = detector.assess_one(x)
+    ...     detector.learn_one(x)
+    >>> finding.severity, finding.score >= 0.5, finding.evidence["lost_litres"]
+    ('warning', True, 525.0)
+    >>> detector.assess_one({"ts": 961.0, "flow_lpm": 35.0, "water_leak": 1.0}).severity
+    'critical'
+    """
+
+    risk = "burst_pipe"
+    metrics = ("flow_lpm", "water_leak")
+
+    def __init__(
+        self,
+        burst_lpm: float = 20.0,
+        min_duration_s: float = 600.0,
+        max_gap_s: float = 180.0,
+        stale_after_s: float = 900.0,
+    ) -> None:
+        self.burst_lpm = positive("burst_lpm", burst_lpm)
+        self.min_duration_s = positive("min_duration_s", min_duration_s)
+        self.max_gap_s = positive("max_gap_s", max_gap_s)
+        self.stale_after_s = non_negative("stale_after_s", stale_after_s)
+        self._high = Sustained(max_gap_s=max_gap_s)
+        self._last = LastKnown(stale_after_s)
+
+    def assess_one(self, x: Mapping[str, float]) -> Finding:
+        ts = num(x, "ts")
+        if ts is None:
+            return self._quiet()
+        flow = self._last.get(x, "flow_lpm", ts)
+        wet = (self._last.get(x, "water_leak", ts) or 0.0) >= 0.5
+        if flow is None:
+            return self._quiet({"water_leak": wet})
+        high = flow > self.burst_lpm
+        high_for = self._high.duration_if(ts, high)
+        evidence: dict[str, Any] = {
+            "flow_lpm": rnd(flow),
+            "water_leak": wet,
+            "high_flow_for_s": rnd(high_for, 0),
+            "duration_min": rnd(high_for / 60, 1),
+            "lost_litres": rnd(flow * high_for / 60, 0),
+        }
+        if high and wet:
+            return Finding(self.risk, 1.0, "critical", 0.0, evidence)
+        if not high or high_for < self.min_duration_s:
+            return self._quiet(evidence)
+        score = 0.7 + 0.3 * ramp(high_for, self.min_duration_s, 2 * self.min_duration_s)
+        severity: Severity = "critical" if high_for >= 2 * self.min_duration_s else "warning"
+        return Finding(self.risk, score, severity, 0.0, evidence)
+
+    def learn_one(self, x: Mapping[str, float]) -> None:
+        ts = num(x, "ts")
+        if ts is None:
+            return
+        flow = num(x, "flow_lpm")
+        if flow is not None:
+            self._high.update(ts, flow > self.burst_lpm)
+        self._last.update(x, ts, self.metrics)
+
+
+class MouldRisk(PhysicalDetector):
+    """Mould: relative humidity above ``threshold_pct`` for ``min_duration_s`` (48 h).
+
+    A dip shorter than ``min_break_s`` (airing a room) does not restart the clock, a data gap
+    longer than ``max_gap_s`` does. Advisory: the score rises from 0.5 at ``min_duration_s``
+    to 1 at twice that.
+
+    >>> detector = MouldRisk(min_duration_s=6 * 3600.0)  # scaled down for the example
+    >>> for hour in range(8):
+    ...     x = {"ts": 3600.0 * hour, "humidity_pct": 82.0}
+    ...     finding = detector.assess_one(x)
+    ...     detector.learn_one(x)
+    >>> finding.severity, round(finding.score, 2), finding.evidence["humid_for_s"]
+    ('advisory', 0.58, 25200.0)
+    """
+
+    risk = "mould_risk"
+    metrics = ("humidity_pct",)
+
+    def __init__(
+        self,
+        threshold_pct: float = 70.0,
+        min_duration_s: float = 48 * 3600.0,
+        min_break_s: float = 2 * 3600.0,
+        max_gap_s: float = 6 * 3600.0,
+    ) -> None:
+        self.threshold_pct = finite("threshold_pct", threshold_pct)
+        check(0 < threshold_pct < 100, "threshold_pct must be in (0, 100)")
+        self.min_duration_s = positive("min_duration_s", min_duration_s)
+        self.min_break_s = non_negative("min_break_s", min_break_s)
+        self.max_gap_s = positive("max_gap_s", max_gap_s)
+        self._humid = Sustained(max_gap_s=max_gap_s, min_break_s=min_break_s)
+
+    def assess_one(self, x: Mapping[str, float]) -> Finding:
+        ts, rh = num(x, "ts"), num(x, "humidity_pct")
+        if ts is None or rh is None:
+            return self._quiet()
+        since = self._humid.next_since(ts, rh > self.threshold_pct)
+        humid_for = 0.0 if since is None else max(0.0, ts - since)
+        evidence: dict[str, Any] = {
+            "humidity_pct": rnd(rh, 1),
+            "threshold_pct": self.threshold_pct,
+            "humid_for_s": rnd(humid_for, 0),
+            "duration_min": rnd(humid_for / 60, 1),
+        }
+        if since is None or humid_for < self.min_duration_s:
+            return self._quiet(evidence)
+        evidence["humid_since_s"] = rnd(since, 0)
+        score = FIRING + (1 - FIRING) * ramp(humid_for, self.min_duration_s, 2 * self.min_duration_s)
+        return Finding(self.risk, score, "advisory", None, evidence)
+
+    def learn_one(self, x: Mapping[str, float]) -> None:
+        ts, rh = num(x, "ts"), num(x, "humidity_pct")
+        if ts is not None and rh is not None:
+            self._humid.update(ts, rh > self.threshold_pct)
+
+
+class FireRisk(PhysicalDetector):
+    """Fire: smoke is critical; before smoke, a fast temperature rise or carbon monoxide warns.
+
+    Like a rate-of-rise heat detector: a rise of ``rise_c`` within ``rise_window_s`` warns, a
+    fixed ``hot_c`` (57 °C, a fixed-temperature heat detector's rating) is critical. CO from
+    ``co_warning_ppm`` warns and from ``co_critical_ppm`` is critical (a danger to life by
+    itself). A smoke or CO value from another reading counts while at most ``stale_after_s``
+    old.
+
+    >>> detector = FireRisk()
+    >>> for minute in range(9):  # 21 °C climbing 0.8 °C a minute
+    ...     x = {"ts": 60.0 * minute, "temp_c": 21.0 + 0.8 * minute}
+    ...     finding = detector.assess_one(x)
+    ...     detector.learn_one(x)
+    >>> finding.severity, finding.score >= 0.5, finding.evidence["temp_rise_c"]
+    ('warning', True, 6.4)
+    >>> detector.assess_one({"ts": 600.0, "smoke": 1.0}).severity
+    'critical'
+    """
+
+    risk = "fire_risk"
+    metrics = ("smoke", "temp_c", "co_ppm")
+
+    def __init__(
+        self,
+        rise_c: float = 5.0,
+        rise_window_s: float = 600.0,
+        hot_c: float = 57.0,
+        co_warning_ppm: float = 50.0,
+        co_critical_ppm: float = 200.0,
+        stale_after_s: float = 300.0,
+    ) -> None:
+        self.rise_c = positive("rise_c", rise_c)
+        self.rise_window_s = positive("rise_window_s", rise_window_s)
+        self.hot_c = finite("hot_c", hot_c)
+        self.co_warning_ppm = positive("co_warning_ppm", co_warning_ppm)
+        self.co_critical_ppm = positive("co_critical_ppm", co_critical_ppm)
+        check(co_warning_ppm < co_critical_ppm, "co_warning_ppm must be < co_critical_ppm")
+        self.stale_after_s = non_negative("stale_after_s", stale_after_s)
+        self._low = RollingMin(rise_window_s)
+        self._last = LastKnown(stale_after_s)
+
+    def assess_one(self, x: Mapping[str, float]) -> Finding:
+        ts = num(x, "ts")
+        if ts is None:
+            return self._quiet()
+        smoke = (self._last.get(x, "smoke", ts) or 0.0) >= 0.5
+        temp = num(x, "temp_c")
+        co = self._last.get(x, "co_ppm", ts)
+        evidence: dict[str, Any] = {"smoke": smoke}
+        verdict = Verdict()
+        if smoke:
+            verdict.add(1.0, "critical", 0.0)
+        if temp is not None:
+            low = self._low.min(ts, temp)
+            rise = 0.0 if low is None else max(0.0, temp - low)
+            evidence.update(temp_c=rnd(temp, 1), temp_rise_c=rnd(rise, 1))
+            evidence["rise_window_s"] = self.rise_window_s
+            if temp >= self.hot_c:
+                verdict.add(1.0, "critical", 0.0)
+            elif rise >= self.rise_c:
+                verdict.add(0.6 + 0.3 * ramp(rise, self.rise_c, 2 * self.rise_c), "warning")
+        if co is not None:
+            evidence["co_ppm"] = rnd(co, 0)
+            if co >= self.co_critical_ppm:
+                verdict.add(0.9, "critical", 0.0)
+            elif co >= self.co_warning_ppm:
+                verdict.add(0.5 + 0.3 * ramp(co, self.co_warning_ppm, self.co_critical_ppm), "warning")
+        if verdict.score == 0.0:
+            return self._quiet(evidence)
+        return Finding(self.risk, verdict.score, verdict.severity, verdict.eta, evidence)
+
+    def learn_one(self, x: Mapping[str, float]) -> None:
+        ts = num(x, "ts")
+        if ts is None:
+            return
+        temp = num(x, "temp_c")
+        if temp is not None:
+            self._low.add(ts, temp)
+        self._last.update(x, ts, ("smoke", "co_ppm"))
+
+
+class PowerCut(PhysicalDetector):
+    """A power cut: mains voltage below ``min_v`` for ``min_duration_s``.
+
+    What is at risk is what runs on mains: a freezer's food, a sump pump. ``hold_s`` is how
+    long that lasts without power (a closed freezer: about 4 h), so the time to loss is
+    ``hold_s`` minus the outage so far; the warning turns critical in the last quarter.
+
+    >>> detector = PowerCut()
+    >>> for second in range(0, 301, 30):  # mains gone for five minutes
+    ...     x = {"ts": float(second), "mains_v": 0.0}
+    ...     finding = detector.assess_one(x)
+    ...     detector.learn_one(x)
+    >>> finding.severity, finding.score >= 0.5, finding.time_to_loss_s
+    ('warning', True, 14100.0)
+    """
+
+    risk = "power_cut"
+    metrics = ("mains_v",)
+
+    def __init__(
+        self,
+        min_v: float = 150.0,
+        min_duration_s: float = 120.0,
+        hold_s: float = 4 * 3600.0,
+        max_gap_s: float = 900.0,
+    ) -> None:
+        self.min_v = positive("min_v", min_v)
+        self.min_duration_s = positive("min_duration_s", min_duration_s)
+        self.hold_s = positive("hold_s", hold_s)
+        check(min_duration_s < hold_s, "min_duration_s must be < hold_s")
+        self.max_gap_s = positive("max_gap_s", max_gap_s)
+        self._out = Sustained(max_gap_s=max_gap_s)
+
+    def assess_one(self, x: Mapping[str, float]) -> Finding:
+        ts, volts = num(x, "ts"), num(x, "mains_v")
+        if ts is None or volts is None:
+            return self._quiet()
+        since = self._out.next_since(ts, volts < self.min_v)
+        out_for = 0.0 if since is None else max(0.0, ts - since)
+        evidence: dict[str, Any] = {
+            "mains_v": rnd(volts, 0),
+            "outage_for_s": rnd(out_for, 0),
+            "duration_min": rnd(out_for / 60, 1),
+        }
+        if since is None or out_for < self.min_duration_s:
+            return self._quiet(evidence)
+        eta = max(0.0, self.hold_s - out_for)
+        evidence.update(outage_since_s=rnd(since, 0), hold_s=self.hold_s)
+        score = FIRING + (1 - FIRING) * ramp(out_for, self.min_duration_s, self.hold_s)
+        severity: Severity = "critical" if eta <= self.hold_s / 4 else "warning"
+        return Finding(self.risk, score, severity, eta, evidence)
+
+    def learn_one(self, x: Mapping[str, float]) -> None:
+        ts, volts = num(x, "ts"), num(x, "mains_v")
+        if ts is not None and volts is not None:
+            self._out.update(ts, volts < self.min_v)
