@@ -63,7 +63,7 @@ class RiskDetector(Detector):
     """
 
     risk: ClassVar[str]
-    metrics: ClassVar[tuple[str, ...]]
+    metrics: tuple[str, ...]  # a class default; an instance may narrow it (SensorStuck(metric=…))
 
     def assess_one(self, x: Mapping[str, float]) -> Finding:
         """Score ``x`` and say why, without learning from it."""

@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -51,10 +51,11 @@ def db_migrate() -> None:
         report = db.migrate(settings.database_url, progress=lambda m: console.print(f"  {m}"))
     except db.DatabaseError as exc:
         _fail(str(exc))
-    flavour = f"TimescaleDB ({report.timescale_licence or 'unknown'} licence)" if report.timescale else "plain PostgreSQL"
+    flavour = (
+        f"TimescaleDB ({report.timescale_licence or 'unknown'} licence)" if report.timescale else "plain PostgreSQL"
+    )
     console.print(
-        f"schema up to date on {masked(settings.database_url)} ({flavour}); "
-        f"{len(report.applied)} migration(s) applied"
+        f"schema up to date on {masked(settings.database_url)} ({flavour}); {len(report.applied)} migration(s) applied"
     )
 
 
@@ -63,11 +64,12 @@ def customer_add(
     customer_id: Annotated[str, typer.Argument(metavar="ID")],
     name: Annotated[str, typer.Option(help="How warnings address the customer.")],
     locale: Annotated[str, typer.Option(help="zh-CN or en.")] = "zh-CN",
-    notify: Annotated[Optional[list[str]], typer.Option(help="An apprise URL; repeat for several channels.")] = None,
+    notify: Annotated[list[str] | None, typer.Option(help="An apprise URL; repeat for several channels.")] = None,
 ) -> None:
     """Add or update a customer with one or more apprise notification URLs."""
     from forewarn import db
-    from notifiers.channels import ChannelError, check_url, masked as mask_channel
+    from notifiers.channels import ChannelError, check_url
+    from notifiers.channels import masked as mask_channel
 
     urls = notify or []
     if not urls:
@@ -135,16 +137,25 @@ def simulate(
     hours: Annotated[float, typer.Option(help="Simulated hours to publish.")] = 12.0,
     compression: Annotated[float, typer.Option(help="Simulated hours per wall minute.")] = 12.0,
     fleet: Annotated[str, typer.Option(help="demo (small) or standard (every scenario).")] = "demo",
-    notify: Annotated[Optional[str], typer.Option(help="apprise URL for the simulated customers.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Write the messages to this JSONL file instead of MQTT.")] = None,
+    notify: Annotated[str | None, typer.Option(help="apprise URL for the simulated customers.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the messages to this JSONL file instead of MQTT.")] = None,
     garbage: Annotated[float, typer.Option(help="Fraction of deliberately broken messages.")] = 0.01,
 ) -> None:
     """Publish a seeded fleet over MQTT (registering its customers and devices first), or write it to a file."""
     from forewarn.runner import simulate_command
 
     _logging("WARNING")
-    simulate_command(get_settings(), seed=seed, hours=hours, compression=compression, fleet_name=fleet,
-                     notify=notify, out=out, garbage=garbage, console=console)
+    simulate_command(
+        get_settings(),
+        seed=seed,
+        hours=hours,
+        compression=compression,
+        fleet_name=fleet,
+        notify=notify,
+        out=out,
+        garbage=garbage,
+        console=console,
+    )
 
 
 @app.command()
@@ -180,8 +191,8 @@ def eval_scenarios(
     false warnings per device-day, lead times, detection delay and the loss avoidable."""
     if ctx.invoked_subcommand is not None:
         return
-    from evaluation.report import print_eval, write_eval
     from evaluation.harness import evaluate
+    from evaluation.report import print_eval, write_eval
     from simulator.fleet import standard_library
 
     t0 = time.perf_counter()
@@ -197,9 +208,11 @@ def eval_scenarios(
 @eval_app.command("nab")
 def eval_nab(
     results: Annotated[Path, typer.Argument(metavar="DIR", help="Scored CSVs laid out like NAB's data folder.")],
-    thresholds: Annotated[Optional[Path], typer.Option(help="JSON {profile: threshold} (or NAB's expected-results file).")] = None,
-    nab_dir: Annotated[Optional[Path], typer.Option(help="NAB data folder (default: shared/benchmarks/nab-dev).")] = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full report here.")] = None,
+    thresholds: Annotated[
+        Path | None, typer.Option(help="JSON {profile: threshold} (or NAB's expected-results file).")
+    ] = None,
+    nab_dir: Annotated[Path | None, typer.Option(help="NAB data folder (default: shared/benchmarks/nab-dev).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the full report here.")] = None,
 ) -> None:
     """Score a detector's NAB results with NAB's method: windows, sigmoid reward, three profiles."""
     import json
@@ -221,7 +234,9 @@ def eval_nab(
     for col in ("profile", "threshold", "normalised score"):
         table.add_column(col)
     for name, profile in report.profiles.items():
-        table.add_row(name, f"{profile.threshold:.4f}" + ("" if thresholds else " (optimised)"), f"{profile.normalised:.2f}")
+        table.add_row(
+            name, f"{profile.threshold:.4f}" + ("" if thresholds else " (optimised)"), f"{profile.normalised:.2f}"
+        )
     console.print(table)
     if json_out:
         json_out.write_text(json.dumps(report.to_json(), indent=2))
@@ -231,8 +246,8 @@ def eval_nab(
 def detect(
     csv_file: Annotated[Path, typer.Argument(metavar="FILE.csv", help="timestamp,value CSV (or - for stdin).")],
     detector: Annotated[str, typer.Option(help="Detector name, e.g. ewma_zscore, windowed_gaussian.")],
-    param: Annotated[Optional[list[str]], typer.Option(help="Detector parameter k=v; repeat.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Write timestamp,value,anomaly_score here (default stdout).")] = None,
+    param: Annotated[list[str] | None, typer.Option(help="Detector parameter k=v; repeat.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write timestamp,value,anomaly_score here (default stdout).")] = None,
 ) -> None:
     """Stream a CSV through a detector one row at a time: a backtest on historical sensor data."""
     from evaluation.backtest import detect_csv

@@ -12,7 +12,7 @@ import math
 import re
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
@@ -134,9 +134,7 @@ def status_topic(tenant: str, device: str) -> str:
 
 def check_segment(value: str, what: str) -> str:
     if not SEGMENT_RE.match(value):
-        raise ContractError(
-            f"bad_{what}", f"{what} {value[:80]!r} must match {SEGMENT_RE.pattern}"
-        )
+        raise ContractError(f"bad_{what}", f"{what} {value[:80]!r} must match {SEGMENT_RE.pattern}")
     return value
 
 
@@ -196,7 +194,7 @@ def parse_ts(raw: Any) -> int:
         except ValueError:
             raise ContractError("bad_ts", f"ts {raw[:40]!r} is not RFC 3339") from None
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
+            parsed = parsed.replace(tzinfo=UTC)
         return int(parsed.timestamp() * 1000)
     raise ContractError("bad_ts", f"ts must be epoch milliseconds or RFC 3339, got {type(raw).__name__}")
 
@@ -232,9 +230,7 @@ def _reading(item: Any, now_ms: int, oldest_ms: int) -> Reading:
         raise ContractError("missing_ts", "a reading needs ts")
     ts = parse_ts(item["ts"])
     if ts > now_ms + MAX_FUTURE_MS:
-        raise ContractError(
-            "future_ts", f"ts is {(ts - now_ms) / 1000:.0f} s in the future (more than 5 minutes)"
-        )
+        raise ContractError("future_ts", f"ts is {(ts - now_ms) / 1000:.0f} s in the future (more than 5 minutes)")
     if ts < oldest_ms:
         raise ContractError("too_old", "ts is older than the retention window")
     seq = item.get("seq")
@@ -247,9 +243,7 @@ def _reading(item: Any, now_ms: int, oldest_ms: int) -> Reading:
     return Reading(ts=ts, metrics=checked, seq=seq)
 
 
-def parse_payload(
-    payload: bytes, now_ms: int, retention_days: int = DEFAULT_RETENTION_DAYS
-) -> ParsedPayload:
+def parse_payload(payload: bytes, now_ms: int, retention_days: int = DEFAULT_RETENTION_DAYS) -> ParsedPayload:
     """Validate a telemetry payload into readings; what is invalid is listed with its reason.
 
     A whole-message problem (size, JSON, shape) raises :class:`ContractError`; a bad reading
@@ -334,9 +328,7 @@ def decode_readings_record(raw: bytes) -> ReadingsBatch:
         raise ContractError("bad_shape", f"readings record: {exc}") from None
 
 
-def reject_record(
-    reason: str, detail: str, topic: str, payload: Any, received_ms: int
-) -> bytes:
+def reject_record(reason: str, detail: str, topic: str, payload: Any, received_ms: int) -> bytes:
     """A ``forewarn.rejects`` record: why, where from, and a copy of what was refused."""
     if isinstance(payload, (bytes, bytearray)):
         text = bytes(payload[:4096]).decode("utf-8", errors="replace")

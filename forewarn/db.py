@@ -12,7 +12,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
@@ -35,7 +35,7 @@ class DatabaseError(RuntimeError):
 
 
 def _ts(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def ensure_database(url: str) -> bool:
@@ -110,9 +110,7 @@ def migrate(url: str, progress: Callable[[str], None] = log.info) -> MigrationRe
 
 
 def _enable_timescale(conn: psycopg.Connection[Any]) -> tuple[bool, str | None]:
-    row = conn.execute(
-        "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
-    ).fetchone()
+    row = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
     if row is None:
         return False, None
     try:
@@ -132,8 +130,7 @@ def _hypertable(conn: psycopg.Connection[Any], licence: str | None, progress: Ca
     )
     if licence == "timescale":
         conn.execute(
-            "ALTER TABLE readings SET (timescaledb.compress,"
-            " timescaledb.compress_segmentby = 'tenant, device, metric')"
+            "ALTER TABLE readings SET (timescaledb.compress, timescaledb.compress_segmentby = 'tenant, device, metric')"
         )
         conn.execute("SELECT add_compression_policy('readings', interval '7 days', if_not_exists => true)")
         conn.execute("SELECT add_retention_policy('readings', interval '90 days', if_not_exists => true)")
@@ -248,26 +245,24 @@ class Store:
         ]
         if not rows:
             return 0
-        async with self.pool.connection() as conn:
-            async with conn.transaction():
-                await conn.execute(
-                    "CREATE TEMP TABLE IF NOT EXISTS readings_stage"
-                    " (tenant text, device text, metric text, ts timestamptz, value float8,"
-                    " seq bigint, ingested_at timestamptz) ON COMMIT DELETE ROWS"
-                )
-                async with conn.cursor().copy(
-                    "COPY readings_stage (tenant, device, metric, ts, value, seq, ingested_at)"
-                    " FROM STDIN (FORMAT BINARY)"
-                ) as copy:
-                    copy.set_types(["text", "text", "text", "timestamptz", "float8", "int8", "timestamptz"])
-                    for row in rows:
-                        await copy.write_row(row)
-                cur = await conn.execute(
-                    "INSERT INTO readings (tenant, device, metric, ts, value, seq, ingested_at)"
-                    " SELECT DISTINCT ON (tenant, device, metric, ts) * FROM readings_stage"
-                    " ON CONFLICT (tenant, device, metric, ts) DO NOTHING"
-                )
-                return cur.rowcount
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS readings_stage"
+                " (tenant text, device text, metric text, ts timestamptz, value float8,"
+                " seq bigint, ingested_at timestamptz) ON COMMIT DELETE ROWS"
+            )
+            async with conn.cursor().copy(
+                "COPY readings_stage (tenant, device, metric, ts, value, seq, ingested_at) FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(["text", "text", "text", "timestamptz", "float8", "int8", "timestamptz"])
+                for row in rows:
+                    await copy.write_row(row)
+            cur = await conn.execute(
+                "INSERT INTO readings (tenant, device, metric, ts, value, seq, ingested_at)"
+                " SELECT DISTINCT ON (tenant, device, metric, ts) * FROM readings_stage"
+                " ON CONFLICT (tenant, device, metric, ts) DO NOTHING"
+            )
+            return cur.rowcount
 
     async def customer_of(self, tenant: str, device: str) -> dict[str, Any] | None:
         async with self.pool.connection() as conn:
@@ -288,9 +283,16 @@ class Store:
                 " VALUES (%s, %s, %s, %s, %s, %s, 'open', %s, %s, %s, %s)"
                 " ON CONFLICT (id) DO NOTHING",
                 (
-                    event.warning_id, event.tenant, event.device, customer_id, event.risk,
-                    event.severity, event.score, _ts(event.opened_at_ms),
-                    _ts(event.predicted_loss_at_ms), Jsonb(event.evidence),
+                    event.warning_id,
+                    event.tenant,
+                    event.device,
+                    customer_id,
+                    event.risk,
+                    event.severity,
+                    event.score,
+                    _ts(event.opened_at_ms),
+                    _ts(event.predicted_loss_at_ms),
+                    Jsonb(event.evidence),
                 ),
             )
             if event.action == "escalate":
@@ -298,8 +300,13 @@ class Store:
                     "UPDATE warnings SET severity = %s, status = 'escalated', score = %s,"
                     " predicted_loss_at = %s, evidence = %s, updated_at = now()"
                     " WHERE id = %s AND status NOT IN ('resolved', 'expired')",
-                    (event.severity, event.score, _ts(event.predicted_loss_at_ms),
-                     Jsonb(event.evidence), event.warning_id),
+                    (
+                        event.severity,
+                        event.score,
+                        _ts(event.predicted_loss_at_ms),
+                        Jsonb(event.evidence),
+                        event.warning_id,
+                    ),
                 )
             elif event.action in ("resolve", "expire"):
                 status = "resolved" if event.action == "resolve" else "expired"
@@ -321,9 +328,7 @@ class Store:
             )
             return await cur.fetchone() is not None
 
-    async def record_delivery(
-        self, warning_id: str, action: str, url: str, ok: bool, error: str | None
-    ) -> None:
+    async def record_delivery(self, warning_id: str, action: str, url: str, ok: bool, error: str | None) -> None:
         async with self.pool.connection() as conn:
             await conn.execute(
                 "UPDATE deliveries SET status = %s, error = %s, attempts = attempts + 1,"

@@ -83,7 +83,9 @@ class Subscriber:
         log.info("subscribed to %s on %s:%s", self.topic_filter, self.host, self.port)
         self.connected.set()
 
-    def _on_disconnect(self, client: paho.Client, userdata: object, flags: object, reason: object, props: object) -> None:
+    def _on_disconnect(
+        self, client: paho.Client, userdata: object, flags: object, reason: object, props: object
+    ) -> None:
         self.connected.clear()
         log.warning("MQTT disconnected (%s); paho reconnects with the same session", reason)
 
@@ -121,7 +123,9 @@ class Subscriber:
 class Publisher:
     """A QoS 1 publisher (a device, or the simulator standing for many)."""
 
-    def __init__(self, host: str, port: int, client_id: str, username: str | None = None, password: str | None = None) -> None:
+    def __init__(
+        self, host: str, port: int, client_id: str, username: str | None = None, password: str | None = None
+    ) -> None:
         self.host, self.port = host, port
         self._client = _client(client_id, username, password)
         self._client.max_inflight_messages_set(100)

@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,6 @@ from forewarn import db, stack
 from forewarn.contract import telemetry_topic
 from forewarn.settings import Settings, masked
 from forewarn.sink import HttpSink
-
 
 # ---------------------------------------------------------------- child processes
 
@@ -67,7 +67,8 @@ def spawn(name: str, args: list[str], env: dict[str, str], log: Path | None) -> 
     proc = subprocess.Popen(
         [sys.executable, "-m", "forewarn.cli", *args],
         env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-        stdout=out, stderr=subprocess.STDOUT if out else None,
+        stdout=out,
+        stderr=subprocess.STDOUT if out else None,
     )
     return Child(name, proc, log)
 
@@ -83,7 +84,9 @@ def settings_env(settings: Settings, mqtt_url: str, kafka_url: str, database_url
 
 def _stack(settings: Settings, console: Console) -> stack.LocalStack:
     running = stack.bring_up(
-        settings.mqtt_url, settings.kafka_url, settings.database_url,
+        settings.mqtt_url,
+        settings.kafka_url,
+        settings.database_url,
         progress=lambda m: console.print(f"[dim]{m}[/dim]"),
     )
     for name, url, how in running.describe():
@@ -151,8 +154,9 @@ def publish_fleet(
     """
     import random
 
-    from forewarn.mqtt import Publisher
     from simulator.wire import garbage_payloads, to_payload
+
+    from forewarn.mqtt import Publisher
 
     host_port = stack._host_port(mqtt_url, 1883)
     publisher = Publisher(*host_port, client_id=f"forewarn-sim-{os.getpid()}")
@@ -167,14 +171,21 @@ def publish_fleet(
     nxt = next(stream, None)
     infos = []
     progress = Progress(
-        TextColumn("[bold]simulating[/bold]"), BarColumn(), TextColumn("{task.fields[clock]}"),
-        TextColumn("{task.fields[sent]}"), TimeElapsedColumn(), console=console, transient=False,
+        TextColumn("[bold]simulating[/bold]"),
+        BarColumn(),
+        TextColumn("{task.fields[clock]}"),
+        TextColumn("{task.fields[sent]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
         disable=console is None,
     )
     with progress:
         task = progress.add_task("sim", total=end_ms - start_ms, clock="", sent="")
         while nxt is not None:
-            sim_now = min(end_ms, start_ms + int((time.monotonic() - wall0) * speed * 1000))
+            # the simulated clock, never ahead of the real one (the last readings may be
+            # jittered past the nominal end: they go out once the wall clock has passed them)
+            sim_now = min(start_ms + int((time.monotonic() - wall0) * speed * 1000), int(time.time() * 1000))
             while nxt is not None and nxt.ts_ms <= sim_now:
                 pending.setdefault(nxt.device, []).append(nxt)
                 nxt = next(stream, None)
@@ -185,16 +196,18 @@ def publish_fleet(
                     stats.messages += 1
                     stats.readings += len(chunk)
                     if garbage and rng.random() < garbage:
-                        for topic, payload, reason in garbage_payloads(rng, 1, device=device):
-                            infos.append(publisher.publish(topic, payload))
-                            stats.garbage += 1
-                            stats.garbage_reasons[reason] += 1
+                        pool = garbage_payloads(rng, 5, tenant=device.tenant, device=device.device)
+                        topic, payload, reason = rng.choice(pool)
+                        infos.append(publisher.publish(topic, payload))
+                        stats.garbage += 1
+                        stats.garbage_reasons[reason] += 1
             pending.clear()
             if len(infos) > 500:
                 publisher.flush(infos)
                 infos.clear()
             progress.update(
-                task, completed=sim_now - start_ms,
+                task,
+                completed=sim_now - start_ms,
                 clock=time.strftime("sim %m-%d %H:%M", time.localtime(sim_now / 1000)),
                 sent=f"{stats.messages} msgs · {stats.readings} readings",
             )
@@ -208,17 +221,25 @@ def publish_fleet(
 
 
 def simulate_command(
-    settings: Settings, *, seed: int, hours: float, compression: float, fleet_name: str,
-    notify: str | None, out: Path | None, garbage: float, console: Console,
+    settings: Settings,
+    *,
+    seed: int,
+    hours: float,
+    compression: float,
+    fleet_name: str,
+    notify: str | None,
+    out: Path | None,
+    garbage: float,
+    console: Console,
 ) -> None:
-    from simulator.fleet import demo_fleet, standard_library
     from simulator.wire import write_jsonl
+
+    from simulator.fleet import demo_fleet, standard_library
 
     now_ms = int(time.time() * 1000)
     start_ms = now_ms - int(hours * 3600_000)
     fleet = (
-        demo_fleet(seed, start_ms=start_ms, duration_s=hours * 3600)
-        if fleet_name == "demo" else standard_library(seed)
+        demo_fleet(seed, start_ms=start_ms, duration_s=hours * 3600) if fleet_name == "demo" else standard_library(seed)
     )
     if out is not None:
         write_jsonl(fleet, out)
@@ -228,7 +249,9 @@ def simulate_command(
     register_fleet(settings.database_url, fleet, lambda c: [u.replace("{customer}", c.id) for u in urls])
     console.print(f"registered {len(fleet.customers)} customers and {len(fleet.devices)} devices")
     stats = publish_fleet(settings.mqtt_url, fleet, start_ms, hours, compression, garbage, seed, console=console)
-    console.print(f"published {stats.readings} readings in {stats.messages} messages, {stats.garbage} broken on purpose")
+    console.print(
+        f"published {stats.readings} readings in {stats.messages} messages, {stats.garbage} broken on purpose"
+    )
 
 
 # ---------------------------------------------------------------- demo
@@ -244,7 +267,10 @@ def demo_command(settings: Settings, console: Console, *, seed: int, wall_second
     logs = Path(settings.state_dir) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = settings_env(settings, running.mqtt_url, running.kafka_url, running.database_url)
-    children = [spawn("worker", ["worker"], env, logs / "worker.log"), spawn("ingest", ["ingest"], env, logs / "ingest.log")]
+    children = [
+        spawn("worker", ["worker"], env, logs / "worker.log"),
+        spawn("ingest", ["ingest"], env, logs / "ingest.log"),
+    ]
     try:
         now_ms = int(time.time() * 1000)
         start_ms = now_ms - int(hours * 3600_000)
@@ -269,8 +295,9 @@ def demo_command(settings: Settings, console: Console, *, seed: int, wall_second
             shown = len(sink.received)
 
         compression = hours * 60 / wall_seconds
-        stats = publish_fleet(running.mqtt_url, fleet, start_ms, hours, compression, 0.01, seed,
-                              on_tick=show_deliveries, console=console)
+        stats = publish_fleet(
+            running.mqtt_url, fleet, start_ms, hours, compression, 0.01, seed, on_tick=show_deliveries, console=console
+        )
         if not children[0].wait_for("Ready", max(5.0, 100 - (time.monotonic() - t0))):
             console.print("[red]the worker did not become ready in time[/red]; see the worker log")
         settle = time.monotonic() + 12
@@ -286,20 +313,34 @@ def demo_command(settings: Settings, console: Console, *, seed: int, wall_second
         running.stop()
 
 
-def _summary(console: Console, url: str, fleet: Any, stats: PublishStats, start_ms: int, sink: HttpSink,
-             ingest_log: str, elapsed: float) -> None:
-    from datetime import datetime, timezone
+def _summary(
+    console: Console,
+    url: str,
+    fleet: Any,
+    stats: PublishStats,
+    start_ms: int,
+    sink: HttpSink,
+    ingest_log: str,
+    elapsed: float,
+) -> None:
+    from datetime import datetime
 
-    since = datetime.fromtimestamp(start_ms / 1000, tz=timezone.utc)
+    since = datetime.fromtimestamp(start_ms / 1000, tz=UTC)
     devices = [d.device for d in fleet.devices]
-    stored = db.query(url, "SELECT count(*) AS n FROM readings WHERE ts >= %s AND device = ANY(%s)", (since, devices))[0]["n"]
+    stored = db.query(url, "SELECT count(*) AS n FROM readings WHERE ts >= %s AND device = ANY(%s)", (since, devices))[
+        0
+    ]["n"]
     warnings = db.query(
-        url, "SELECT device, risk, severity, status, opened_at FROM warnings WHERE opened_at >= %s"
-        " AND device = ANY(%s) ORDER BY opened_at", (since, devices),
+        url,
+        "SELECT device, risk, severity, status, opened_at FROM warnings WHERE opened_at >= %s"
+        " AND device = ANY(%s) ORDER BY opened_at",
+        (since, devices),
     )
     deliveries = db.query(
-        url, "SELECT d.status, count(*) AS n FROM deliveries d JOIN warnings w ON w.id = d.warning_id"
-        " WHERE w.opened_at >= %s AND w.device = ANY(%s) GROUP BY d.status", (since, devices),
+        url,
+        "SELECT d.status, count(*) AS n FROM deliveries d JOIN warnings w ON w.id = d.warning_id"
+        " WHERE w.opened_at >= %s AND w.device = ANY(%s) GROUP BY d.status",
+        (since, devices),
     )
     rejects_line = next((line for line in reversed(ingest_log.splitlines()) if "rejects:" in line), "")
     table = Table(title="warnings against the simulator's ground truth")
@@ -308,12 +349,18 @@ def _summary(console: Console, url: str, fleet: Any, stats: PublishStats, start_
     leads = []
     for incident in fleet.incidents:
         hits = [w for w in warnings if w["device"] == incident.device and w["risk"] in incident.risks]
-        loss = datetime.fromtimestamp(incident.loss_at_ms / 1000, tz=timezone.utc)
+        loss = datetime.fromtimestamp(incident.loss_at_ms / 1000, tz=UTC)
         if hits:
             lead = (loss - hits[0]["opened_at"]).total_seconds() / 3600
             leads.append(lead)
-            table.add_row(incident.device, incident.scenario, f"{loss:%H:%M}", f"{hits[0]['opened_at']:%H:%M}",
-                          hits[0]["risk"], f"{lead:+.1f} h")
+            table.add_row(
+                incident.device,
+                incident.scenario,
+                f"{loss:%H:%M}",
+                f"{hits[0]['opened_at']:%H:%M}",
+                hits[0]["risk"],
+                f"{lead:+.1f} h",
+            )
         else:
             table.add_row(incident.device, incident.scenario, f"{loss:%H:%M}", "—", "—", "missed")
     console.print(table)

@@ -46,7 +46,9 @@ def reachable(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def wait_for(host: str, port: int, what: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for(
+    host: str, port: int, what: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if reachable(host, port):
@@ -144,9 +146,12 @@ def start_tansu(port: int | None = None, log_dir: Path | None = None) -> Service
         [
             str(tansu_binary()),
             "broker",
-            "--listener-url", listener,
-            "--advertised-listener-url", listener,
-            "--storage-engine", "memory://tansu/",
+            "--listener-url",
+            listener,
+            "--advertised-listener-url",
+            listener,
+            "--storage-engine",
+            "memory://tansu/",
         ],
         stdout=logfile,
         stderr=subprocess.STDOUT,
@@ -201,12 +206,16 @@ def start_postgres(port: int | None = None) -> Service:
         run_as = [runuser, "-u", "postgres", "--"]
     subprocess.run(
         [*run_as, initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
-        check=True, capture_output=True, timeout=120,
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     opts = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={workdir} -c fsync=off"
     subprocess.run(
         [*run_as, pg_ctl, "-D", str(data), "-l", str(workdir / "pg.log"), "-o", opts, "-w", "start"],
-        check=True, capture_output=True, timeout=120,
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     return Service(
         "postgresql (private cluster)",

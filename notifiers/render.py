@@ -6,7 +6,7 @@ Pure: the template, the event and the time zone in, a :class:`Message` out.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -68,9 +68,7 @@ def risk_text(risk: str, locale: str) -> RiskText:
     return RiskText(f"{generic}: {risk}", "损失" if locale == "zh-CN" else "a loss", ())
 
 
-def render_warning(
-    event: WarningEvent, locale: str, customer_name: str, tz: str = "Asia/Shanghai"
-) -> Message:
+def render_warning(event: WarningEvent, locale: str, customer_name: str, tz: str = "Asia/Shanghai") -> Message:
     """The customer's message for a warning event (``open`` or ``escalate``)."""
     if locale not in LOCALES:
         raise ValueError(f"locale {locale!r} must be one of {', '.join(LOCALES)}")
@@ -79,16 +77,20 @@ def render_warning(
     ttl = event.time_to_loss_s
     predicted_at = ""
     if event.predicted_loss_at_ms is not None:
-        when = datetime.fromtimestamp(event.predicted_loss_at_ms / 1000, tz=timezone.utc).astimezone(ZoneInfo(tz))
+        when = datetime.fromtimestamp(event.predicted_loss_at_ms / 1000, tz=UTC).astimezone(ZoneInfo(tz))
         predicted_at = when.strftime("%m-%d %H:%M")
-    body = _env().get_template(f"{locale}.j2").render(
-        customer_name=customer_name,
-        device_label=DEVICE_LABELS[locale].get(event.kind, event.kind),
-        risk=risk,
-        severity=severity,
-        time_to_loss_text=format_duration(ttl, locale) if ttl else "",
-        predicted_at=predicted_at,
-        evidence=format_evidence(event.evidence, locale),
+    body = (
+        _env()
+        .get_template(f"{locale}.j2")
+        .render(
+            customer_name=customer_name,
+            device_label=DEVICE_LABELS[locale].get(event.kind, event.kind),
+            risk=risk,
+            severity=severity,
+            time_to_loss_text=format_duration(ttl, locale) if ttl else "",
+            predicted_at=predicted_at,
+            evidence=format_evidence(event.evidence, locale),
+        )
     )
     if locale == "zh-CN":
         title = f"【{severity}】{risk.name}" + (f" · 约{format_duration(ttl, locale)}后" if ttl else "")

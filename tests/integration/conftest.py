@@ -111,7 +111,9 @@ def spawn(args: list[str], env: dict[str, str], log: Path) -> Process:
     proc = subprocess.Popen(
         [sys.executable, "-m", "forewarn.cli", *args],
         env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-        stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
     )
     return Process(proc, log)
 

@@ -13,7 +13,10 @@ pytestmark = pytest.mark.integration
 def test_migrate_twice_changes_nothing_the_second_time(services) -> None:  # type: ignore[no-untyped-def]
     report = db.migrate(services.database_url, progress=lambda m: None)
     assert report.applied == ()
-    tables = {r["tablename"] for r in db.query(services.database_url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    tables = {
+        r["tablename"]
+        for r in db.query(services.database_url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    }
     assert {"customers", "devices", "readings", "warnings", "deliveries", "outcomes"} <= tables
     assert db.query(services.database_url, "SELECT count(*) AS n FROM readings_hourly")[0]["n"] >= 0
 
@@ -34,13 +37,21 @@ async def test_a_replayed_batch_stores_nothing_twice(services) -> None:  # type:
     store = db.Store(services.database_url)
     await store.open()
     try:
-        batch = ReadingsBatch("acme", "idem-1", "home", (
-            Reading(1_763_700_000_000, {"temp_c": 20.0, "water_leak": 0.0}, 1),
-            Reading(1_763_700_060_000, {"temp_c": 19.5}, 2),
-        ), 1_763_700_061_000)
+        batch = ReadingsBatch(
+            "acme",
+            "idem-1",
+            "home",
+            (
+                Reading(1_763_700_000_000, {"temp_c": 20.0, "water_leak": 0.0}, 1),
+                Reading(1_763_700_060_000, {"temp_c": 19.5}, 2),
+            ),
+            1_763_700_061_000,
+        )
         assert await store.store_readings([batch]) == 3
         assert await store.store_readings([batch, batch]) == 0
     finally:
         await store.close()
-    rows = db.query(services.database_url, "SELECT metric, value FROM readings WHERE device = 'idem-1' ORDER BY ts, metric")
+    rows = db.query(
+        services.database_url, "SELECT metric, value FROM readings WHERE device = 'idem-1' ORDER BY ts, metric"
+    )
     assert [(r["metric"], r["value"]) for r in rows] == [("temp_c", 20.0), ("water_leak", 0.0), ("temp_c", 19.5)]

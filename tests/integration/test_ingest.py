@@ -45,11 +45,18 @@ async def test_good_and_bad_messages(services, ingest_process) -> None:  # type:
     publisher.start()
     infos = [
         publisher.publish(topic, b'{"ts": 1, "metrics": {NaN}}'),
-        publisher.publish(topic, orjson.dumps({"batch": [
-            {"ts": now - 2000, "seq": 1, "metrics": {"temp_c": 20.1}},
-            {"ts": now - 1000, "seq": 2, "metrics": {"temp_c": 999}},
-            {"ts": now, "seq": 3, "metrics": {"temp_c": 20.3, "water_leak": False}},
-        ]})),
+        publisher.publish(
+            topic,
+            orjson.dumps(
+                {
+                    "batch": [
+                        {"ts": now - 2000, "seq": 1, "metrics": {"temp_c": 20.1}},
+                        {"ts": now - 1000, "seq": 2, "metrics": {"temp_c": 999}},
+                        {"ts": now, "seq": 3, "metrics": {"temp_c": 20.3, "water_leak": False}},
+                    ]
+                }
+            ),
+        ),
         publisher.publish(telemetry_topic("acme", "ghost"), orjson.dumps({"ts": now, "metrics": {"temp_c": 1}})),
         publisher.publish(topic, orjson.dumps({"ts": now + 3600_000, "metrics": {"temp_c": 1}})),
     ]
