@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -154,9 +155,8 @@ def publish_fleet(
     """
     import random
 
-    from simulator.wire import garbage_payloads, to_payload
-
     from forewarn.mqtt import Publisher
+    from simulator.wire import garbage_payloads, to_payload
 
     host_port = stack._host_port(mqtt_url, 1883)
     publisher = Publisher(*host_port, client_id=f"forewarn-sim-{os.getpid()}")
@@ -232,9 +232,8 @@ def simulate_command(
     garbage: float,
     console: Console,
 ) -> None:
-    from simulator.wire import write_jsonl
-
     from simulator.fleet import demo_fleet, standard_library
+    from simulator.wire import write_jsonl
 
     now_ms = int(time.time() * 1000)
     start_ms = now_ms - int(hours * 3600_000)
@@ -322,14 +321,20 @@ def _summary(
     sink: HttpSink,
     ingest_log: str,
     elapsed: float,
+    tz: str = "Asia/Shanghai",
 ) -> None:
     from datetime import datetime
+    from zoneinfo import ZoneInfo
 
+    local = ZoneInfo(tz)
     since = datetime.fromtimestamp(start_ms / 1000, tz=UTC)
     devices = [d.device for d in fleet.devices]
-    stored = db.query(url, "SELECT count(*) AS n FROM readings WHERE ts >= %s AND device = ANY(%s)", (since, devices))[
-        0
-    ]["n"]
+    stored = db.query(
+        url,
+        "SELECT count(DISTINCT (device, ts)) AS readings, count(*) AS values FROM readings"
+        " WHERE ts >= %s AND device = ANY(%s)",
+        (since, devices),
+    )[0]
     warnings = db.query(
         url,
         "SELECT device, risk, severity, status, opened_at FROM warnings WHERE opened_at >= %s"
@@ -342,35 +347,45 @@ def _summary(
         " WHERE w.opened_at >= %s AND w.device = ANY(%s) GROUP BY d.status",
         (since, devices),
     )
-    rejects_line = next((line for line in reversed(ingest_log.splitlines()) if "rejects:" in line), "")
-    table = Table(title="warnings against the simulator's ground truth")
+    table = Table(title=f"warnings against the simulator's ground truth ({tz})")
     for col in ("device", "incident", "loss at", "first warning", "risk", "lead time"):
         table.add_column(col)
     leads = []
     for incident in fleet.incidents:
         hits = [w for w in warnings if w["device"] == incident.device and w["risk"] in incident.risks]
         loss = datetime.fromtimestamp(incident.loss_at_ms / 1000, tz=UTC)
-        if hits:
-            lead = (loss - hits[0]["opened_at"]).total_seconds() / 3600
+        before = [w for w in hits if w["opened_at"] <= loss]
+        if before:
+            lead = (loss - before[0]["opened_at"]).total_seconds() / 3600
             leads.append(lead)
-            table.add_row(
-                incident.device,
-                incident.scenario,
-                f"{loss:%H:%M}",
-                f"{hits[0]['opened_at']:%H:%M}",
-                hits[0]["risk"],
-                f"{lead:+.1f} h",
+            first, risk, lead_text = (
+                f"{before[0]['opened_at'].astimezone(local):%H:%M}",
+                before[0]["risk"],
+                f"{lead:.1f} h",
             )
         else:
-            table.add_row(incident.device, incident.scenario, f"{loss:%H:%M}", "—", "—", "missed")
+            first, risk, lead_text = "—", "—", "missed"
+        table.add_row(incident.device, incident.scenario, f"{loss.astimezone(local):%H:%M}", first, risk, lead_text)
     console.print(table)
-    matched = {(w["device"], w["risk"]) for w in warnings}
-    truths = {(i.device, r) for i in fleet.incidents for r in i.risks}
+    explained = [w for w in warnings if any(w["device"] == i.device and w["risk"] in i.risks for i in fleet.incidents)]
     delivered = {r["status"]: r["n"] for r in deliveries}
+    rejects_line = next((line for line in reversed(ingest_log.splitlines()) if "rejects:" in line), "")
+    rejects = rejects_line.split("rejects: ")[-1] if rejects_line else "not reported"
+    console.print(f"[bold]summary[/bold] after {elapsed:.0f} s")
     console.print(
-        f"[bold]summary[/bold] ({elapsed:.0f} s): {stats.readings} readings published, {stored} stored; "
-        f"{stats.garbage} broken messages sent, ingest {rejects_line.split('ingest: ')[-1] if rejects_line else 'reported nothing'}; "
-        f"{len(warnings)} warnings ({len(matched - truths)} without an incident), deliveries {delivered or 'none'}, "
-        f"{len(sink.received)} messages on the customers' phones; "
-        + (f"lead time median {sorted(leads)[len(leads) // 2]:.1f} h" if leads else "no incident warned")
+        f"  readings: {stats.readings} published, {stored['readings']} stored "
+        f"({stored['values']} metric values; duplicates sent by the devices are stored once)"
     )
+    console.print(f"  rejects: {stats.garbage} broken messages sent on purpose; ingest refused: {rejects}")
+    console.print(
+        f"  warnings: {len(warnings)} opened, {len(explained)} on a real incident, "
+        f"{len(warnings) - len(explained)} false; deliveries: {delivered.get('sent', 0)} sent, "
+        f"{delivered.get('failed', 0)} failed; {len(sink.received)} messages on the customers' phones"
+    )
+    if leads:
+        console.print(
+            f"  lead time: {len(leads)} of {len(fleet.incidents)} incidents warned before the loss, "
+            f"median {statistics.median(leads):.1f} h, shortest {min(leads):.1f} h"
+        )
+    else:
+        console.print("  lead time: no incident was warned before its loss")

@@ -52,10 +52,7 @@ class IngestStats:
 
     def line(self) -> str:
         rej = ", ".join(f"{k} {v}" for k, v in self.rejects.most_common()) or "none"
-        return (
-            f"{self.messages} messages, {self.readings} readings in {self.records} records, "
-            f"rejects: {rej}"
-        )
+        return f"{self.messages} messages, {self.readings} readings in {self.records} records, rejects: {rej}"
 
 
 class Ingest:
@@ -79,9 +76,13 @@ class Ingest:
         host, port = self.settings.mqtt_host_port
         user, password = self.settings.mqtt_credentials
         self.subscriber = Subscriber(
-            host, port, self.settings.ingest_client_id, SHARED_TELEMETRY_FILTER,
+            host,
+            port,
+            self.settings.ingest_client_id,
+            SHARED_TELEMETRY_FILTER,
             lambda m: loop.call_soon_threadsafe(self._queue.put_nowait, m),
-            user, password,
+            user,
+            password,
         )
         await asyncio.to_thread(self.subscriber.start)
         log.info("ingest ready: %d devices registered", len(self.registry))
@@ -128,9 +129,7 @@ class Ingest:
                 log.debug("reject %s from %s: %s", refusal.reason, msg.topic, refusal.detail)
             if verdict.readings:
                 assert verdict.tenant and verdict.device and verdict.kind
-                entry = per_device.setdefault(
-                    verdict.key or "", (verdict.tenant, verdict.device, verdict.kind, [])
-                )
+                entry = per_device.setdefault(verdict.key or "", (verdict.tenant, verdict.device, verdict.kind, []))
                 entry[3].extend(verdict.readings)
         records: list[tuple[str, str, bytes]] = [(TOPIC_REJECTS, k, v) for k, v in rejects]
         for key, (tenant, device, kind, readings) in per_device.items():
@@ -157,7 +156,10 @@ class Ingest:
                 log.warning(
                     "Kafka did not accept %d records (%s); retrying in %.1f s — MQTT messages stay "
                     "unacknowledged, nothing is lost; check FOREWARN_KAFKA_URL=%s",
-                    len(records), exc, delay, self.settings.kafka_url,
+                    len(records),
+                    exc,
+                    delay,
+                    self.settings.kafka_url,
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30)

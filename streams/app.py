@@ -10,10 +10,11 @@ deliveries are claimed per (warning, action, channel).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import pickle  # nosec B403 - only our own DeviceMonitor, from our own changelog
 import tempfile
 from pathlib import Path
-import pickle  # nosec B403 - only our own DeviceMonitor, from our own changelog
 from typing import Any
 
 import faust
@@ -53,18 +54,30 @@ app = faust.App(
 )
 
 readings_topic = app.topic(
-    TOPIC_READINGS, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+    TOPIC_READINGS,
+    key_type=bytes,
+    value_type=bytes,
+    key_serializer="raw",
+    value_serializer="raw",
     partitions=settings.partitions,
 )
 warnings_topic = app.topic(
-    TOPIC_WARNINGS, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+    TOPIC_WARNINGS,
+    key_type=bytes,
+    value_type=bytes,
+    key_serializer="raw",
+    value_serializer="raw",
     partitions=settings.partitions,
 )
 
 # tenant/device → the device's pickled DeviceMonitor (detectors' state and open warnings),
 # changelogged. Raw bytes both ways: we pickle our own objects, Faust only moves bytes.
 device_to_monitor = app.Table(
-    "device_to_monitor", default=None, partitions=settings.partitions, key_type=bytes, value_type=bytes,
+    "device_to_monitor",
+    default=None,
+    partitions=settings.partitions,
+    key_type=bytes,
+    value_type=bytes,
 )
 
 _store: Store | None = None
@@ -109,7 +122,9 @@ async def store_readings(stream: faust.StreamT[bytes]) -> None:
         batches = [b for b in map(_decode, values) if b is not None]
         if batches:
             db = await store()
-            counters["readings_stored"] += await _retry("storing readings", lambda: db.store_readings(batches))
+            counters["readings_stored"] += await _retry(
+                "storing readings", functools.partial(db.store_readings, batches)
+            )
 
 
 @app.agent(readings_topic)
@@ -146,7 +161,7 @@ async def notify_customers(stream: faust.StreamT[bytes]) -> None:
             continue
         if dispatcher is None:
             dispatcher = Dispatcher(await store())
-        await _retry("recording a warning", lambda: dispatcher.handle(event))  # type: ignore[union-attr]
+        await _retry("recording a warning", functools.partial(dispatcher.handle, event))  # type: ignore[union-attr]
 
 
 @app.timer(interval=15.0)
@@ -154,7 +169,8 @@ async def report_progress() -> None:
     HEARTBEAT.touch()  # the container health check reads its age
     log.info(
         "worker: %(readings_stored)d readings stored, %(batches_scored)d batches scored, "
-        "%(warnings)d warning events, %(bad_records)d bad records", counters,
+        "%(warnings)d warning events, %(bad_records)d bad records",
+        counters,
     )
 
 

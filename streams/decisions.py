@@ -23,7 +23,6 @@ from detectors.profiles import build_detectors
 from forewarn.contract import Action, Reading, WarningEvent, warning_id
 
 
-
 @dataclass(frozen=True, slots=True)
 class WarningPolicy:
     open_score: float = 0.5
@@ -107,9 +106,7 @@ class DeviceMonitor:
     def _decide(self, risk: str, finding: Finding, now_ms: int) -> list[WarningEvent]:
         policy = self.policy
         current = self.open.get(risk)
-        predicted = (
-            None if finding.time_to_loss_s is None else now_ms + int(finding.time_to_loss_s * 1000)
-        )
+        predicted = None if finding.time_to_loss_s is None else now_ms + int(finding.time_to_loss_s * 1000)
         if current is None:
             if finding.score < policy.open_score or now_ms < self.cooldown_until_ms.get(risk, 0):
                 return []
@@ -125,8 +122,13 @@ class DeviceMonitor:
                 current.severity = finding.severity
                 return [
                     self._event(
-                        current.warning_id, risk, "escalate", finding, now_ms,
-                        current.opened_at_ms, current.predicted_loss_at_ms,
+                        current.warning_id,
+                        risk,
+                        "escalate",
+                        finding,
+                        now_ms,
+                        current.opened_at_ms,
+                        current.predicted_loss_at_ms,
                     )
                 ]
             return []
@@ -137,8 +139,13 @@ class DeviceMonitor:
             self.cooldown_until_ms[risk] = now_ms + int(policy.cooldown_s * 1000)
             return [
                 self._event(
-                    current.warning_id, risk, "resolve", finding, now_ms,
-                    current.opened_at_ms, current.predicted_loss_at_ms,
+                    current.warning_id,
+                    risk,
+                    "resolve",
+                    finding,
+                    now_ms,
+                    current.opened_at_ms,
+                    current.predicted_loss_at_ms,
                 )
             ]
         return []
@@ -152,8 +159,13 @@ class DeviceMonitor:
             finding = Finding(risk, 0.0, current.severity)  # type: ignore[arg-type]
             events.append(
                 self._event(
-                    current.warning_id, risk, "expire", finding, now_ms,
-                    current.opened_at_ms, current.predicted_loss_at_ms,
+                    current.warning_id,
+                    risk,
+                    "expire",
+                    finding,
+                    now_ms,
+                    current.opened_at_ms,
+                    current.predicted_loss_at_ms,
                 )
             )
         return events
