@@ -51,7 +51,7 @@ def ensure_database(url: str) -> bool:
     admin = make_conninfo(url, dbname="postgres")
     with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
         try:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(str(name))))
         except psycopg.errors.DuplicateDatabase:
             return False
     log.info("created database %s", name)
@@ -72,7 +72,7 @@ class MigrationReport:
 
 def _migration_files() -> list[tuple[str, str]]:
     folder = resources.files("forewarn") / "migrations"
-    files = sorted(p for p in folder.iterdir() if p.name.endswith(".sql"))
+    files = sorted((p for p in folder.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
     return [(p.name, p.read_text(encoding="utf-8")) for p in files]
 
 

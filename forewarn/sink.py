@@ -51,7 +51,7 @@ class HttpSink:
 
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
-        self.host, self.port = self._server.server_address[0], int(self._server.server_address[1])
+        self.host, self.port = str(self._server.server_address[0]), int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, name="http-sink", daemon=True)
 
     def url(self, path: str = "") -> str:

@@ -11,6 +11,7 @@ If Kafka is down, the batch is retried and nothing is acknowledged: the broker k
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import tempfile
 import time
@@ -80,7 +81,7 @@ class Ingest:
             port,
             self.settings.ingest_client_id,
             SHARED_TELEMETRY_FILTER,
-            lambda m: loop.call_soon_threadsafe(self._queue.put_nowait, m),
+            functools.partial(_hand_over, loop, self._queue),
             user,
             password,
         )
@@ -163,6 +164,11 @@ class Ingest:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30)
+
+
+def _hand_over(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[MqttMessage], message: MqttMessage) -> None:
+    """paho's thread → the asyncio loop."""
+    loop.call_soon_threadsafe(queue.put_nowait, message)
 
 
 def _unknown(topic: str, registry: dict[str, str]) -> bool:
