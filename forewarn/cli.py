@@ -134,28 +134,43 @@ def worker() -> None:
 @app.command()
 def simulate(
     seed: Annotated[int, typer.Option(help="Fleet seed: the same seed gives the same fleet.")] = 7,
-    hours: Annotated[float, typer.Option(help="Simulated hours to publish.")] = 12.0,
+    fleet: Annotated[
+        str, typer.Option(help="demo (small), standard (every scenario, several variants) or mixed.")
+    ] = "demo",
+    devices: Annotated[int | None, typer.Option(help="Fleet size (mixed fleet: scenarios cycled, half quiet).")] = None,
+    hours: Annotated[float, typer.Option(help="Simulated hours (the standard fleet brings its own).")] = 12.0,
     compression: Annotated[float, typer.Option(help="Simulated hours per wall minute.")] = 12.0,
-    fleet: Annotated[str, typer.Option(help="demo (small) or standard (every scenario).")] = "demo",
-    notify: Annotated[str | None, typer.Option(help="apprise URL for the simulated customers.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Write the messages to this JSONL file instead of MQTT.")] = None,
+    interval_s: Annotated[float | None, typer.Option(help="Sample interval of homes, equipment, cold chain.")] = None,
+    notify: Annotated[
+        str | None, typer.Option(help="apprise URL for the simulated customers; {customer} is replaced.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the messages to this JSONL file instead.")] = None,
+    replay: Annotated[Path | None, typer.Option(help="Publish a file written by --out, as fast as possible.")] = None,
     garbage: Annotated[float, typer.Option(help="Fraction of deliberately broken messages.")] = 0.01,
 ) -> None:
-    """Publish a seeded fleet over MQTT (registering its customers and devices first), or write it to a file."""
+    """Publish a seeded fleet over MQTT (registering its customers and devices first), write it
+    to a file, or replay such a file. Timestamps are never in the future: the simulated clock
+    starts in the past and catches up with the wall clock at the end."""
     from forewarn.runner import simulate_command
 
     _logging("WARNING")
-    simulate_command(
-        get_settings(),
-        seed=seed,
-        hours=hours,
-        compression=compression,
-        fleet_name=fleet,
-        notify=notify,
-        out=out,
-        garbage=garbage,
-        console=console,
-    )
+    try:
+        simulate_command(
+            get_settings(),
+            seed=seed,
+            hours=hours,
+            compression=compression,
+            fleet_name=fleet,
+            devices=devices,
+            interval_s=interval_s,
+            notify=notify,
+            out=out,
+            replay=replay,
+            garbage=garbage,
+            console=console,
+        )
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
 
 
 @app.command()

@@ -220,6 +220,34 @@ def publish_fleet(
     return stats
 
 
+def make_fleet(
+    name: str, seed: int, hours: float, devices: int | None, interval_s: float | None
+) -> tuple[Any, int, float]:
+    """Build the fleet to publish, placed so that its last reading is about now.
+
+    Returns (fleet, start_ms, hours covered)."""
+    from simulator.devices import SampleIntervals
+    from simulator.fleet import build_fleet, demo_fleet, standard_library
+
+    intervals = None
+    if interval_s is not None:
+        ms = int(interval_s * 1000)
+        intervals = SampleIntervals(home_ms=ms, equipment_ms=ms, coldchain_ms=ms)
+    now_ms = int(time.time() * 1000)
+    if name == "standard":
+        probe = standard_library(seed, intervals=intervals)
+        hours = (probe.end_ms - probe.start_ms) / 3600_000
+        start_ms = now_ms - int(hours * 3600_000)
+        return standard_library(seed, start_ms=start_ms, intervals=intervals), start_ms, hours
+    start_ms = now_ms - int(hours * 3600_000)
+    if name == "demo" and devices is None:
+        return demo_fleet(seed, start_ms=start_ms, duration_s=hours * 3600, intervals=intervals), start_ms, hours
+    if name not in ("demo", "mixed"):
+        raise ValueError(f"fleet {name!r} must be demo, standard or mixed")
+    fleet = build_fleet(seed, devices=devices, start_ms=start_ms, duration_s=hours * 3600, intervals=intervals)
+    return fleet, start_ms, hours
+
+
 def simulate_command(
     settings: Settings,
     *,
@@ -227,29 +255,73 @@ def simulate_command(
     hours: float,
     compression: float,
     fleet_name: str,
+    devices: int | None,
+    interval_s: float | None,
     notify: str | None,
     out: Path | None,
+    replay: Path | None,
     garbage: float,
     console: Console,
 ) -> None:
-    from simulator.fleet import demo_fleet, standard_library
+    urls = [notify] if notify else ["json://127.0.0.1:8080/{customer}"]
+    if replay is not None:
+        replay_file(settings, replay, urls, console)
+        return
     from simulator.wire import write_jsonl
 
-    now_ms = int(time.time() * 1000)
-    start_ms = now_ms - int(hours * 3600_000)
-    fleet = (
-        demo_fleet(seed, start_ms=start_ms, duration_s=hours * 3600) if fleet_name == "demo" else standard_library(seed)
+    fleet, start_ms, hours = make_fleet(fleet_name, seed, hours, devices, interval_s)
+    total = fleet.count_readings()
+    wall_s = hours * 60 / compression
+    console.print(
+        f"fleet {fleet_name}: {len(fleet.devices)} devices, {len(fleet.incidents)} incidents, {total:,} readings "
+        f"over {hours:g} simulated hours"
+        + ("" if out else f" → about {total / wall_s:,.0f} readings/s for {wall_s:.0f} s at {compression:g} h/min")
     )
     if out is not None:
-        write_jsonl(fleet, out)
-        console.print(f"wrote the fleet to {out} (ground truth beside it)")
+        summary = write_jsonl(fleet, out, garbage_rate=garbage)
+        console.print(
+            f"wrote {summary.messages:,} messages ({summary.readings:,} readings, {summary.garbage} broken on purpose) "
+            f"to {summary.path}; ground truth in {summary.incidents_path}"
+        )
         return
-    urls = [notify] if notify else ["json://127.0.0.1:8080/{customer}"]
     register_fleet(settings.database_url, fleet, lambda c: [u.replace("{customer}", c.id) for u in urls])
     console.print(f"registered {len(fleet.customers)} customers and {len(fleet.devices)} devices")
     stats = publish_fleet(settings.mqtt_url, fleet, start_ms, hours, compression, garbage, seed, console=console)
     console.print(
-        f"published {stats.readings} readings in {stats.messages} messages, {stats.garbage} broken on purpose"
+        f"published {stats.readings:,} readings in {stats.messages:,} messages, {stats.garbage} broken on purpose"
+    )
+
+
+def replay_file(settings: Settings, path: Path, urls: list[str], console: Console) -> None:
+    """Publish a file written by ``simulate --out`` as fast as the broker takes it."""
+    from forewarn.mqtt import Publisher
+    from simulator.wire import read_ground_truth, read_jsonl
+
+    truth_path = path.parent / "incidents.json"
+    if not path.exists() or not truth_path.exists():
+        raise FileNotFoundError(f"a replay needs {path} and {truth_path} (written by 'forewarn simulate --out')")
+    truth = read_ground_truth(truth_path)
+    register_fleet(settings.database_url, truth, lambda c: [u.replace("{customer}", c.id) for u in urls])
+    publisher = Publisher(*stack._host_port(settings.mqtt_url, 1883), client_id=f"forewarn-replay-{os.getpid()}")
+    publisher.start()
+    messages = readings = 0
+    infos = []
+    t0 = time.monotonic()
+    with console.status("replaying…") as status:
+        for message in read_jsonl(path):
+            infos.append(publisher.publish(message.topic, message.payload))
+            messages += 1
+            readings += message.readings
+            if len(infos) >= 500:
+                publisher.flush(infos)
+                infos.clear()
+                status.update(f"replaying… {messages:,} messages, {readings:,} readings")
+    publisher.flush(infos)
+    publisher.stop()
+    elapsed = time.monotonic() - t0
+    console.print(
+        f"replayed {messages:,} messages ({readings:,} readings) in {elapsed:.1f} s = {messages / elapsed:,.0f} msg/s; "
+        "readings older than the retention window are refused as too_old"
     )
 
 
