@@ -18,7 +18,7 @@ class Settings(BaseSettings):
     partitions: int = Field(default=4, ge=1, le=1024)
     retention_days: int = Field(default=30, ge=1)
     ingest_client_id: str = "forewarn-ingest-1"
-    ingest_linger_ms: int = Field(default=20, ge=0, le=5000)
+    ingest_linger_ms: int = Field(default=0, ge=0, le=5000)
     worker_id: str = "forewarn-streams"
     worker_web_port: int = 6066
     state_dir: str = ".forewarn"

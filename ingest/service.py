@@ -1,11 +1,13 @@
 """The MQTT edge: subscribe, validate, produce to Kafka, then acknowledge.
 
 paho delivers on its network thread; messages cross into the asyncio loop through a queue.
-The loop takes what has arrived (up to ``linger_ms`` more), validates each message, merges a
-device's readings into one ``forewarn.readings`` record (Faust's per-record cost makes
-one-value records unaffordable), sends refusals to ``forewarn.rejects``, waits until Kafka
-has accepted all of it, and only then acknowledges the MQTT messages, in arrival order.
-If Kafka is down, the batch is retried and nothing is acknowledged: the broker keeps it.
+The loop takes what has arrived (a round), validates each message, merges a device's
+readings into one ``forewarn.readings`` record (Faust's per-record cost makes one-value
+records unaffordable), sends refusals to ``forewarn.rejects``, and hands the round to an
+acker that acknowledges its MQTT messages, in arrival order, only once Kafka has accepted
+every record of it — while the next rounds are already being read (the broker lets only a
+few unacknowledged messages out to a client, so waiting round by round caps throughput).
+If Kafka is down, the round is retried and nothing is acknowledged: the broker keeps it.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ HEARTBEAT = Path(tempfile.gettempdir()) / "forewarn-ingest.alive"  # the contain
 
 MAX_READINGS_PER_RECORD = 2000
 MAX_MESSAGES_PER_ROUND = 5000
+ROUNDS_IN_FLIGHT = 8  # rounds sent to Kafka and not yet acknowledged
 REGISTRY_REFRESH_S = 30.0
 REGISTRY_MISS_REFRESH_S = 2.0
 
@@ -88,6 +91,9 @@ class Ingest:
         await asyncio.to_thread(self.subscriber.start)
         log.info("ingest ready: %d devices registered", len(self.registry))
         last_report = time.monotonic()
+        rounds: asyncio.Queue[tuple[list[MqttMessage], list[tuple[str, str, bytes]], list[asyncio.Future[object]]]]
+        rounds = asyncio.Queue(maxsize=ROUNDS_IN_FLIGHT)
+        acker = asyncio.create_task(self._ack_in_order(rounds))
         try:
             while not stop.is_set():
                 try:
@@ -100,18 +106,40 @@ class Ingest:
                         await asyncio.sleep(self.settings.ingest_linger_ms / 1000)
                     while len(batch) < MAX_MESSAGES_PER_ROUND and not self._queue.empty():
                         batch.append(self._queue.get_nowait())
-                    await self.handle(batch)
+                    records = await self.prepare(batch)
+                    # enqueue in order now (Kafka keeps a device's order); wait for the
+                    # acknowledgements in the acker, so the next round is read meanwhile
+                    await rounds.put((batch, records, await self._enqueue(records)))
                 if time.monotonic() - self._registry_at > REGISTRY_REFRESH_S:
                     await self.refresh_registry()
                 HEARTBEAT.touch()
                 if time.monotonic() - last_report > 10:
                     last_report = time.monotonic()
                     log.info("ingest: %s", self.stats.line())
+            await rounds.join()  # what was read is in Kafka and acknowledged before we leave
         finally:
+            acker.cancel()
             self.subscriber.stop()
 
-    async def handle(self, messages: list[MqttMessage]) -> None:
-        """Validate, produce and acknowledge one round of messages."""
+    async def _ack_in_order(
+        self,
+        rounds: asyncio.Queue[tuple[list[MqttMessage], list[tuple[str, str, bytes]], list[asyncio.Future[object]]]],
+    ) -> None:
+        """Acknowledge each round's MQTT messages, in arrival order, once Kafka has its records."""
+        assert self.subscriber is not None
+        while True:
+            batch, records, futures = await rounds.get()
+            try:
+                await asyncio.gather(*futures)
+            except Exception as exc:  # noqa: BLE001 - Kafka refused: send this round again
+                self._kafka_trouble(len(records), exc, 0.5)
+                await self._produce(records)
+            for msg in batch:
+                self.subscriber.ack(msg.mid, msg.qos)
+            rounds.task_done()
+
+    async def prepare(self, messages: list[MqttMessage]) -> list[tuple[str, str, bytes]]:
+        """Validate one round of messages into Kafka records: a device's readings merged, rejects apart."""
         now_ms = int(time.time() * 1000)
         if time.monotonic() - self._registry_at > REGISTRY_MISS_REFRESH_S and any(
             _unknown(m.topic, self.registry) for m in messages
@@ -140,30 +168,40 @@ class Ingest:
                 records.append((TOPIC_READINGS, key, readings_record(tenant, device, kind, chunk, now_ms)))
                 self.stats.readings += len(chunk)
                 self.stats.records += 1
-        await self._produce(records)
-        assert self.subscriber is not None
-        for msg in messages:  # arrival order
-            self.subscriber.ack(msg.mid, msg.qos)
+        return records
 
-    async def _produce(self, records: list[tuple[str, str, bytes]]) -> None:
+    async def _enqueue(self, records: list[tuple[str, str, bytes]]) -> list[asyncio.Future[object]]:
         delay = 0.5
         while True:
             try:
-                futures = [await self.producer.send(t, k, v) for t, k, v in records]
-                await asyncio.gather(*futures)
-                return
-            except Exception as exc:  # Kafka unavailable: keep the batch, ack nothing, retry
-                self.stats.kafka_retries += 1
-                log.warning(
-                    "Kafka did not accept %d records (%s); retrying in %.1f s — MQTT messages stay "
-                    "unacknowledged, nothing is lost; check FOREWARN_KAFKA_URL=%s",
-                    len(records),
-                    exc,
-                    delay,
-                    self.settings.kafka_url,
-                )
+                return [await self.producer.send(t, k, v) for t, k, v in records]
+            except Exception as exc:  # noqa: BLE001 - Kafka unavailable: keep the round, ack nothing
+                self._kafka_trouble(len(records), exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30)
+
+    async def _produce(self, records: list[tuple[str, str, bytes]]) -> None:
+        """Send until Kafka has every record (used again after a failed round)."""
+        delay = 0.5
+        while True:
+            try:
+                await asyncio.gather(*await self._enqueue(records))
+                return
+            except Exception as exc:  # noqa: BLE001
+                self._kafka_trouble(len(records), exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30)
+
+    def _kafka_trouble(self, n: int, exc: BaseException, delay: float) -> None:
+        self.stats.kafka_retries += 1
+        log.warning(
+            "Kafka did not accept %d records (%s); retrying in %.1f s — the MQTT messages stay "
+            "unacknowledged, so nothing is lost; check FOREWARN_KAFKA_URL=%s",
+            n,
+            exc,
+            delay,
+            self.settings.kafka_url,
+        )
 
 
 def _hand_over(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[MqttMessage], message: MqttMessage) -> None:
