@@ -18,7 +18,7 @@ import logging
 import math
 import typing
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -145,7 +145,7 @@ def parse_timestamp(text: str) -> float:
     except ValueError:
         moment = datetime.fromisoformat(s)
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
+            moment = moment.replace(tzinfo=UTC)
         return moment.timestamp()
     if not math.isfinite(seconds):
         raise ValueError(s)

@@ -128,7 +128,9 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def monitor_device(device: Any, readings: Iterable[Any], policy: WarningPolicy | None = None) -> tuple[list[WarningEvent], int]:
+def monitor_device(
+    device: Any, readings: Iterable[Any], policy: WarningPolicy | None = None
+) -> tuple[list[WarningEvent], int]:
     """Feed one simulated device's readings to a fresh DeviceMonitor; return its warning events."""
     monitor = DeviceMonitor(device.tenant, device.device, device.kind, policy=policy)
     events: list[WarningEvent] = []
@@ -157,8 +159,10 @@ def evaluate(
         total_readings += n
         opened[device.device] = [e for e in events if e.action == "open"]
         if progress:
-            progress(f"[{i}/{len(devices)}] {device.device} ({device.kind}, {device.scenario or 'quiet'}): "
-                     f"{n} readings, {len(opened[device.device])} warnings")
+            progress(
+                f"[{i}/{len(devices)}] {device.device} ({device.kind}, {device.scenario or 'quiet'}): "
+                f"{n} readings, {len(opened[device.device])} warnings"
+            )
     by_device: dict[str, list[Any]] = defaultdict(list)
     for incident in fleet.incidents:
         by_device[incident.device].append(incident)
@@ -167,18 +171,20 @@ def evaluate(
     for incident in fleet.incidents:
         lo = incident.precursor_start_ms - int(EARLY_SLACK_S * 1000)
         hi = incident.loss_at_ms + int(FALSE_WARNING_GRACE_S * 1000)
-        candidates = [
-            e for e in opened.get(incident.device, []) if e.risk in incident.risks and lo <= e.at_ms <= hi
-        ]
+        candidates = [e for e in opened.get(incident.device, []) if e.risk in incident.risks and lo <= e.at_ms <= hi]
         before = [e for e in candidates if e.at_ms <= incident.loss_at_ms]
         after = [e for e in candidates if e.at_ms > incident.loss_at_ms]
         first = min(before, key=lambda e: e.at_ms) if before else None
         matched.update(e.warning_id for e in candidates)
         results.append(
             IncidentResult(
-                device=incident.device, scenario=incident.scenario, loss_type=incident.loss_type,
-                risks=tuple(incident.risks), precursor_start_ms=incident.precursor_start_ms,
-                loss_at_ms=incident.loss_at_ms, expected_cost_cny=float(incident.expected_cost_cny),
+                device=incident.device,
+                scenario=incident.scenario,
+                loss_type=incident.loss_type,
+                risks=tuple(incident.risks),
+                precursor_start_ms=incident.precursor_start_ms,
+                loss_at_ms=incident.loss_at_ms,
+                expected_cost_cny=float(incident.expected_cost_cny),
                 first_warning_ms=first.at_ms if first else None,
                 first_warning_risk=first.risk if first else None,
                 warned_after_loss=first is None and bool(after),

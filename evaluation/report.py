@@ -16,14 +16,30 @@ def _h(value: float | None) -> str:
 
 def print_eval(console: Console, report: Any) -> None:
     table = Table(title="forewarn evaluation: warned before the loss?")
-    for col in ("scenario", "incidents", "warned", "recall", "lead median", "lead p10", "lead p90",
-                "detection delay", "loss avoidable (CNY)"):
+    for col in (
+        "scenario",
+        "incidents",
+        "warned",
+        "recall",
+        "lead median",
+        "lead p10",
+        "lead p90",
+        "detection delay",
+        "loss avoidable (CNY)",
+    ):
         table.add_column(col, justify="right" if col != "scenario" else "left")
     for s in [*report.scenarios, report.overall]:
         table.add_row(
-            s.scenario, str(s.incidents), str(s.warned), f"{s.recall:.0%}", _h(s.lead_time_median_h),
-            _h(s.lead_time_p10_h), _h(s.lead_time_p90_h), _h(s.detection_delay_median_h),
-            f"{s.loss_avoidable_cny:,.0f}", style="bold" if s.scenario == "overall" else None,
+            s.scenario,
+            str(s.incidents),
+            str(s.warned),
+            f"{s.recall:.0%}",
+            _h(s.lead_time_median_h),
+            _h(s.lead_time_p10_h),
+            _h(s.lead_time_p90_h),
+            _h(s.detection_delay_median_h),
+            f"{s.loss_avoidable_cny:,.0f}",
+            style="bold" if s.scenario == "overall" else None,
         )
     console.print(table)
     by_risk = ", ".join(f"{k} {v}" for k, v in report.false_warnings_by_risk.items()) or "none"

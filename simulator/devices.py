@@ -553,6 +553,12 @@ class Trip:
     speeding: tuple[tuple[float, float, float], ...] = ()  # (from_s, to_s, factor on the limit)
     crash_at_s: float | None = None
     fatigue_from_s: float | None = None  # weaving and lapses grow from here
+    # deceleration (g) of each harsh brake, in time order; empty: the model draws 0.45–0.75 g
+    harsh_brake_g: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.harsh_brake_g and len(self.harsh_brake_g) != len(self.harsh_brakes_at_s):
+            raise ValueError("harsh_brake_g needs one deceleration per harsh brake")
 
 
 @dataclass(frozen=True, slots=True)
@@ -656,6 +662,9 @@ def _drive(rng: np.random.Generator, trip: Trip, driver: DriverProfile, heading0
     # longitudinal dynamics with the scheduled harsh brakes and the crash
     harsh = sorted(trip.harsh_brakes_at_s)
     harsh_g = (0.45 + 0.3 * rng.random(max(len(harsh), 1))).tolist()
+    if trip.harsh_brake_g:  # given decelerations (the draw above is made all the same)
+        order = sorted(range(len(harsh)), key=lambda i: trip.harsh_brakes_at_s[i])
+        harsh_g = [trip.harsh_brake_g[i] for i in order]
     harsh_dv = (4.5 + 5.0 * rng.random(max(len(harsh), 1))).tolist()  # m/s shed
     crash_idx = None if trip.crash_at_s is None else int((trip.crash_at_s - trip.start_s) // dt)
     speed = np.zeros(n)
@@ -853,7 +862,9 @@ def plan_trips(rng: np.random.Generator, span: Span, habit: str) -> list[Trip]:
 
     ``habit``: ``commuter`` (morning and evening trips, sometimes an errand), ``night``
     (a ride-hailing night shift with a proper break every ~2.5 h of driving), ``long_haul``
-    (daytime legs of at most 3.5 h separated by 30–50 min rests).
+    (daytime legs of at most 3.5 h separated by 30–50 min rests), ``courier`` (a daytime
+    multi-drop round of short city trips, a lunch break), ``night_long_haul`` (overnight legs
+    of at most 3.5 h separated by 30–50 min rests).
     """
     trips: list[Trip] = []
     start_h = float(local_hours(np.array([span.start_ms]))[0])
@@ -886,6 +897,29 @@ def plan_trips(rng: np.random.Generator, span: Span, habit: str) -> list[Trip]:
             s = midnight + (6.0 + 2.0 * rng.random()) * HOUR_S
             for _ in range(3):
                 dur = (2.5 + 1.0 * rng.random()) * HOUR_S
+                trips.append(Trip(s, dur, "long_haul"))
+                s += dur + (30 + 20 * rng.random()) * 60
+        elif habit == "courier":
+            s = midnight + (8.0 + 1.0 * rng.random()) * HOUR_S
+            lunch = midnight + (12.0 + 0.5 * rng.random()) * HOUR_S
+            shift_end = midnight + (17.0 + 1.5 * rng.random()) * HOUR_S
+            lunched = False
+            round_start = s
+            while s < shift_end:
+                dur = (8 + 22 * rng.random()) * 60
+                trips.append(Trip(s, dur, "city"))
+                s += dur + (5 + 12 * rng.random()) * 60  # a drop: park, deliver
+                if not lunched and s >= lunch:
+                    s += (45 + 15 * rng.random()) * 60
+                    lunched = True
+                    round_start = s
+                elif s - round_start > 2.5 * HOUR_S:  # back to the depot to reload
+                    s += (25 + 15 * rng.random()) * 60
+                    round_start = s
+        elif habit == "night_long_haul":
+            s = midnight + (20.0 + 2.5 * rng.random()) * HOUR_S
+            for _ in range(2 + int(rng.random() < 0.5)):
+                dur = (2.0 + 1.5 * rng.random()) * HOUR_S
                 trips.append(Trip(s, dur, "long_haul"))
                 s += dur + (30 + 20 * rng.random()) * 60
         else:

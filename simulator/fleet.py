@@ -1,14 +1,16 @@
 """Seeded fleets of simulated policyholders and devices, with their labelled incidents.
 
 :func:`build_fleet` assembles any mix of scenario devices and quiet devices;
-:func:`standard_library` is the evaluation fleet (every scenario once at its natural
-duration, plus three quiet devices of each kind); :func:`demo_fleet` is the small fleet the
-two-minute live demo publishes. A :class:`Fleet` hands out each device's clean reading
-stream (transport realism — dropouts, clock jitter, duplicates — applied; the contract-
-breaking garbage lives only in :mod:`simulator.wire`) and the ground truth.
+:func:`standard_library` is the evaluation fleet (several replicas of every scenario at its
+natural duration, each with its own physical parameters, plus quiet devices of every kind
+and profile); :func:`demo_fleet` is the small fleet the two-minute live demo publishes.
+A :class:`Fleet` hands out each device's clean reading stream (transport realism —
+dropouts, clock jitter, duplicates — applied; the contract-breaking garbage lives only in
+:mod:`simulator.wire`) and the ground truth.
 
 Every device draws from its own seed, derived from the fleet seed and the device id, so a
-device's stream never changes when other devices are added or removed.
+device's stream never changes when other devices are added or removed. (A replica's place
+in its scenario's ranges depends on the fleet seed, the scenario and its ordinal only.)
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import logging
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -30,6 +33,7 @@ from simulator.scenarios import (
     Incident,
     Outcome,
     child,
+    quiet_profile,
     simulate_quiet,
 )
 
@@ -125,12 +129,26 @@ class _Plan:
     seed: np.random.SeedSequence
     quiet_ordinal: int  # which quiet profile (quiet devices only)
     at: float | None  # where in the span the loss should land (scenario devices only)
+    spread: float | None = None  # a replica: where its first knob sits in its range (0–1)
 
 
 def device_seed(fleet_seed: int, device: str) -> np.random.SeedSequence:
     """The seed of one device: the fleet seed and a stable hash of the device id."""
     digest = hashlib.blake2b(device.encode(), digest_size=8).digest()
     return np.random.SeedSequence([int(fleet_seed), int.from_bytes(digest, "little")])
+
+
+_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+
+
+def replica_spread(fleet_seed: int, scenario: str, ordinal: int) -> float:
+    """Where replica ``ordinal`` of ``scenario`` sits in its first knob's range (0–1).
+
+    A golden-ratio sequence from a seeded offset: any number of replicas covers the range
+    evenly, and replica n's place never depends on how many replicas there are.
+    """
+    offset = rng_for(device_seed(fleet_seed, f"spread:{scenario}")).random()
+    return (offset + ordinal * _GOLDEN) % 1.0
 
 
 class Fleet:
@@ -147,12 +165,18 @@ class Fleet:
         self._plans = {p.device.device: p for p in plans}
         self._customers = {c.id: c for c in customers}
         self._traces: dict[str, Trace] = {}
+        self._parameters: dict[str, dict[str, float]] = {}
         self.incidents: list[Incident] = []
         for plan in plans:
             if plan.device.scenario is not None:
                 spec = SCENARIOS[plan.device.scenario]
-                outcome: Outcome = spec.simulate(plan.seed, plan.span, intervals, realism.noise,
-                                                 plan.at)
+                outcome: Outcome
+                if plan.spread is not None:
+                    outcome, knobs = spec.simulate_variant(plan.seed, plan.span, intervals,
+                                                           realism.noise, plan.spread)
+                    self._parameters[plan.device.device] = knobs
+                else:
+                    outcome = spec.simulate(plan.seed, plan.span, intervals, realism.noise, plan.at)
                 self._traces[plan.device.device] = outcome.trace
                 self.incidents.append(spec.incident(plan.device.device, outcome, plan.seed, tenant))
 
@@ -174,6 +198,18 @@ class Fleet:
 
     def span(self, device: SimDevice | str) -> Span:
         return self._plan(device).span
+
+    def parameters(self, device: SimDevice | str) -> dict[str, float]:
+        """A replica's physical parameters (its scenario's knobs, see ``ScenarioSpec.knobs``);
+        empty for a scenario device with the typical draws and for a quiet device."""
+        return dict(self._parameters.get(self._plan(device).device.device, {}))
+
+    def profile(self, device: SimDevice | str) -> str:
+        """What the device simulates: its scenario, or ``quiet:<profile>``."""
+        plan = self._plan(device)
+        if plan.device.scenario is not None:
+            return plan.device.scenario
+        return f"quiet:{quiet_profile(plan.device.kind, plan.quiet_ordinal)}"
 
     def seed_of(self, device: SimDevice | str) -> np.random.SeedSequence:
         """The device's own seed (fleet seed + device id); sub-streams via ``child``."""
@@ -291,6 +327,7 @@ class _Entry:
     duration_s: float
     at: float | None = None
     locale: str | None = None
+    varied: bool = False  # a replica: its scenario's knobs drawn over their plausible ranges
 
 
 def _assemble(seed: int, tenant: str, start_ms: int, entries: Iterable[_Entry],
@@ -306,7 +343,8 @@ def _assemble(seed: int, tenant: str, start_ms: int, entries: Iterable[_Entry],
         customer = _customer(dseed, name, e.kind, e.locale)
         scenario = None if e.label == "quiet" else e.label
         device = SimDevice(tenant, name, e.kind, customer.id, scenario)
-        plans.append(_Plan(device, Span(start_ms, e.duration_s), dseed, e.ordinal - 1, e.at))
+        spread = replica_spread(seed, e.label, e.ordinal) if e.varied and scenario else None
+        plans.append(_Plan(device, Span(start_ms, e.duration_s), dseed, e.ordinal - 1, e.at, spread))
         customers.append(customer)
     return Fleet(seed, tenant, plans, customers, intervals or SampleIntervals(), realism or Realism())
 
@@ -354,12 +392,29 @@ def build_fleet(seed: int = 7, *, devices: int | None = None, scenarios: list[st
     return _assemble(seed, tenant, start_ms, entries, intervals, realism)
 
 
-def standard_library(seed: int = 7, *, start_ms: int = STANDARD_START_MS, tenant: str = "demo",
-                     quiet_per_kind: int = 3, intervals: SampleIntervals | None = None,
+MAX_REPLICAS = 99  # device ids carry a two-digit ordinal
+
+
+def standard_library(seed: int = 7, *, replicas: int = 5, quiet_per_kind: int = 5,
+                     start_ms: int = STANDARD_START_MS, tenant: str = "demo",
+                     intervals: SampleIntervals | None = None,
                      realism: Realism | None = None) -> Fleet:
-    """Every scenario once at its natural duration plus quiet devices of every kind:
-    the fleet ``forewarn eval`` scores detectors against."""
-    entries = [_Entry(s.kind, s.name, 1, s.natural_duration_s) for s in SCENARIOS.values()]
+    """The fleet ``forewarn eval`` scores detectors against.
+
+    ``replicas`` devices per scenario (``home-frozen-pipe-01`` …), each at the scenario's
+    natural duration with its own seed and its own physical parameters drawn from the
+    scenario's plausible ranges (``SCENARIOS[name].knobs``; the first knob spread evenly over
+    the replicas), so lead times form a distribution. ``quiet_per_kind`` quiet devices of
+    every kind cycle through the kind's quiet profiles (``QUIET_PROFILES``), each drawing its
+    own parameters. Devices are independent: ``replicas=2`` gives the first two replicas of
+    ``replicas=5`` unchanged.
+    """
+    if not 1 <= replicas <= MAX_REPLICAS:
+        raise ValueError(f"replicas must be in 1..{MAX_REPLICAS}, got {replicas}")
+    if not 0 <= quiet_per_kind <= MAX_REPLICAS:
+        raise ValueError(f"quiet_per_kind must be in 0..{MAX_REPLICAS}, got {quiet_per_kind}")
+    entries = [_Entry(s.kind, s.name, r + 1, s.natural_duration_s, varied=True)
+               for s in SCENARIOS.values() for r in range(replicas)]
     for kind in DEVICE_KINDS:
         for i in range(quiet_per_kind):
             entries.append(_Entry(kind, "quiet", i + 1, QUIET_DURATION_S[kind]))
@@ -389,6 +444,7 @@ def demo_fleet(seed: int, start_ms: int, duration_s: float, *, tenant: str = "de
 
 __all__ = [
     "IDEAL",
+    "MAX_REPLICAS",
     "QUIET_PROFILES",
     "STANDARD_START_MS",
     "Fleet",
@@ -399,5 +455,6 @@ __all__ = [
     "build_fleet",
     "demo_fleet",
     "device_seed",
+    "replica_spread",
     "standard_library",
 ]

@@ -6,6 +6,13 @@ warning it, the moment the precursor becomes observable, the moment of loss, and
 loss costs a Chinese P&C insurer (CNY). Ground truth is read from the simulated physics
 (the pipe reaching −1 °C, the leaked litres reaching the damage threshold), never assumed.
 
+Every scenario also has *knobs* (:class:`Knob`): the physical parameters its replicas vary
+over plausible ranges (how cold the night gets, how fast a joint leaks, how quickly a
+bearing wears …). :meth:`ScenarioSpec.simulate_variant` draws them and runs the physics
+forward; the loss lands wherever the physics puts it, so lead times vary as they would in
+a real book of policies. :meth:`ScenarioSpec.simulate` is the scenario with its typical,
+narrow parameter ranges and an optional requested loss moment (the live demo's).
+
 Quiet profiles (:data:`QUIET_PROFILES`) are ordinary devices with no incident: everything
 they trigger is a false warning.
 """
@@ -13,8 +20,8 @@ they trigger is a false warning.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -147,14 +154,48 @@ class Incident:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What running a scenario produced: the device's trace and the moments that matter."""
+    """What running a scenario produced: the device's trace and the moments that matter.
+
+    ``params`` holds knob values a variant run had to adjust (e.g. a pipe exposure capped so
+    the pipe stays warm while the heating works); they replace the drawn values.
+    """
 
     trace: Trace
     precursor_start_ms: int
     loss_at_ms: int
+    params: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Knob:
+    """One physical parameter a scenario's replicas vary, uniform over [low, high]."""
+
+    name: str
+    low: float
+    high: float
+    unit: str
+    about: str
+    integer: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.low <= self.high:
+            raise ValueError(f"knob {self.name}: low {self.low} above high {self.high}")
+
+    def at(self, u: float) -> float:
+        """The value at quantile ``u`` (0–1) of the range (integers: equal-width bins)."""
+        u = min(max(u, 0.0), 1.0)
+        if self.integer:
+            return float(min(int(self.low) + math.floor(u * (self.high - self.low + 1)), int(self.high)))
+        return round(self.low + (self.high - self.low) * u, 3)
 
 
 ScenarioRun = Callable[[np.random.SeedSequence, Span, SampleIntervals, float, float | None], Outcome]
+# a variant run: knobs in, the outcome out, or None when the loss does not happen in the span
+VariantRun = Callable[[np.random.SeedSequence, Span, SampleIntervals, float, Mapping[str, float]],
+                      Outcome | None]
+
+VARIANT_DRAWS = 40  # redraws allowed before a replica gives up (a pipe that never freezes …)
+LOSS_MARGIN_S = 3600.0  # a replica's loss lands at least this long before its span ends
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +212,8 @@ class ScenarioSpec:
     natural_duration_s: float
     min_duration_s: float
     run: ScenarioRun
+    knobs: tuple[Knob, ...] = ()  # what replicas vary; the first is spread evenly by the fleet
+    variant: VariantRun | None = None
 
     def simulate(self, seed: np.random.SeedSequence, span: Span,
                  intervals: SampleIntervals = DEFAULT_INTERVALS, noise: float = 1.0,
@@ -186,6 +229,39 @@ class ScenarioSpec:
         if not span.start_ms <= out.precursor_start_ms < out.loss_at_ms <= span.end_ms:
             raise RuntimeError(f"scenario {self.name}: ground truth outside the span ({out})")
         return out
+
+    def simulate_variant(self, seed: np.random.SeedSequence, span: Span,
+                         intervals: SampleIntervals = DEFAULT_INTERVALS, noise: float = 1.0,
+                         spread: float | None = None) -> tuple[Outcome, dict[str, float]]:
+        """One replica: the knobs drawn over their plausible ranges, the physics run forward.
+
+        Returns the outcome and the knob values used. ``spread`` (0–1) places the first knob
+        at that quantile of its range (a fleet spreads its replicas evenly); None draws it.
+        A draw whose loss does not happen inside the span (a mild night and a lagged pipe
+        that never freezes) is redrawn: a replica is the scenario *given* that the loss
+        happens, at least :data:`LOSS_MARGIN_S` before the span ends. The draws come from
+        the device's own seed, so a replica never depends on the rest of the fleet.
+        """
+        if self.variant is None or not self.knobs:
+            raise ValueError(f"scenario {self.name} has no variants")
+        if span.duration_s < self.natural_duration_s:
+            raise ValueError(
+                f"scenario {self.name}'s variants need its natural {self.natural_duration_s / HOUR_S:g} h, "
+                f"got {span.duration_s / HOUR_S:g} h"
+            )
+        if spread is not None and not 0 <= spread < 1:
+            raise ValueError(f"spread must be in [0, 1), got {spread}")
+        rng = rng_for(child(seed, 11))
+        latest_ms = span.end_ms - int(LOSS_MARGIN_S * 1000)
+        for attempt in range(VARIANT_DRAWS):
+            u = rng.random(len(self.knobs))
+            if spread is not None and attempt < VARIANT_DRAWS // 2:
+                u[0] = spread  # keep the fleet's placement while the others are redrawn
+            knobs = {k.name: k.at(float(x)) for k, x in zip(self.knobs, u, strict=True)}
+            out = self.variant(seed, span, intervals, noise, knobs)
+            if out is not None and span.start_ms <= out.precursor_start_ms < out.loss_at_ms <= latest_ms:
+                return out, {**knobs, **out.params}
+        raise RuntimeError(f"scenario {self.name}: no loss inside the span after {VARIANT_DRAWS} draws")
 
     def incident(self, device: str, outcome: Outcome, seed: np.random.SeedSequence,
                  tenant: str = "demo") -> Incident:
@@ -460,16 +536,27 @@ def _fatigue_crash(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals
 
 
 def _risky_trip(rng: np.random.Generator, start: float, length: float, end_event: float,
-                brakes: int, stretches: int, route: str, crash: bool) -> Trip:
+                brakes: int, stretches: int, route: str, crash: bool,
+                brake_g: float | None = None, over_limit: float | None = None) -> Trip:
+    """Harsh brakes from 4–12 min in until 3 min before ``end_event``; speeding stretches.
+
+    ``brake_g`` (each brake within ±0.05 g of it) and ``over_limit`` (speed / limit while
+    speeding, ±3 %) are a variant's knobs; None keeps the model's and the typical draws.
+    """
     first = start + _u(rng, 4, 12) * MINUTE_S
     last = end_event - 3 * MINUTE_S
     harsh = tuple(sorted([first] + [_u(rng, first, last) for _ in range(brakes - 1)]))
     speeding = []
     for _ in range(stretches):
         a = _u(rng, start + 8 * MINUTE_S, last - 6 * MINUTE_S)
-        speeding.append((a, a + _u(rng, 2, 6) * MINUTE_S, _u(rng, 1.25, 1.42)))
+        duration = _u(rng, 2, 6) * MINUTE_S
+        factor = _u(rng, 1.25, 1.42) if over_limit is None else over_limit * _u(rng, 0.97, 1.03)
+        speeding.append((a, a + duration, factor))
+    decel: tuple[float, ...] = ()
+    if brake_g is not None:
+        decel = tuple(min(max(brake_g + _u(rng, -0.05, 0.05), 0.4), 0.85) for _ in harsh)
     return Trip(start, length, route, harsh_brakes_at_s=harsh, speeding=tuple(speeding),
-                crash_at_s=end_event if crash else None)
+                crash_at_s=end_event if crash else None, harsh_brake_g=decel)
 
 
 def _risky_driving_crash(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
@@ -555,11 +642,318 @@ def _coldchain_failure(seed: np.random.SeedSequence, span: Span, iv: SampleInter
     return Outcome(trace, span.at(onset), loss)
 
 
+# ------------------------------------------------------------------- replicas (variants)
+#
+# Each variant takes its knobs (drawn by ScenarioSpec.simulate_variant from the ranges in
+# the library below) and runs the physics forward: the loss lands where the physics puts
+# it. Secondary, non-knob details (the city, the set point …) come from the device's seed.
+# A variant returns None when its loss does not happen in the span; the draw is then redone.
+
+
+def _frozen_pipe_variant(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
+                         noise: float, k: Mapping[str, float]) -> Outcome | None:
+    rng = rng_for(child(seed, 0))
+    mean, swing = _u(rng, 0, 6), _u(rng, 3, 5)  # the weather before the cold snap
+    front_lead_h, front_hours = _u(rng, 1, 6), _u(rng, 2, 4)
+    setpoint = _u(rng, 15, 17)  # an empty home kept cool
+    humidity, supply = _u(rng, 40, 50), _u(rng, 4, 7)
+    fail = k["heating_fails_h"] * HOUR_S
+    low = k["outdoor_low_c"]
+    # the snap arrives before the boiler locks out, bringing night lows of ``low``
+    front = ColdFront(fail - front_lead_h * HOUR_S, max(mean - swing - low, 0.0), front_hours)
+    # exposed, but not so exposed that it freezes while the heating still works
+    exposure = min(k["pipe_exposure"], (setpoint - 4) / (setpoint - (low - 2.5)))
+    params = HomeParams(
+        climate_mean_c=mean, climate_swing_c=swing, house_tau_h=k["house_tau_h"],
+        setpoint_c=setpoint, night_setback_c=0.0, pipe_exposure=exposure,
+        pipe_tau_h=k["pipe_tau_h"], occupants=0, humidity_base_pct=humidity, supply_water_c=supply,
+    )
+    trace = simulate_home(child(seed, 1), span, params, [front, HeatingFailure(fail)],
+                          interval_ms=iv.home_ms, noise=noise)
+    loss = _first_ms(trace, trace.state["pipe_c"] <= -1.0)
+    if loss is None:
+        return None
+    return Outcome(trace, span.at(fail), loss, {"pipe_exposure": round(exposure, 3)})
+
+
+def _slow_leak_variant(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
+                       noise: float, k: Mapping[str, float]) -> Outcome | None:
+    rng = rng_for(child(seed, 0))
+    _, _, _, winter = _city(rng)
+    params = HomeParams(climate_mean_c=winter + _u(rng, 2, 8), occupants=int(k["occupants"]),
+                        humidity_base_pct=_u(rng, 45, 55))
+    start, damage_l = k["leak_starts_h"] * HOUR_S, k["damage_l"]
+    leak = SlowLeak(start, k["leak_lpm"], damage_l * k["sensor_wet_share"])
+    trace = simulate_home(child(seed, 1), span, params, [leak], interval_ms=iv.home_ms, noise=noise)
+    loss = _first_ms(trace, trace.state["leak_volume_l"] >= damage_l)
+    return None if loss is None else Outcome(trace, span.at(start), loss)
+
+
+def _burst_pipe_variant(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
+                        noise: float, k: Mapping[str, float]) -> Outcome | None:
+    rng = rng_for(child(seed, 0))
+    params = HomeParams(climate_mean_c=_u(rng, 2, 12), occupants=int(rng.integers(1, 5)))
+    burst_at = k["burst_h"] * HOUR_S
+    drip_from = max(burst_at - k["drip_min"] * MINUTE_S, 60.0)
+    event = BurstPipe(burst_at, k["burst_lpm"], drip_from, k["drip_lpm"], k["sensor_wet_l"])
+    trace = simulate_home(child(seed, 1), span, params, [event], interval_ms=iv.home_ms, noise=noise)
+    t, volume = trace.offsets_s(), trace.state["leak_volume_l"]
+    released = volume - float(np.interp(burst_at, t, volume))  # litres since it gave way
+    loss = _first_ms(trace, (t >= burst_at) & (released >= k["spread_l"]))
+    return None if loss is None else Outcome(trace, span.at(drip_from), loss)
+
+
+def _mould_variant(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
+                   k: Mapping[str, float]) -> Outcome | None:
+    rng = rng_for(child(seed, 0))
+    params = HomeParams(climate_mean_c=_u(rng, 6, 12), occupants=int(rng.integers(2, 5)),
+                        humidity_base_pct=k["base_rh_pct"], setpoint_c=_u(rng, 18, 20))
+    damp_from = k["damp_starts_h"] * HOUR_S
+    damp = Damp(damp_from, k["damp_rh_pct"], k["damp_tau_h"])
+    trace = simulate_home(child(seed, 1), span, params, [damp], interval_ms=iv.home_ms, noise=noise)
+    wet_hours = np.cumsum((trace.state["humidity_pct"] >= 80.0) * (iv.home_ms / 1000 / HOUR_S))
+    loss = _first_ms(trace, wet_hours >= k["mould_hours"])
+    return None if loss is None else Outcome(trace, span.at(damp_from), loss)
+
+
+def _electrical_fire_variant(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
+                             noise: float, k: Mapping[str, float]) -> Outcome | None:
+    rng = rng_for(child(seed, 0))
+    start = k["arcing_starts_h"] * HOUR_S
+    fire = start + k["arcing_h"] * HOUR_S
+    co_lead = min(k["smoulder_min"] * MINUTE_S, 0.6 * (fire - start))
+    smoke_lead = min(k["smoke_min"] * MINUTE_S, 0.5 * co_lead)
+    fault = ElectricalFault(from_s=start, co_from_s=fire - co_lead, smoke_at_s=fire - smoke_lead,
+                            fire_at_s=fire)
+    params = HomeParams(climate_mean_c=_u(rng, 0, 10), occupants=int(rng.integers(1, 5)))
+    trace = simulate_home(child(seed, 1), span, params, [fault], interval_ms=iv.home_ms, noise=noise)
+    return Outcome(trace, span.at(start), span.at(fire),
+                   {"smoulder_min": round(co_lead / MINUTE_S, 3), "smoke_min": round(smoke_lead / MINUTE_S, 3)})
+
+
+def _power_cut_variant(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
+                       noise: float, k: Mapping[str, float]) -> Outcome | None:
+    rng = rng_for(child(seed, 0))
+    cut = k["cut_h"] * HOUR_S
+    fill_h = k["pit_free_l"] / k["inflow_lph"]  # the stopped sump pump's pit fills up
+    flood = cut + fill_h * HOUR_S
+    cut_event = PowerCut(cut, flood + _u(rng, 2, 4) * HOUR_S, flood)
+    params = HomeParams(climate_mean_c=_u(rng, 8, 14), occupants=int(rng.integers(2, 5)),
+                        humidity_base_pct=_u(rng, 55, 65))
+    trace = simulate_home(child(seed, 1), span, params, [cut_event], interval_ms=iv.home_ms,
+                          noise=noise)
+    return Outcome(trace, span.at(cut), span.at(flood), {"pit_fill_h": round(fill_h, 3)})
+
+
+def _battery_drain_variant(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
+                           noise: float, k: Mapping[str, float]) -> Outcome | None:
+    rng = rng_for(child(seed, 0))
+    onset = k["fault_starts_h"] * HOUR_S
+    params = HomeParams(climate_mean_c=_u(rng, 3, 10), occupants=int(rng.integers(0, 2)),
+                        mains_powered=False, battery_start_pct=k["start_pct"],
+                        rssi_dbm=_u(rng, -85, -75))
+    fault = BatteryFault(onset, k["drain_pct_per_h"])
+    trace = simulate_home(child(seed, 1), span, params, [fault], interval_ms=iv.home_ms, noise=noise)
+    if not len(trace) or len(trace) == len(span.grid(iv.home_ms)):
+        return None  # still alive at the end of the span
+    return Outcome(trace, span.at(onset), int(trace.ts_ms[-1]) + iv.home_ms)
+
+
+def _stuck_sensor_variant(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
+                          noise: float, k: Mapping[str, float]) -> Outcome | None:
+    rng = rng_for(child(seed, 0))
+    stuck = k["stuck_h"] * HOUR_S
+    params = HomeParams(climate_mean_c=_u(rng, 0, 8), climate_swing_c=k["climate_swing_c"],
+                        occupants=int(rng.integers(1, 5)))
+    trace = simulate_home(child(seed, 1), span, params, [StuckSensor(stuck)],
+                          interval_ms=iv.home_ms, noise=noise)
+    return Outcome(trace, span.at(stuck), span.at(stuck + k["unmonitored_h"] * HOUR_S))
+
+
+def _fatigue_crash_variant(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
+                           noise: float, k: Mapping[str, float]) -> Outcome | None:
+    rng = rng_for(child(seed, 0))
+    start = k["trip_starts_h"] * HOUR_S
+    crash = start + k["driving_h"] * HOUR_S
+    trip = Trip(start, crash - start + 30 * MINUTE_S, "long_haul", crash_at_s=crash,
+                fatigue_from_s=start + k["fatigue_from_h"] * HOUR_S)
+    trace = simulate_vehicle(child(seed, 1), span, _vehicle_params(rng, "fatigued"), [trip],
+                             intervals=iv, noise=noise)
+    return Outcome(trace, span.at(start + 4 * HOUR_S), span.at(crash))
+
+
+def _risky_driving_crash_variant(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
+                                 noise: float, k: Mapping[str, float]) -> Outcome | None:
+    rng = rng_for(child(seed, 0))
+    start = k["trip_starts_h"] * HOUR_S
+    crash = start + k["crash_after_min"] * MINUTE_S
+    length = crash - start + _u(rng, 10, 40) * MINUTE_S  # where the trip was going
+    trip = _risky_trip(rng, start, length, crash, int(k["harsh_brakes"]),
+                       int(k["speeding_stretches"]), "highway", crash=True,
+                       brake_g=k["brake_g"], over_limit=k["over_limit"])
+    trace = simulate_vehicle(child(seed, 1), span, _vehicle_params(rng, "aggressive"), [trip],
+                             intervals=iv, noise=noise)
+    return Outcome(trace, _first_harsh_or_speeding(trace, span.at(start)), span.at(crash))
+
+
+def _harsh_braking_trip_variant(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
+                                noise: float, k: Mapping[str, float]) -> Outcome | None:
+    rng = rng_for(child(seed, 0))
+    start, length = k["trip_starts_h"] * HOUR_S, k["trip_min"] * MINUTE_S
+    trip = _risky_trip(rng, start, length, start + length, int(k["harsh_brakes"]),
+                       int(k["speeding_stretches"]), "suburban", crash=False,
+                       brake_g=k["brake_g"], over_limit=k["over_limit"])
+    trace = simulate_vehicle(child(seed, 1), span, _vehicle_params(rng, "aggressive"), [trip],
+                             intervals=iv, noise=noise)
+    on = np.flatnonzero(trace.state["ignition"] > 0)
+    if not on.size:
+        return None
+    return Outcome(trace, _first_harsh_or_speeding(trace, span.at(start)),
+                   int(trace.ts_ms[on[-1]]) + iv.vehicle_driving_ms)
+
+
+def _bearing_failure_variant(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
+                             noise: float, k: Mapping[str, float]) -> Outcome | None:
+    rng = rng_for(child(seed, 0))
+    onset = k["onset_h"] * HOUR_S
+    fail = onset + k["wear_h"] * HOUR_S
+    v0 = k["baseline_mm_s"]
+    wear = BearingWear(onset, fail, k["seize_mm_s"])
+    params = EquipmentParams(baseline_vibration_mm_s=v0, rated_current_a=_u(rng, 30, 150),
+                             pressure_kpa=_u(rng, 300, 800), ambient_c=_u(rng, 18, 34))
+    trace = simulate_equipment(child(seed, 1), span, params, wear, interval_ms=iv.equipment_ms,
+                               noise=noise)
+    rate = math.log(wear.fail_vibration_mm_s / v0) / (fail - onset)
+    detectable = onset + math.log(1.3) / rate  # 30 % above baseline: one ISO 10816 zone step
+    return Outcome(trace, span.at(detectable), span.at(fail))
+
+
+def _coldchain_failure_variant(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
+                               noise: float, k: Mapping[str, float]) -> Outcome | None:
+    rng = rng_for(child(seed, 0))
+    params = ColdChainParams(setpoint_c=_u(rng, 2.5, 5), ambient_mean_c=k["ambient_c"],
+                             box_tau_h=k["box_tau_h"], cooling_c_per_h=_u(rng, 8, 12),
+                             door_openings_per_h=_u(rng, 0.6, 1.8))
+    onset = k["leak_starts_h"] * HOUR_S
+    leak = RefrigerantLeak(onset, onset + k["leak_ramp_h"] * HOUR_S)
+    trace = simulate_coldchain(child(seed, 1), span, params, leak, interval_ms=iv.coldchain_ms,
+                               noise=noise)
+    warm_min = np.cumsum((trace.state["box_c"] > 8.0) * (iv.coldchain_ms / 1000 / MINUTE_S))
+    loss = _first_ms(trace, warm_min >= k["tolerance_min"])
+    return None if loss is None else Outcome(trace, span.at(onset), loss)
+
+
+_K = Knob
+KNOBS: dict[str, tuple[Knob, ...]] = {
+    "frozen_pipe": (
+        _K("outdoor_low_c", -15, -6, "°C", "night low of the cold snap"),
+        _K("heating_fails_h", 2, 16, "h", "boiler locks out, hours after the span start"),
+        _K("house_tau_h", 4, 12, "h", "how fast the empty house cools (poor to good insulation)"),
+        _K("pipe_tau_h", 0.6, 2.5, "h", "pipe time constant (bare to lagged)"),
+        _K("pipe_exposure", 0.35, 0.65, "", "share of outdoor air at the pipe (capped so it "
+                                           "stays above 4 °C while heated)"),
+    ),
+    "slow_leak": (
+        _K("leak_lpm", 0.3, 1.5, "l/min", "weeping joint's flow"),
+        _K("damage_l", 250, 700, "l", "litres soaked up when the damage is done (the loss)"),
+        _K("leak_starts_h", 1, 12, "h", "hours after the span start"),
+        _K("sensor_wet_share", 0.2, 1.0, "", "share of those litres before the leak sensor is wet"),
+        _K("occupants", 1, 4, "", "household water use masking the leak", integer=True),
+    ),
+    "burst_pipe": (
+        _K("burst_lpm", 10, 35, "l/min", "flow once the joint gives way"),
+        _K("drip_min", 5, 120, "min", "the joint weeps this long before it bursts"),
+        _K("drip_lpm", 0.05, 0.3, "l/min", "weeping flow"),
+        _K("spread_l", 300, 800, "l", "litres after the burst until water leaves the room (the loss)"),
+        _K("sensor_wet_l", 15, 60, "l", "litres after the burst until the leak sensor is wet"),
+        _K("burst_h", 3, 18, "h", "hours after the span start"),
+    ),
+    "mould": (
+        _K("damp_rh_pct", 84, 95, "%", "humidity the damp drives the room towards"),
+        _K("mould_hours", 16, 40, "h", "hours at RH >= 80 % before mould takes hold (compressed days)"),
+        _K("damp_tau_h", 2, 8, "h", "how fast the damp builds up"),
+        _K("base_rh_pct", 52, 62, "%", "the room's humidity before the damp"),
+        _K("damp_starts_h", 3, 18, "h", "hours after the span start"),
+    ),
+    "electrical_fire": (
+        _K("arcing_h", 1.5, 8, "h", "arcing and heating before flames"),
+        _K("smoulder_min", 30, 150, "min", "insulation smoulders (CO) this long before the fire"),
+        _K("smoke_min", 3, 20, "min", "smoke alarm this long before the fire"),
+        _K("arcing_starts_h", 1, 12, "h", "hours after the span start"),
+    ),
+    "power_cut": (
+        _K("inflow_lph", 40, 160, "l/h", "storm water into the sump pit"),
+        _K("pit_free_l", 120, 400, "l", "free volume in the pit when the pump stops"),
+        _K("cut_h", 2, 14, "h", "power goes, hours after the span start"),
+    ),
+    "battery_drain": (
+        _K("drain_pct_per_h", 2, 8, "%/h", "retry storm / failing cell"),
+        _K("start_pct", 25, 65, "%", "charge when the span starts"),
+        _K("fault_starts_h", 3, 16, "h", "hours after the span start"),
+    ),
+    "stuck_sensor": (
+        _K("unmonitored_h", 6, 18, "h", "flatline until it matters (the loss)"),
+        _K("stuck_h", 4, 16, "h", "board hangs, hours after the span start"),
+        _K("climate_swing_c", 1.5, 6, "°C", "daily outdoor swing (small: a flatline hides better)"),
+    ),
+    "fatigue_crash": (
+        _K("driving_h", 4.4, 7.0, "h", "non-stop driving until the crash"),
+        _K("trip_starts_h", 0.3, 4.0, "h", "departure, hours after the span start (a night run)"),
+        _K("fatigue_from_h", 2.0, 3.5, "h", "weaving and lapses grow from this far into the trip"),
+    ),
+    "risky_driving_crash": (
+        _K("crash_after_min", 30, 110, "min", "minutes into the trip when it rear-ends a car"),
+        _K("harsh_brakes", 3, 9, "", "harsh brakes before the crash", integer=True),
+        _K("brake_g", 0.4, 0.8, "g", "deceleration of the harsh brakes (each ±0.05 g)"),
+        _K("speeding_stretches", 1, 5, "", "stretches well over the limit", integer=True),
+        _K("over_limit", 1.2, 1.45, "", "speed / limit while speeding"),
+        _K("trip_starts_h", 0.5, 3.0, "h", "hours after the span start"),
+    ),
+    "harsh_braking_trip": (
+        _K("trip_min", 25, 90, "min", "trip length (the loss is its end)"),
+        _K("harsh_brakes", 2, 9, "", "harsh brakes on the trip", integer=True),
+        _K("brake_g", 0.4, 0.8, "g", "deceleration of the harsh brakes (each ±0.05 g)"),
+        _K("speeding_stretches", 0, 3, "", "stretches well over the limit", integer=True),
+        _K("over_limit", 1.2, 1.45, "", "speed / limit while speeding"),
+        _K("trip_starts_h", 0.3, 1.4, "h", "hours after the span start"),
+    ),
+    "bearing_failure": (
+        _K("wear_h", 8, 34, "h", "defect onset to seizure (weeks of wear compressed)"),
+        _K("baseline_mm_s", 1.2, 3.5, "mm/s", "healthy vibration"),
+        _K("seize_mm_s", 16, 30, "mm/s", "vibration when the bearing seizes"),
+        _K("onset_h", 2, 10, "h", "defect appears, hours after the span start"),
+    ),
+    "coldchain_failure": (
+        _K("ambient_c", 20, 35, "°C", "mean ambient temperature around the box"),
+        _K("leak_ramp_h", 0.5, 4, "h", "cooling capacity falls this long before the compressor trips"),
+        _K("tolerance_min", 45, 150, "min", "minutes above 8 °C the load tolerates"),
+        _K("box_tau_h", 3, 7, "h", "insulation: how fast the box follows the ambient"),
+        _K("leak_starts_h", 2, 12, "h", "hours after the span start"),
+    ),
+}
+
+_VARIANTS: dict[str, VariantRun] = {
+    "frozen_pipe": _frozen_pipe_variant,
+    "slow_leak": _slow_leak_variant,
+    "burst_pipe": _burst_pipe_variant,
+    "mould": _mould_variant,
+    "electrical_fire": _electrical_fire_variant,
+    "power_cut": _power_cut_variant,
+    "battery_drain": _battery_drain_variant,
+    "stuck_sensor": _stuck_sensor_variant,
+    "fatigue_crash": _fatigue_crash_variant,
+    "risky_driving_crash": _risky_driving_crash_variant,
+    "harsh_braking_trip": _harsh_braking_trip_variant,
+    "bearing_failure": _bearing_failure_variant,
+    "coldchain_failure": _coldchain_failure_variant,
+}
+
+
 # ---------------------------------------------------------------------------- the library
 
 _H = HOUR_S
 SCENARIOS: dict[str, ScenarioSpec] = {
-    s.name: s
+    s.name: replace(s, knobs=KNOBS[s.name], variant=_VARIANTS[s.name])
     for s in (
         ScenarioSpec("frozen_pipe", "home", "Empty home in a cold snap, boiler out: pipe freezes",
                      ("freeze_risk",), "frozen_pipe_burst", (5_000, 30_000), 36 * _H, 8 * _H,
@@ -618,14 +1012,22 @@ def _quiet_vehicle(habit: str, driver: str) -> QuietRun:
     return run
 
 
-def _quiet_home(occupants: tuple[int, int], climate: tuple[float, float], mains: bool) -> QuietRun:
+Range = tuple[float, float]
+
+
+def _quiet_home(occupants: tuple[int, int], climate: Range, mains: bool, *,
+                house_tau_h: Range = (7, 12), setpoint_c: Range = (19, 22),
+                exposure: Range = (0.15, 0.3), humidity_pct: Range = (42, 58)) -> QuietRun:
+    """A lived-in home with working heating in a climate whose winter mean is ``climate``."""
+
     def run(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float) -> Trace:
         rng = rng_for(child(seed, 0))
         params = HomeParams(
             climate_mean_c=_u(rng, *climate), climate_swing_c=_u(rng, 3, 6),
-            house_tau_h=_u(rng, 7, 12), setpoint_c=_u(rng, 19, 22), pipe_exposure=_u(rng, 0.15, 0.3),
+            house_tau_h=_u(rng, *house_tau_h), setpoint_c=_u(rng, *setpoint_c),
+            pipe_exposure=_u(rng, *exposure),
             occupants=int(rng.integers(occupants[0], occupants[1] + 1)),
-            humidity_base_pct=_u(rng, 42, 58), mains_powered=mains,
+            humidity_base_pct=_u(rng, *humidity_pct), mains_powered=mains,
             battery_start_pct=100.0 if mains else _u(rng, 70, 100),
         )
         return simulate_home(child(seed, 1), span, params, interval_ms=iv.home_ms, noise=noise)
@@ -633,37 +1035,68 @@ def _quiet_home(occupants: tuple[int, int], climate: tuple[float, float], mains:
     return run
 
 
-def _quiet_equipment(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
-                     noise: float) -> Trace:
-    rng = rng_for(child(seed, 0))
-    params = EquipmentParams(baseline_vibration_mm_s=_u(rng, 1.2, 3.0),
-                             rated_current_a=_u(rng, 30, 150), pressure_kpa=_u(rng, 300, 800),
-                             ambient_c=_u(rng, 18, 32), stops_per_day=_u(rng, 0.5, 2))
-    return simulate_equipment(child(seed, 1), span, params, interval_ms=iv.equipment_ms, noise=noise)
+def _quiet_pump(*, vibration_mm_s: Range = (1.2, 3.0), ambient_c: Range = (18, 32),
+                stops_per_day: Range = (0.5, 2)) -> QuietRun:
+    """A healthy pump on its duty cycle."""
+
+    def run(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float) -> Trace:
+        rng = rng_for(child(seed, 0))
+        params = EquipmentParams(baseline_vibration_mm_s=_u(rng, *vibration_mm_s),
+                                 rated_current_a=_u(rng, 30, 150), pressure_kpa=_u(rng, 300, 800),
+                                 ambient_c=_u(rng, *ambient_c), stops_per_day=_u(rng, *stops_per_day))
+        return simulate_equipment(child(seed, 1), span, params, interval_ms=iv.equipment_ms,
+                                  noise=noise)
+
+    return run
 
 
-def _quiet_coldchain(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
-                     noise: float) -> Trace:
-    rng = rng_for(child(seed, 0))
-    params = ColdChainParams(setpoint_c=_u(rng, 3, 5), ambient_mean_c=_u(rng, 15, 32),
-                             box_tau_h=_u(rng, 4, 7), cooling_c_per_h=_u(rng, 9, 13),
-                             door_openings_per_h=_u(rng, 0.5, 2.0))
-    return simulate_coldchain(child(seed, 1), span, params, interval_ms=iv.coldchain_ms, noise=noise)
+def _quiet_reefer(*, ambient_c: Range = (15, 32), box_tau_h: Range = (4, 7),
+                  doors_per_h: Range = (0.5, 2.0)) -> QuietRun:
+    """A working refrigerated box: the compressor cycles, the doors open on deliveries."""
+
+    def run(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float) -> Trace:
+        rng = rng_for(child(seed, 0))
+        params = ColdChainParams(setpoint_c=_u(rng, 3, 5), ambient_mean_c=_u(rng, *ambient_c),
+                                 box_tau_h=_u(rng, *box_tau_h), cooling_c_per_h=_u(rng, 9, 13),
+                                 door_openings_per_h=_u(rng, *doors_per_h))
+        return simulate_coldchain(child(seed, 1), span, params, interval_ms=iv.coldchain_ms,
+                                  noise=noise)
+
+    return run
 
 
+# Quiet device n of a kind (1-based) runs profile (n - 1) mod the kind's count; its own seed
+# draws the parameters inside the profile's ranges. Append new profiles at the end: the
+# ordinal of an existing one is what the demo fleet's quiet devices are made of.
 QUIET_PROFILES: dict[str, tuple[tuple[str, QuietRun], ...]] = {
     "vehicle": (
         ("commuter", _quiet_vehicle("commuter", "calm")),
         ("night_driver", _quiet_vehicle("night", "night")),
         ("long_haul_rested", _quiet_vehicle("long_haul", "calm")),
+        ("courier", _quiet_vehicle("courier", "calm")),
+        ("night_long_haul_rested", _quiet_vehicle("night_long_haul", "night")),
     ),
     "home": (
         ("family_home", _quiet_home((2, 5), (-3, 6), True)),
         ("city_flat", _quiet_home((1, 2), (4, 14), True)),
         ("sensor_pack", _quiet_home((1, 3), (0, 10), False)),
+        # a northern home in a hard winter, well built, heating on: cold outside, warm pipes
+        ("cold_north_home", _quiet_home((2, 4), (-12, -4), True, house_tau_h=(10, 16),
+                                        setpoint_c=(20, 23), exposure=(0.08, 0.2))),
+        # a humid southern flat in a mild winter, heating hardly ever on
+        ("mild_south_flat", _quiet_home((1, 3), (10, 17), True, house_tau_h=(5, 8),
+                                        setpoint_c=(17, 19), humidity_pct=(55, 66))),
     ),
-    "equipment": (("pump", _quiet_equipment),),
-    "coldchain": (("reefer", _quiet_coldchain),),
+    "equipment": (
+        ("pump", _quiet_pump()),
+        ("rough_hot_pump", _quiet_pump(vibration_mm_s=(3.0, 4.5), ambient_c=(28, 38))),
+        ("stop_start_pump", _quiet_pump(stops_per_day=(4, 8))),
+    ),
+    "coldchain": (
+        ("reefer", _quiet_reefer()),
+        ("hot_depot_reefer", _quiet_reefer(ambient_c=(30, 35), doors_per_h=(1.5, 3.0))),
+        ("cold_room", _quiet_reefer(ambient_c=(12, 22), box_tau_h=(8, 12), doors_per_h=(0.2, 0.8))),
+    ),
 }
 
 QUIET_DURATION_S: dict[str, float] = {
@@ -672,6 +1105,12 @@ QUIET_DURATION_S: dict[str, float] = {
     "equipment": 48 * HOUR_S,
     "coldchain": 24 * HOUR_S,
 }
+
+
+def quiet_profile(kind: str, ordinal: int) -> str:
+    """The name of the quiet profile ``ordinal`` (0-based) of ``kind`` runs."""
+    profiles = QUIET_PROFILES[kind]
+    return profiles[ordinal % len(profiles)][0]
 
 
 def simulate_quiet(kind: str, ordinal: int, seed: np.random.SeedSequence, span: Span,

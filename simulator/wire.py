@@ -10,7 +10,8 @@ reading stream stays intact for evaluation.
 A replay file has one line per MQTT message, in send order:
 ``{"topic": …, "ts": <simulated send time, epoch ms>, "payload": <the JSON object, or the
 raw text for garbage>, "reject": <expected reason, garbage only>}``; the fleet's customers,
-devices and incidents are written next to it (``incidents.json``).
+devices (with their profile and, for a replica, its physical parameters) and incidents
+are written next to it (``incidents.json``).
 """
 
 from __future__ import annotations
@@ -232,7 +233,7 @@ def _fleet_manifest(fleet: Fleet) -> dict[str, Any]:
         "customers": [{"id": c.id, "name": c.name, "locale": c.locale} for c in fleet.customers],
         "devices": [
             {"tenant": d.tenant, "device": d.device, "kind": d.kind, "customer": d.customer,
-             "scenario": d.scenario}
+             "scenario": d.scenario, "profile": fleet.profile(d), "parameters": fleet.parameters(d)}
             for d in fleet.devices
         ],
         "incidents": [i.to_json() for i in fleet.incidents],

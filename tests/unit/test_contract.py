@@ -58,11 +58,13 @@ def test_payloads_are_accepted_or_refused_with_a_reason(payload: bytes, expected
 
 def test_a_bad_reading_in_a_batch_loses_nothing_valid() -> None:
     payload = orjson.dumps(
-        {"batch": [
-            {"ts": NOW - 2000, "seq": 1, "metrics": {"pipe_temp_c": 3.0}},
-            {"ts": NOW - 1000, "seq": 2, "metrics": {"pipe_temp_c": -999}},
-            {"ts": NOW, "seq": 3, "metrics": {"pipe_temp_c": 2.8}},
-        ]}
+        {
+            "batch": [
+                {"ts": NOW - 2000, "seq": 1, "metrics": {"pipe_temp_c": 3.0}},
+                {"ts": NOW - 1000, "seq": 2, "metrics": {"pipe_temp_c": -999}},
+                {"ts": NOW, "seq": 3, "metrics": {"pipe_temp_c": 2.8}},
+            ]
+        }
     )
     parsed = parse_payload(payload, NOW)
     assert [r.seq for r in parsed.readings] == [1, 3]
@@ -121,7 +123,9 @@ JSON_VALUES = st.recursive(
 @given(
     st.one_of(
         JSON_VALUES,
-        st.fixed_dictionaries({"ts": JSON_VALUES, "metrics": st.dictionaries(st.sampled_from(["temp_c", "water_leak", "x"]), JSON_VALUES)}),
+        st.fixed_dictionaries(
+            {"ts": JSON_VALUES, "metrics": st.dictionaries(st.sampled_from(["temp_c", "water_leak", "x"]), JSON_VALUES)}
+        ),
     )
 )
 def test_no_json_document_crashes_the_parser(doc: object) -> None:
@@ -142,7 +146,19 @@ def test_readings_record_round_trips() -> None:
 
 
 def test_warning_event_round_trips_and_knows_its_time_to_loss() -> None:
-    event = WarningEvent("id", "acme", "home-1", "home", "freeze_risk", "open", "warning", 0.8,
-                         NOW, NOW, NOW + 3 * 3600_000, {"pipe_temp_c": 2.0})
+    event = WarningEvent(
+        "id",
+        "acme",
+        "home-1",
+        "home",
+        "freeze_risk",
+        "open",
+        "warning",
+        0.8,
+        NOW,
+        NOW,
+        NOW + 3 * 3600_000,
+        {"pipe_temp_c": 2.0},
+    )
     assert WarningEvent.from_json(orjson.loads(orjson.dumps(event.to_json()))) == event
     assert event.time_to_loss_s == 3 * 3600

@@ -31,7 +31,9 @@ class Scripted(RiskDetector):
 
 
 def run(scores: list[float], policy: WarningPolicy | None = None, step_ms: int = MIN) -> list[tuple[int, str, str]]:
-    monitor = DeviceMonitor("acme", "home-1", "home", [Scripted()], policy or WarningPolicy(clear_after_s=300, cooldown_s=600))
+    monitor = DeviceMonitor(
+        "acme", "home-1", "home", [Scripted()], policy or WarningPolicy(clear_after_s=300, cooldown_s=600)
+    )
     out = []
     for i, score in enumerate(scores):
         for event in monitor.observe(Reading(ts=i * step_ms, metrics={"temp_c": score}, seq=i)):

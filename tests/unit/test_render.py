@@ -13,10 +13,20 @@ NOW = 1_763_700_000_000  # 2025-11-21 04:40 UTC = 12:40 Beijing time
 
 
 def freeze(**kw: object) -> WarningEvent:
-    base = dict(warning_id="w1", tenant="acme", device="home-1", kind="home", risk="freeze_risk",
-                action="open", severity="warning", score=0.8, at_ms=NOW, opened_at_ms=NOW,
-                predicted_loss_at_ms=NOW + (3 * 60 + 20) * 60_000,
-                evidence={"pipe_temp_c": 2.4, "trend_c_per_h": -0.8})
+    base = dict(
+        warning_id="w1",
+        tenant="acme",
+        device="home-1",
+        kind="home",
+        risk="freeze_risk",
+        action="open",
+        severity="warning",
+        score=0.8,
+        at_ms=NOW,
+        opened_at_ms=NOW,
+        predicted_loss_at_ms=NOW + (3 * 60 + 20) * 60_000,
+        evidence={"pipe_temp_c": 2.4, "trend_c_per_h": -0.8},
+    )
     base.update(kw)
     return WarningEvent(**base)  # type: ignore[arg-type]
 
@@ -39,7 +49,9 @@ def test_en_freeze_warning() -> None:
 
 
 def test_a_warning_without_forecast_names_the_loss_instead() -> None:
-    msg = render_warning(freeze(risk="water_leak", severity="critical", predicted_loss_at_ms=None, evidence={}), "en", "A")
+    msg = render_warning(
+        freeze(risk="water_leak", severity="critical", predicted_loss_at_ms=None, evidence={}), "en", "A"
+    )
     assert msg.title == "Critical: Water leak"
     assert "This can lead to water damage" in msg.body
 
@@ -55,6 +67,8 @@ def test_unknown_locale_is_refused() -> None:
         render_warning(freeze(), "fr", "x")
 
 
-@pytest.mark.parametrize(("seconds", "zh", "en"), [(30, "1分钟", "1 min"), (3600, "1小时", "1 h"), (5400, "1小时30分钟", "1 h 30 min")])
+@pytest.mark.parametrize(
+    ("seconds", "zh", "en"), [(30, "1分钟", "1 min"), (3600, "1小时", "1 h"), (5400, "1小时30分钟", "1 h 30 min")]
+)
 def test_durations(seconds: float, zh: str, en: str) -> None:
     assert format_duration(seconds, "zh-CN") == zh and format_duration(seconds, "en") == en

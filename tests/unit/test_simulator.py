@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 
 import numpy as np
@@ -12,13 +14,17 @@ import pytest
 
 from forewarn.contract import METRICS, SEGMENT_RE, ContractError, parse_payload
 from simulator.clock import CompressedClock, paced
+from simulator.devices import Span
 from simulator.fleet import (
     IDEAL,
+    QUIET_PROFILES,
     Fleet,
     Realism,
     SimReading,
     build_fleet,
     demo_fleet,
+    device_seed,
+    replica_spread,
     standard_library,
 )
 from simulator.scenarios import RISK_TYPES, SCENARIOS, Incident
@@ -35,6 +41,8 @@ from simulator.wire import (
 HOUR_MS = 3_600_000
 START_MS = 1_736_870_400_000  # 2025-01-15 00:00 CST
 NOW_MS = START_MS + 80 * HOUR_MS  # "now" for parse_payload: after every simulated reading
+REPLICAS = 5  # standard_library's defaults
+QUIET_PER_KIND = 5
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +65,12 @@ def _small_fleet(seed: int = 3, scenarios: list[str] | None = None, **kw: object
 
 def _hours(fleet: Fleet, ts_ms: int) -> float:
     return (ts_ms - fleet.start_ms) / HOUR_MS
+
+
+def _replicas(fleet: Fleet, scenario: str) -> list[Incident]:
+    found = [i for i in fleet.incidents if i.scenario == scenario]
+    assert found, scenario
+    return found
 
 
 # ------------------------------------------------------------------------ determinism
@@ -84,6 +98,38 @@ def test_adding_devices_does_not_change_any_other_device() -> None:
     for device in shared:
         assert list(few.readings(device)) == list(many.readings(device))
         assert few.incident(device) == many.incident(device)
+
+
+def test_the_same_seed_gives_the_same_library(library: Fleet) -> None:
+    again = standard_library()
+    assert again.devices == library.devices and again.customers == library.customers
+    assert again.incidents == library.incidents
+    assert all(again.parameters(d) == library.parameters(d) for d in library.devices)
+    for device in library.devices[::7]:  # a sample of the streams: every kind, scenario and quiet
+        assert list(again.readings(device)) == list(library.readings(device.device))
+
+
+def test_more_replicas_change_no_replica_and_another_seed_changes_them(library: Fleet) -> None:
+    small = standard_library(replicas=2, quiet_per_kind=2)
+    assert len(small.devices) == 2 * len(SCENARIOS) + 2 * 4
+    assert set(small.devices) <= set(library.devices)
+    for device in small.devices:
+        assert small.incident(device) == library.incident(device)
+        assert small.parameters(device) == library.parameters(device)
+        assert small.customer(device) == library.customer(device)
+    for device in small.devices[::3]:
+        assert list(small.readings(device)) == list(library.readings(device))
+    other = standard_library(8, replicas=2, quiet_per_kind=0)
+    assert all(other.parameters(d) != small.parameters(d.device) for d in other.devices)
+
+
+def test_replica_spread_covers_the_range_whatever_the_number_of_replicas() -> None:
+    for n in (3, 5, 8, 13):
+        places = sorted(replica_spread(7, "frozen_pipe", k) for k in range(1, n + 1))
+        assert len(set(places)) == n and all(0 <= p < 1 for p in places)
+        assert places[-1] - places[0] >= 1 - 2.0 / n  # no big hole in the range
+    assert replica_spread(7, "frozen_pipe", 2) == replica_spread(7, "frozen_pipe", 2)
+    assert replica_spread(7, "frozen_pipe", 2) != replica_spread(8, "frozen_pipe", 2)
 
 
 # ----------------------------------------------------------------------- the contract
@@ -125,21 +171,70 @@ def test_every_payload_the_fleet_sends_is_accepted_by_the_contract() -> None:
 # ----------------------------------------------------------------------- ground truth
 
 
-def test_the_library_has_every_scenario_with_its_incident_inside_the_span(library: Fleet) -> None:
-    assert {i.scenario for i in library.incidents} == set(SCENARIOS)
+def test_the_library_has_every_scenario_replicated_with_incidents_inside_the_span(
+        library: Fleet) -> None:
+    by_scenario: dict[str, list[Incident]] = defaultdict(list)
     for incident in library.incidents:
-        span = library.span(incident.device)
-        spec = SCENARIOS[incident.scenario]
-        assert span.duration_s == spec.natural_duration_s
-        assert span.start_ms <= incident.precursor_start_ms < incident.loss_at_ms <= span.end_ms
-        assert set(incident.risks) <= set(RISK_TYPES)
-        lo, hi = incident.cost_band_cny
-        assert 0 < lo <= incident.expected_cost_cny <= hi
-        assert library.device(incident.device).scenario == incident.scenario
+        by_scenario[incident.scenario].append(incident)
+    assert set(by_scenario) == set(SCENARIOS)
+    for name, incidents in by_scenario.items():
+        spec = SCENARIOS[name]
+        stem = f"{spec.kind}-{name.replace('_', '-')}"
+        assert [i.device for i in incidents] == [f"{stem}-{r:02d}" for r in range(1, REPLICAS + 1)]
+        for incident in incidents:
+            span = library.span(incident.device)
+            assert span.duration_s == spec.natural_duration_s
+            assert span.start_ms <= incident.precursor_start_ms < incident.loss_at_ms <= span.end_ms
+            assert set(incident.risks) <= set(RISK_TYPES)
+            lo, hi = incident.cost_band_cny
+            assert 0 < lo <= incident.expected_cost_cny <= hi
+            assert library.device(incident.device).scenario == incident.scenario
     quiet = [d for d in library.devices if d.scenario is None]
-    assert {d.kind for d in quiet} == {"vehicle", "home", "equipment", "coldchain"}
-    assert all(library.incident(d) is None for d in quiet)
-    assert len(quiet) >= 12
+    assert len(library.devices) == len(SCENARIOS) * REPLICAS + len(quiet)
+    assert all(library.incident(d) is None and library.parameters(d) == {} for d in quiet)
+    for kind, profiles in QUIET_PROFILES.items():
+        mine = [d for d in quiet if d.kind == kind]
+        assert len(mine) == QUIET_PER_KIND
+        assert {library.profile(d) for d in mine} == {f"quiet:{p}" for p, _ in profiles[:QUIET_PER_KIND]}
+    seeds = {tuple(library.seed_of(d).generate_state(4)) for d in library.devices}
+    assert len(seeds) == len(library.devices)
+
+
+def test_replicas_differ_in_their_physics_and_so_in_their_losses(library: Fleet) -> None:
+    for name, spec in SCENARIOS.items():
+        incidents = _replicas(library, name)
+        params = [library.parameters(i.device) for i in incidents]
+        for p in params:
+            assert {k.name for k in spec.knobs} <= set(p), name
+            for knob in spec.knobs:
+                assert knob.low <= p[knob.name] <= knob.high, (name, knob.name, p[knob.name])
+                assert not knob.integer or p[knob.name] == int(p[knob.name])
+        assert len({tuple(sorted(p.items())) for p in params}) == REPLICAS, name
+        first = spec.knobs[0]
+        placed = [p[first.name] for p in params]
+        assert max(placed) - min(placed) >= 0.6 * (first.high - first.low), (name, placed)
+        # different physics, different moments: every replica has its own warning window,
+        # and its own moment of loss (read off a one-minute grid, two replicas may meet on
+        # the same minute by chance: mould 01 and 02 of seed 7 both lose at 51 h 50 min)
+        assert len({i.warning_window_s for i in incidents}) == REPLICAS, name
+        assert len({i.loss_at_ms - library.span(i.device).start_ms for i in incidents}) >= REPLICAS - 1
+
+
+def test_ground_truth_follows_each_replicas_physics(library: Fleet) -> None:
+    for incident in _replicas(library, "slow_leak"):  # the loss: the damage volume has leaked
+        p = library.parameters(incident.device)
+        leaked_l = p["leak_lpm"] * incident.warning_window_s / 60
+        assert leaked_l == pytest.approx(p["damage_l"], rel=0.1)
+    for incident in _replicas(library, "fatigue_crash"):  # the crash after the driving hours
+        p = library.parameters(incident.device)
+        assert incident.warning_window_s == pytest.approx((p["driving_h"] - 4) * 3600, abs=1)
+    for incident in _replicas(library, "power_cut"):  # the sump pit fills, then floods
+        p = library.parameters(incident.device)
+        assert incident.warning_window_s == pytest.approx(p["pit_free_l"] / p["inflow_lph"] * 3600,
+                                                          abs=1)
+    for incident in _replicas(library, "electrical_fire"):
+        p = library.parameters(incident.device)
+        assert incident.warning_window_s == pytest.approx(p["arcing_h"] * 3600, abs=1)
 
 
 def _series(fleet: Fleet, device: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
@@ -148,15 +243,18 @@ def _series(fleet: Fleet, device: str, metric: str) -> tuple[np.ndarray, np.ndar
     return np.array(ts), np.array(values, dtype=float)
 
 
-def test_the_freezing_pipe_goes_through_zero_just_before_the_loss(library: Fleet) -> None:
-    incident = next(i for i in library.incidents if i.scenario == "frozen_pipe")
-    ts, pipe = _series(library, incident.device, "pipe_temp_c")
-    before = pipe[ts < incident.precursor_start_ms]
-    assert before.min() > 2.0  # fine while the heating works
-    first_zero = ts[np.flatnonzero(pipe <= 0.0)[0]]
-    assert incident.loss_at_ms - 4 * HOUR_MS <= first_zero <= incident.loss_at_ms
-    near_loss = pipe[np.abs(ts - incident.loss_at_ms) <= 10 * 60_000]
-    assert near_loss.max() < 0.0 and near_loss.min() > -3.0  # at about -1 °C
+def test_the_freezing_pipe_goes_through_zero_before_the_loss(library: Fleet) -> None:
+    for incident in _replicas(library, "frozen_pipe"):
+        ts, pipe = _series(library, incident.device, "pipe_temp_c")
+        before = pipe[ts < incident.precursor_start_ms]
+        assert before.min() > 2.0, incident.device  # fine while the heating works
+        first_zero = ts[np.flatnonzero(pipe <= 0.0)[0]]
+        # hours after the heating fails; a mild night holds the freezing water near 0 °C long
+        assert incident.precursor_start_ms + HOUR_MS <= first_zero <= incident.loss_at_ms
+        near_loss = pipe[np.abs(ts - incident.loss_at_ms) <= 10 * 60_000]
+        assert near_loss.max() < 0.0 and near_loss.min() > -3.0  # at about -1 °C
+    outdoor = {library.parameters(i.device)["outdoor_low_c"] for i in _replicas(library, "frozen_pipe")}
+    assert max(outdoor) - min(outdoor) > 4  # mild and hard frosts
 
 
 def test_quiet_homes_pipes_never_freeze(library: Fleet) -> None:
@@ -168,10 +266,10 @@ def test_quiet_homes_pipes_never_freeze(library: Fleet) -> None:
 
 
 def test_a_slow_leak_keeps_water_flowing_all_night(library: Fleet) -> None:
-    incident = next(i for i in library.incidents if i.scenario == "slow_leak")
-    ts, flow = _series(library, incident.device, "flow_lpm")
-    leaking = flow[(ts >= incident.precursor_start_ms) & (ts < incident.loss_at_ms)]
-    assert leaking.min() > 0.05
+    for incident in _replicas(library, "slow_leak"):
+        ts, flow = _series(library, incident.device, "flow_lpm")
+        leaking = flow[(ts >= incident.precursor_start_ms) & (ts < incident.loss_at_ms)]
+        assert leaking.min() > 0.8 * library.parameters(incident.device)["leak_lpm"]
     quiet = next(d for d in library.devices if d.kind == "home" and d.scenario is None)
     _, quiet_flow = _series(library, quiet.device, "flow_lpm")
     assert (quiet_flow == 0).mean() > 0.5  # an ordinary home uses no water most of the time
@@ -185,65 +283,84 @@ def _harsh_brakes(fleet: Fleet, device: str) -> list[int]:
 
 def test_the_aggressive_driver_brakes_hard_and_speeds_and_calm_drivers_do_not(library: Fleet
                                                                               ) -> None:
-    risky = next(i for i in library.incidents if i.scenario == "harsh_braking_trip")
-    assert len(_harsh_brakes(library, risky.device)) >= 3
-    over_limit = [r.metrics["speed_kmh"] / r.metrics["speed_limit_kmh"]
-                  for r in library.readings(risky.device) if "speed_limit_kmh" in r.metrics]
-    assert max(over_limit) > 1.2  # well above the posted limit for minutes at a time
+    counts, fastest = [], []
+    for risky in _replicas(library, "harsh_braking_trip"):
+        p = library.parameters(risky.device)
+        brakes = _harsh_brakes(library, risky.device)
+        # brakes queued at a red light fire back to back and count once
+        assert 1 <= len(brakes) <= p["harsh_brakes"], (risky.device, brakes, p)
+        counts.append(len(brakes))
+        ts, accel = _series(library, risky.device, "accel_long_g")
+        # the hardest brake: the replica's deceleration (each brake within ±0.05 g), plus noise
+        assert -accel.min() == pytest.approx(p["brake_g"], abs=0.09), (risky.device, p)
+        if p["speeding_stretches"]:
+            fastest.append(max(r.metrics["speed_kmh"] / r.metrics["speed_limit_kmh"]
+                               for r in library.readings(risky.device)
+                               if "speed_limit_kmh" in r.metrics))
+    assert max(counts) >= 3
+    assert fastest and max(fastest) > 1.2  # well above the posted limit for minutes at a time
     for car in (d for d in library.devices if d.kind == "vehicle" and d.scenario is None):
         assert _harsh_brakes(library, car.device) == [], car.device
         assert _longest_drive_h(library, car.device) < 4.0, car.device
 
 
 def _longest_drive_h(fleet: Fleet, device: str) -> float:
-    """Longest driving without a 20-minute break (China's fatigue-driving rule)."""
+    """Longest driving without a 20-minute break (China's fatigue-driving rule), from the
+    device's clean trace: a transport dropout is not a rest."""
+    trace = fleet.trace(device)
     longest, run_start, last_on = 0.0, None, None
-    for r in fleet.readings(device):
-        if r.metrics.get("ignition"):
-            if run_start is None or (last_on is not None and r.ts_ms - last_on >= 20 * 60_000):
-                run_start = r.ts_ms
-            last_on = r.ts_ms
-            longest = max(longest, (r.ts_ms - run_start) / HOUR_MS)
+    for ts, on in zip(trace.ts_ms.tolist(), trace.metrics["ignition"].tolist(), strict=True):
+        if on > 0.5:
+            if run_start is None or (last_on is not None and ts - last_on >= 20 * 60_000):
+                run_start = ts
+            last_on = ts
+            longest = max(longest, (ts - run_start) / HOUR_MS)
     return longest
 
 
 def test_the_fatigued_driver_drives_over_four_hours_and_crashes_at_the_loss(library: Fleet
                                                                             ) -> None:
-    incident = next(i for i in library.incidents if i.scenario == "fatigue_crash")
-    assert _longest_drive_h(library, incident.device) > 4.0
-    impacts = [r for r in library.readings(incident.device) if r.metrics.get("impact_g", 0) > 4]
-    assert impacts and abs(impacts[0].ts_ms - incident.loss_at_ms) <= 2_000
+    for incident in _replicas(library, "fatigue_crash"):
+        driving_h = library.parameters(incident.device)["driving_h"]
+        assert _longest_drive_h(library, incident.device) == pytest.approx(driving_h, abs=0.05)
+        impacts = [r for r in library.readings(incident.device) if r.metrics.get("impact_g", 0) > 4]
+        assert impacts and abs(impacts[0].ts_ms - incident.loss_at_ms) <= 2_000
 
 
 def test_a_drained_device_stops_sending_at_the_loss(library: Fleet) -> None:
-    incident = next(i for i in library.incidents if i.scenario == "battery_drain")
-    readings = list(library.readings(incident.device))
-    assert readings[-1].ts_ms < incident.loss_at_ms <= readings[-1].ts_ms + 2 * 60_000
-    assert readings[-1].metrics["battery_pct"] <= 3
-    assert "mains_v" not in readings[0].metrics  # a battery sensor pack
+    for incident in _replicas(library, "battery_drain"):
+        readings = list(library.readings(incident.device))
+        assert readings[-1].ts_ms < incident.loss_at_ms <= readings[-1].ts_ms + 2 * 60_000
+        assert readings[-1].metrics["battery_pct"] <= 3
+        assert "mains_v" not in readings[0].metrics  # a battery sensor pack
 
 
 def test_a_stuck_sensor_repeats_the_same_value(library: Fleet) -> None:
-    incident = next(i for i in library.incidents if i.scenario == "stuck_sensor")
-    ts, temp = _series(library, incident.device, "temp_c")
-    assert len(set(temp[ts > incident.precursor_start_ms + 60_000])) == 1
-    assert len(set(temp[ts < incident.precursor_start_ms])) > 20
+    for incident in _replicas(library, "stuck_sensor"):
+        ts, temp = _series(library, incident.device, "temp_c")
+        assert len(set(temp[ts > incident.precursor_start_ms + 60_000])) == 1
+        assert len(set(temp[ts < incident.precursor_start_ms])) > 20
 
 
 def test_the_worn_bearing_vibrates_far_above_its_baseline_before_it_fails(library: Fleet) -> None:
-    incident = next(i for i in library.incidents if i.scenario == "bearing_failure")
-    ts, vib = _series(library, incident.device, "vibration_mm_s")
-    baseline = np.median(vib[ts < incident.precursor_start_ms])
-    last_hour = vib[(ts > incident.loss_at_ms - HOUR_MS) & (ts < incident.loss_at_ms)]
-    assert np.median(last_hour) > 5 * baseline
-    assert np.median(vib[ts > incident.loss_at_ms + 600_000]) < 1.0  # seized and stopped
+    for incident in _replicas(library, "bearing_failure"):
+        p = library.parameters(incident.device)
+        ts, vib = _series(library, incident.device, "vibration_mm_s")
+        baseline = np.median(vib[ts < incident.precursor_start_ms])
+        assert baseline == pytest.approx(p["baseline_mm_s"], rel=0.15)
+        last_hour = vib[(ts > incident.loss_at_ms - HOUR_MS) & (ts < incident.loss_at_ms)]
+        assert np.median(last_hour) > max(4 * baseline, 0.6 * p["seize_mm_s"])
+        assert np.median(vib[ts > incident.loss_at_ms + 600_000]) < 1.0  # seized and stopped
 
 
 def test_the_coldchain_box_is_warm_when_the_goods_spoil(library: Fleet) -> None:
-    incident = next(i for i in library.incidents if i.scenario == "coldchain_failure")
-    ts, temp = _series(library, incident.device, "temp_c")
-    assert temp[ts < incident.precursor_start_ms].max() < 8.0
-    assert temp[np.abs(ts - incident.loss_at_ms) < 120_000].min() > 8.0
+    for incident in _replicas(library, "coldchain_failure"):
+        ts, temp = _series(library, incident.device, "temp_c")
+        assert temp[ts < incident.precursor_start_ms].max() < 8.0
+        assert temp[np.abs(ts - incident.loss_at_ms) < 120_000].min() > 8.0
+    for box in (d for d in library.devices if d.kind == "coldchain" and d.scenario is None):
+        _, temp = _series(library, box.device, "temp_c")  # warm depots too: cycling keeps up
+        assert temp.max() < 8.0, (box.device, library.profile(box))
 
 
 # -------------------------------------------------------------------------- the demo
@@ -262,6 +379,22 @@ def test_the_demo_freezes_a_pipe_in_hours_4_to_10_and_brakes_hard_early() -> Non
     quiet_kinds = {d.kind for d in fleet.devices if d.scenario is None}
     assert quiet_kinds == {"vehicle", "home", "equipment", "coldchain"}
     assert {c.locale for c in fleet.customers} == {"zh-CN", "en"}
+
+
+def test_the_demo_fleet_is_pinned() -> None:
+    """The live demo and the end-to-end test rely on these exact incidents: replicas and new
+    quiet profiles must leave the demo alone."""
+    fleet = demo_fleet(7, START_MS, 12 * 3600)
+    assert [(i.device, i.precursor_start_ms, i.loss_at_ms, i.expected_cost_cny)
+            for i in fleet.incidents] == [
+        ("home-frozen-pipe-01", 1736880370312, 1736896320000, 13800.0),
+        ("vehicle-harsh-braking-trip-01", 1736871700559, 1736875079559, 4500.0),
+        ("home-burst-pipe-01", 1736881492617, 1736885520000, 66900.0),
+    ]
+    assert [fleet.profile(d) for d in fleet.devices] == [
+        "frozen_pipe", "harsh_braking_trip", "burst_pipe", "quiet:commuter", "quiet:family_home",
+        "quiet:pump", "quiet:reefer", "quiet:city_flat"]
+    assert all(fleet.parameters(d) == {} for d in fleet.devices)  # the typical draws, no knobs
 
 
 # ------------------------------------------------------------------ transport realism
@@ -363,6 +496,16 @@ def test_a_replay_file_round_trips_with_its_ground_truth(tmp_path) -> None:  # t
     truth = read_ground_truth(summary.incidents_path)
     assert truth.incidents == fleet.incidents
     assert truth.devices == fleet.devices and truth.customers == fleet.customers
+    manifest = json.loads(summary.incidents_path.read_text(encoding="utf-8"))
+    assert [d["profile"] for d in manifest["devices"]] == [fleet.profile(d) for d in fleet.devices]
+
+
+def test_a_replicas_parameters_are_written_with_the_ground_truth(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    fleet = standard_library(replicas=1, quiet_per_kind=0)
+    summary = write_jsonl(fleet, tmp_path / "library.jsonl", interval_ms=3_600_000)
+    manifest = json.loads(summary.incidents_path.read_text(encoding="utf-8"))
+    assert [d["parameters"] for d in manifest["devices"]] == [fleet.parameters(d) for d in fleet.devices]
+    assert all(d["parameters"] for d in manifest["devices"])
 
 
 # ------------------------------------------------------------------------------ clock
@@ -427,6 +570,17 @@ def test_build_fleet_counts_devices_and_spreads_quiet_ones_over_kinds() -> None:
                                                                      "equipment", "coldchain"}
     assert len({d.device for d in fleet.devices}) == 10
     assert all(fleet.customer(d).locale in ("zh-CN", "en") for d in fleet.devices)
+
+
+def test_bad_library_requests_fail_loudly() -> None:
+    for bad in ({"replicas": 0}, {"replicas": 100}, {"quiet_per_kind": -1}):
+        with pytest.raises(ValueError):
+            standard_library(**bad)  # type: ignore[arg-type]
+    spec = SCENARIOS["frozen_pipe"]
+    with pytest.raises(ValueError, match="natural"):
+        spec.simulate_variant(device_seed(7, "x"), Span(START_MS, 12 * 3600))
+    with pytest.raises(ValueError, match="spread"):
+        spec.simulate_variant(device_seed(7, "x"), Span(START_MS, spec.natural_duration_s), spread=1.0)
 
 
 def test_every_garbage_kind_is_known() -> None:
