@@ -263,7 +263,8 @@ def lead_time_chart(report: EvalReport, path: Path) -> Path:
             ax.scatter(leads, [y] * len(leads), color="tab:green", zorder=3)
             ax.hlines(y, min(leads), max(leads), color="tab:green", alpha=0.4)
         if missed:
-            ax.scatter([0] * missed, [y] * missed, marker="x", color="tab:red", zorder=3)
+            ax.scatter([0], [y], marker="x", color="tab:red", zorder=3)
+            ax.annotate(f"{missed} missed", (0, y), textcoords="offset points", xytext=(8, -4), color="tab:red")
     ax.set_yticks(range(len(names)), names)
     ax.axvline(report.min_lead_s / 3600, color="grey", linestyle="--", linewidth=1)
     ax.set_xlabel("lead time before the loss (hours); × = missed; dashed = time needed to act")

@@ -25,8 +25,9 @@ app.add_typer(customer_app, name="customer")
 app.add_typer(device_app, name="device")
 app.add_typer(eval_app, name="eval")
 
-console = Console()
-err = Console(stderr=True)
+# wide tables when the output is a file or a CI log (rich assumes 80 columns there)
+console = Console(width=None if sys.stdout.isatty() else 150)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
 
 
 def _logging(level: str | None = None) -> None:

@@ -88,29 +88,33 @@ class SimReading:
 class Realism:
     """What makes the stream look like a real fleet's: noise and transport imperfections.
 
-    ``noise`` scales every sensor's noise (0 = ideal sensors). A dropout gap starts at any
-    reading with ``dropout_rate`` and lasts ``dropout_mean_s`` on average (exponential);
+    ``noise`` scales every sensor's noise (0 = ideal sensors). Dropout gaps (radio loss,
+    power blips) start ``dropouts_per_day`` times a day on average, whatever the sample rate
+    (a 1 Hz tracker is no likelier to lose its link per hour than a 1/min sensor), and last
+    ``dropout_mean_s`` on average (exponential);
     timestamps move by up to ±``jitter_ms``; ``duplicate_rate`` of readings are resent with
     the same ts and seq. ``garbage_rate`` is the share of raw messages that break the
     contract; it is used only by :mod:`simulator.wire`.
     """
 
     noise: float = 1.0
-    dropout_rate: float = 0.0005
+    dropouts_per_day: float = 1.0
     dropout_mean_s: float = 600.0
     jitter_ms: int = 300
     duplicate_rate: float = 0.002
     garbage_rate: float = 0.003
 
     def __post_init__(self) -> None:
-        for name in ("dropout_rate", "duplicate_rate", "garbage_rate"):
+        for name in ("duplicate_rate", "garbage_rate"):
             if not 0.0 <= getattr(self, name) < 0.5:
                 raise ValueError(f"{name} must be in [0, 0.5), got {getattr(self, name)}")
+        if not 0.0 <= self.dropouts_per_day <= 1000:
+            raise ValueError(f"dropouts_per_day must be in [0, 1000], got {self.dropouts_per_day}")
         if self.noise < 0 or self.dropout_mean_s <= 0 or self.jitter_ms < 0:
             raise ValueError("noise and jitter_ms must be >= 0, dropout_mean_s > 0")
 
 
-IDEAL = Realism(noise=0.0, dropout_rate=0.0, jitter_ms=0, duplicate_rate=0.0, garbage_rate=0.0)
+IDEAL = Realism(noise=0.0, dropouts_per_day=0.0, jitter_ms=0, duplicate_rate=0.0, garbage_rate=0.0)
 
 _ZH_NAMES = ("张伟", "王芳", "李娜", "刘洋", "陈静", "杨磊", "赵敏", "黄强", "周杰", "吴婷",
              "徐明", "孙丽", "马超", "朱琳", "胡斌", "郭蕾")
@@ -258,7 +262,8 @@ class Fleet:
         rng = rng_for(child(plan.seed, 5))
         ts = trace.ts_ms
         keep = np.ones(n, dtype=bool)
-        gap_starts = rng.random(n) < r.dropout_rate
+        step_s = np.diff(ts, prepend=ts[0]) / 1000.0
+        gap_starts = rng.random(n) < r.dropouts_per_day * step_s / 86_400.0
         gap_ms = rng.exponential(r.dropout_mean_s * 1000.0, n)
         for i in np.flatnonzero(gap_starts):
             j = int(np.searchsorted(ts, ts[i] + gap_ms[i]))

@@ -409,7 +409,7 @@ def test_ideal_transport_sends_every_reading_once_on_the_grid() -> None:
 
 
 def test_realism_adds_gaps_jitter_and_duplicates() -> None:
-    realism = Realism(dropout_rate=0.01, dropout_mean_s=900, jitter_ms=400, duplicate_rate=0.02)
+    realism = Realism(dropouts_per_day=200, dropout_mean_s=900, jitter_ms=400, duplicate_rate=0.02)
     fleet = _small_fleet(realism=realism)
     device = next(d for d in fleet.devices if d.kind == "equipment")
     readings = list(fleet.readings(device))
