@@ -53,6 +53,12 @@ class Child:
             time.sleep(0.25)
         return False
 
+    def ready(self, needle: str, timeout: float) -> Child:
+        """Wait until the child logs ``needle``; raise with the end of its log otherwise."""
+        if not self.wait_for(needle, timeout):
+            raise stack.StackError(f"{self.name} never logged {needle!r}:\n{self.text()[-3000:]}")
+        return self
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -351,8 +357,7 @@ def demo_command(settings: Settings, console: Console, *, seed: int, wall_second
             f"fleet: {len(fleet.devices)} devices, {len(fleet.customers)} customers, "
             f"{len(fleet.incidents)} incidents hidden in {hours:g} simulated hours; logs in {logs}"
         )
-        if not children[1].wait_for("ingest ready", 60):
-            raise stack.StackError(f"ingest did not start:\n{children[1].text()[-2000:]}")
+        children[1].ready("ingest ready", 60)
         shown = 0
 
         def show_deliveries(_: int) -> None:

@@ -9,10 +9,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +18,7 @@ import psycopg
 import pytest
 
 from forewarn import db, stack
+from forewarn.runner import Child, spawn
 from forewarn.settings import Settings
 from forewarn.sink import HttpSink
 
@@ -79,45 +76,6 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
             holder.stop()
 
 
-@dataclass
-class Process:
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_for_line(self, needle: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if needle in self.text():
-                return
-            if self.proc.poll() is not None:
-                raise AssertionError(f"process exited ({self.proc.returncode}):\n{self.text()[-3000:]}")
-            time.sleep(0.25)
-        raise AssertionError(f"{needle!r} not seen within {timeout} s:\n{self.text()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-
-
-def spawn(args: list[str], env: dict[str, str], log: Path) -> Process:
-    handle = open(log, "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "forewarn.cli", *args],
-        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-    )
-    return Process(proc, log)
-
-
 @pytest.fixture(scope="session")
 def sink() -> Iterator[HttpSink]:
     s = HttpSink(fail_paths=("/broken",)).start()
@@ -126,22 +84,20 @@ def sink() -> Iterator[HttpSink]:
 
 
 @pytest.fixture(scope="session")
-def ingest_process(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+def ingest_process(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Child]:
     """ingest as a real process, once per session."""
-    ingest = spawn(["ingest"], services.env, tmp_path_factory.mktemp("ingest") / "ingest.log")
+    ingest = spawn("ingest", ["ingest"], services.env, tmp_path_factory.mktemp("ingest") / "ingest.log")
     try:
-        ingest.wait_for_line("ingest ready", 60)
-        yield ingest
+        yield ingest.ready("ingest ready", 60)
     finally:
         ingest.stop()
 
 
 @pytest.fixture(scope="session")
-def worker_process(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+def worker_process(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Child]:
     """The Faust worker as a real process, once per session (it takes ~30 s to join its group)."""
-    worker = spawn(["worker"], services.env, tmp_path_factory.mktemp("worker") / "worker.log")
+    worker = spawn("worker", ["worker"], services.env, tmp_path_factory.mktemp("worker") / "worker.log")
     try:
-        worker.wait_for_line("[^Worker]: Ready", 150)
-        yield worker
+        yield worker.ready("[^Worker]: Ready", 150)
     finally:
         worker.stop()
