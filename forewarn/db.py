@@ -151,7 +151,8 @@ def _hourly_view(
         progress("create continuous aggregate readings_hourly")
         conn.execute(
             "CREATE MATERIALIZED VIEW readings_hourly WITH (timescaledb.continuous) AS"
-            + select.format(bucket="time_bucket(interval '1 hour', ts, timestamptz '2000-01-03')")
+            # time_bucket's default origin for timestamptz is 2000-01-03, the same as date_bin's below
+            + select.format(bucket="time_bucket(interval '1 hour', ts)")
             + " WITH NO DATA"
         )
         conn.execute(

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +62,6 @@ def wait_for(
 def _host_port(url: str, default_port: int) -> tuple[str, int]:
     parts = urlsplit(url if "://" in url else f"x://{url}")
     return parts.hostname or "127.0.0.1", parts.port or default_port
-
-
-def _with_port(url: str, port: int) -> str:
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit(":", 1)[0] if parts.port else parts.netloc
-    return urlunsplit((parts.scheme, f"{netloc}:{port}", parts.path, parts.query, parts.fragment))
 
 
 def tansu_binary() -> Path:
@@ -263,8 +257,7 @@ def bring_up(
         else:
             progress(f"no PostgreSQL at {host}:{port}: starting a private cluster")
             svc = start_postgres(port if host in ("127.0.0.1", "localhost") else None)
-            dbname = urlsplit(database_url).path or "/forewarn"
-            svc.url = _with_port(svc.url, int(urlsplit(svc.url).port or 5432)).rsplit("/", 1)[0] + dbname
+            svc.url = svc.url.rsplit("/", 1)[0] + (urlsplit(database_url).path or "/forewarn")
             stack.services.append(svc)
             stack.database_url = svc.url
     except BaseException:
