@@ -88,12 +88,19 @@ def render_warning(event: WarningEvent, locale: str, customer_name: str, tz: str
             risk=risk,
             severity=severity,
             time_to_loss_text=format_duration(ttl, locale) if ttl else "",
+            happening_now=ttl is not None and ttl < 60,  # a leak, smoke: the loss is under way
             predicted_at=predicted_at,
             evidence=format_evidence(event.evidence, locale),
         )
     )
     if locale == "zh-CN":
-        title = f"【{severity}】{risk.name}" + (f" · 约{format_duration(ttl, locale)}后" if ttl else "")
+        when_text = (
+            " · 正在发生" if ttl is not None and ttl < 60 else (f" · 约{format_duration(ttl, locale)}后" if ttl else "")
+        )
+        title = f"【{severity}】{risk.name}{when_text}"
     else:
-        title = f"{severity}: {risk.name}" + (f" in about {format_duration(ttl, locale)}" if ttl else "")
+        when_text = (
+            " — now" if ttl is not None and ttl < 60 else (f" in about {format_duration(ttl, locale)}" if ttl else "")
+        )
+        title = f"{severity}: {risk.name}{when_text}"
     return Message(title=title, body=body.strip(), locale=locale)

@@ -62,6 +62,14 @@ def test_every_risk_a_detector_can_raise_has_words_and_actions(locale: str) -> N
     assert missing == []
 
 
+def test_a_loss_under_way_says_so() -> None:
+    leak = freeze(risk="water_leak", severity="critical", predicted_loss_at_ms=NOW, evidence={"flow_lpm": 6.5})
+    zh = render_warning(leak, "zh-CN", "王女士")
+    assert zh.title == "【紧急】漏水 · 正在发生"
+    assert "风险正在发生" in zh.body and "水流量 6.5升/分钟" in zh.body
+    assert render_warning(leak, "en", "A").title == "Critical: Water leak — now"
+
+
 def test_unknown_locale_is_refused() -> None:
     with pytest.raises(ValueError, match="locale"):
         render_warning(freeze(), "fr", "x")
