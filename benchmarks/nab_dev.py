@@ -59,8 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the reports here")
     parser.add_argument("--detector", action="append", choices=sorted(UNIVARIATE))
     parser.add_argument("--param", action="append", default=[], metavar="DETECTOR.KEY=VALUE")
-    parser.add_argument("--score-digits", type=int, default=None, metavar="N",
-                        help="round written scores to N significant digits (NAB files: 12)")
+    parser.add_argument(
+        "--score-digits",
+        type=int,
+        default=None,
+        metavar="N",
+        help="round written scores to N significant digits (NAB files: 12)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -79,27 +84,26 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     reference = score_corpus(nab_dir / "reference" / "numenta", nab_dir)
-    print(_row("numenta HTM (reference)", reference.normalised, time.perf_counter() - started,
-               "scoring + optimising only"))
+    print(
+        _row(
+            "numenta HTM (reference)", reference.normalised, time.perf_counter() - started, "scoring + optimising only"
+        )
+    )
     reports["numenta"] = reference.to_json()
 
     for name in names:
         with tempfile.TemporaryDirectory() as tmp:
             out_dir = args.keep / name if args.keep else Path(tmp)
             started = time.perf_counter()
-            report = score_nab_corpus_with(
-                name, params.get(name, {}), nab_dir, out_dir, score_digits=args.score_digits
-            )
+            report = score_nab_corpus_with(name, params.get(name, {}), nab_dir, out_dir, score_digits=args.score_digits)
             elapsed = time.perf_counter() - started
-        label = name + (f" ({', '.join(f'{k}={v}' for k, v in params[name].items())})"
-                        if name in params else "")
+        label = name + (f" ({', '.join(f'{k}={v}' for k, v in params[name].items())})" if name in params else "")
         print(_row(label, report.normalised, elapsed, "detection + scoring"))
         reports[name] = report.to_json()
 
     print("\nthresholds:")
     for name, body in reports.items():
-        print(f"  {name:<26}" + "  ".join(f"{SHORT[p]}={t!r}"
-                                        for p, t in body["thresholds"].items()))
+        print(f"  {name:<26}" + "  ".join(f"{SHORT[p]}={t!r}" for p, t in body["thresholds"].items()))
     if args.json:
         args.json.write_text(json.dumps(reports, indent=2))
     return 0

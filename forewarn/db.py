@@ -217,12 +217,22 @@ def channel_key(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()
 
 
+async def _stage(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Each pooled connection gets its staging table for COPY once, not per write."""
+    await conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS readings_stage"
+        " (tenant text, device text, metric text, ts timestamptz, value float8,"
+        " seq bigint, ingested_at timestamptz) ON COMMIT DELETE ROWS"
+    )
+    await conn.commit()
+
+
 class Store:
     """The services' connection pool and their writes."""
 
     def __init__(self, url: str, max_size: int = 4) -> None:
         self.url = url
-        self.pool = AsyncConnectionPool(url, min_size=1, max_size=max_size, open=False)
+        self.pool = AsyncConnectionPool(url, min_size=1, max_size=max_size, open=False, configure=_stage)
 
     async def open(self) -> None:
         await self.pool.open(wait=True, timeout=30)
@@ -247,11 +257,6 @@ class Store:
         if not rows:
             return 0
         async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS readings_stage"
-                " (tenant text, device text, metric text, ts timestamptz, value float8,"
-                " seq bigint, ingested_at timestamptz) ON COMMIT DELETE ROWS"
-            )
             async with conn.cursor().copy(
                 "COPY readings_stage (tenant, device, metric, ts, value, seq, ingested_at) FROM STDIN (FORMAT BINARY)"
             ) as copy:
@@ -260,20 +265,20 @@ class Store:
                     await copy.write_row(row)
             cur = await conn.execute(
                 "INSERT INTO readings (tenant, device, metric, ts, value, seq, ingested_at)"
-                " SELECT DISTINCT ON (tenant, device, metric, ts) * FROM readings_stage"
+                " SELECT * FROM readings_stage"  # DO NOTHING also skips a duplicate within the batch
                 " ON CONFLICT (tenant, device, metric, ts) DO NOTHING"
             )
             return cur.rowcount
 
     async def customer_of(self, tenant: str, device: str) -> dict[str, Any] | None:
-        async with self.pool.connection() as conn:
-            conn.row_factory = dict_row  # type: ignore[assignment]
-            cur = await conn.execute(
+        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            # a cursor's own row factory: the pooled connection stays as it was
+            await cur.execute(
                 "SELECT c.id, c.name, c.locale, c.notify_urls FROM devices d"
                 " JOIN customers c ON c.id = d.customer_id WHERE d.tenant = %s AND d.id = %s",
                 (tenant, device),
             )
-            return await cur.fetchone()  # type: ignore[return-value]
+            return await cur.fetchone()
 
     async def record_warning(self, event: Any, customer_id: str | None) -> None:
         """Insert or advance a warning's lifecycle from a decision event (idempotent)."""

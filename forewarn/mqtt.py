@@ -23,6 +23,7 @@ from paho.mqtt.properties import Properties
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 24 * 3600
+RECEIVE_MAXIMUM = 2000
 
 
 class MqttError(RuntimeError):
@@ -101,6 +102,9 @@ class Subscriber:
     def start(self, timeout: float = 15.0) -> None:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY_S
+        # at most this many unacknowledged messages on their way to us: the broker holds the
+        # rest, so a burst cannot swell ingest's memory (acks come once Kafka has the records)
+        props.ReceiveMaximum = RECEIVE_MAXIMUM
         try:
             self._client.connect(self.host, self.port, keepalive=30, clean_start=False, properties=props)
         except OSError as exc:

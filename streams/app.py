@@ -43,6 +43,7 @@ app = faust.App(
     settings.worker_id,
     broker=settings.kafka_url,
     store="memory://",
+    datadir=str(Path(settings.state_dir) / "faust" / "{conf.name}-data"),
     topic_partitions=settings.partitions,
     topic_replication_factor=1,
     consumer_auto_offset_reset="earliest",
@@ -94,6 +95,22 @@ async def store() -> Store:
     return _store
 
 
+# The live DeviceMonitor of each device this worker scored, with the bytes it last wrote:
+# when the table still holds exactly those bytes the object is current and unpickling is
+# skipped; after a rebalance or recovery the table holds other bytes and we unpickle.
+_live_monitors: dict[bytes, tuple[bytes, DeviceMonitor]] = {}
+
+
+def _load_monitor(key: bytes, saved: bytes | None) -> DeviceMonitor | None:
+    if not saved:
+        return None
+    live = _live_monitors.get(key)
+    if live is not None and live[0] is saved:
+        return live[1]
+    monitor: DeviceMonitor = pickle.loads(saved)  # nosec B301 - our own changelog
+    return monitor
+
+
 def _decode(raw: Any) -> ReadingsBatch | None:
     try:
         return decode_readings_record(raw if isinstance(raw, bytes) else bytes(raw))
@@ -135,12 +152,13 @@ async def score_device_readings(stream: faust.StreamT[bytes]) -> None:
         if batch is None:
             continue
         key = batch.key.encode()
-        saved = device_to_monitor.get(key)
-        monitor = pickle.loads(saved) if saved else None
+        monitor = _load_monitor(key, device_to_monitor.get(key))
         if monitor is None or monitor.kind != batch.kind:
             monitor = DeviceMonitor(batch.tenant, batch.device, batch.kind)
         events = [event for reading in batch.readings for event in monitor.observe(reading)]
-        device_to_monitor[key] = pickle.dumps(monitor, protocol=5)
+        saved = pickle.dumps(monitor, protocol=5)
+        device_to_monitor[key] = saved
+        _live_monitors[key] = (saved, monitor)
         counters["batches_scored"] += 1
         for event in events:
             counters["warnings"] += 1
@@ -178,4 +196,5 @@ def run_worker(loglevel: str = "info") -> None:
     """Run the worker in the foreground (``forewarn worker``)."""
     from faust.worker import Worker
 
+    Path(settings.state_dir, "faust").mkdir(parents=True, exist_ok=True)  # Faust's datadir lives here
     Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
