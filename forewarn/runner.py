@@ -351,7 +351,9 @@ def demo_command(settings: Settings, console: Console, *, seed: int, wall_second
     try:
         now_ms = int(time.time() * 1000)
         start_ms = now_ms - int(hours * 3600_000)
-        fleet = demo_fleet(seed, start_ms=start_ms, duration_s=hours * 3600)
+        # a tenant of its own per run, so the summary counts this run only
+        tenant = f"demo-{int(time.time()):x}"
+        fleet = demo_fleet(seed, start_ms=start_ms, duration_s=hours * 3600, tenant=tenant)
         register_fleet(running.database_url, fleet, lambda c: [sink.url(c.id)])
         console.print(
             f"fleet: {len(fleet.devices)} devices, {len(fleet.customers)} customers, "
@@ -405,24 +407,24 @@ def _summary(
 
     local = ZoneInfo(tz)
     since = datetime.fromtimestamp(start_ms / 1000, tz=UTC)
-    devices = [d.device for d in fleet.devices]
+    tenant = fleet.devices[0].tenant
     stored = db.query(
         url,
         "SELECT count(DISTINCT (device, ts)) AS readings, count(*) AS values FROM readings"
-        " WHERE ts >= %s AND device = ANY(%s)",
-        (since, devices),
+        " WHERE ts >= %s AND tenant = %s",
+        (since, tenant),
     )[0]
     warnings = db.query(
         url,
         "SELECT device, risk, severity, status, opened_at FROM warnings WHERE opened_at >= %s"
-        " AND device = ANY(%s) ORDER BY opened_at",
-        (since, devices),
+        " AND tenant = %s ORDER BY opened_at",
+        (since, tenant),
     )
     deliveries = db.query(
         url,
         "SELECT d.status, count(*) AS n FROM deliveries d JOIN warnings w ON w.id = d.warning_id"
-        " WHERE w.opened_at >= %s AND w.device = ANY(%s) GROUP BY d.status",
-        (since, devices),
+        " WHERE w.opened_at >= %s AND w.tenant = %s GROUP BY d.status",
+        (since, tenant),
     )
     table = Table(title=f"warnings against the simulator's ground truth ({tz})")
     for col in ("device", "incident", "loss at", "first warning", "risk", "lead time"):
