@@ -13,6 +13,7 @@ from typing import Any
 
 from detectors._common import (
     Ewma,
+    Forecast,
     LastKnown,
     PhysicalDetector,
     Sustained,
@@ -158,21 +159,35 @@ class BearingWear(PhysicalDetector):
 class ColdChain(PhysicalDetector):
     """A cold-chain failure: the box temperature above ``max_c`` (8 °C) with the door closed
     for ``min_duration_s`` (critical, the goods are damaged), or heading there within
-    ``horizon_s`` while the compressor is off (warning, with the time to loss).
+    ``horizon_s`` while the refrigeration is not doing its job (warning, with the time to
+    loss).
 
-    Door-open excursions (loading) are expected and do not count. The forecast is made only
-    once the compressor has been off for ``min_off_s`` — longer than a thermostat's normal off
-    cycle — from the temperatures since it stopped (least-squares trend over ``window_s``).
-    A door or compressor state from another reading counts while at most ``stale_after_s``
-    old; readings more than ``max_gap_s`` apart restart the excursion clock.
+    A healthy box cycles: its thermostat stops the compressor at the cut-out temperature, the
+    box warms while it is off, and the thermostat starts it again at the cut-in temperature,
+    well below ``max_c``. Warming while the compressor is off is therefore normal, however fast
+    it goes and however long the off cycle lasts on a hot afternoon; what is not normal is a
+    box warming *past its cut-in* with the compressor still off (it tripped or lost power), or
+    still warming past it with the compressor running (refrigerant lost: it can no longer keep
+    up). The cut-in is ``cut_in_c`` if the installer knows it, else learnt from the
+    temperatures at which the compressor was seen to start (door closed, below ``max_c``);
+    until the first start is seen it is taken as ``max_c - 2 * margin_c``. A warning needs the
+    box ``margin_c`` above the cut-in (``min_off_s`` after the compressor stopped: an
+    anti-short-cycle timer may hold it off that long) and a rising trend that reaches ``max_c``
+    within ``horizon_s``: the least-squares trend over ``window_s`` of the door-closed readings
+    since the compressor last started or stopped.
+
+    Door-open excursions (loading) are expected and do not count. A door or compressor state
+    from another reading counts while at most ``stale_after_s`` old; readings more than
+    ``max_gap_s`` apart restart the excursion clock.
 
     >>> detector = ColdChain()
-    >>> for minute in range(21):  # compressor failed at 4 °C, warming 0.15 °C a minute
-    ...     x = {"ts": 60.0 * minute, "temp_c": 4.0 + 0.15 * minute, "compressor_on": 0.0}
-    ...     finding = detector.assess_one(x)
+    >>> for minute in range(36):  # warming 0.1 °C a minute; the compressor starts at 5 °C ...
+    ...     temp = 3.0 + 0.1 * minute if minute <= 20 else 5.0 + 0.1 * (minute - 20)
+    ...     x = {"ts": 60.0 * minute, "temp_c": temp, "compressor_on": float(minute == 20)}
+    ...     finding = detector.assess_one(x)  # ... and trips at once: the box keeps warming
     ...     detector.learn_one(x)
-    >>> finding.severity, finding.score >= 0.5, round(finding.time_to_loss_s / 60)
-    ('warning', True, 7)
+    >>> detector.cut_in(), finding.score >= 0.5, round(finding.time_to_loss_s / 60)
+    ((5.0, 'learnt'), True, 15)
     """
 
     risk = "coldchain_failure"
@@ -187,9 +202,11 @@ class ColdChain(PhysicalDetector):
         min_points: int = 5,
         min_span_s: float = 600.0,
         min_t_stat: float = 3.0,
-        min_off_s: float = 900.0,
+        min_off_s: float = 300.0,
         max_gap_s: float = 600.0,
         stale_after_s: float = 900.0,
+        cut_in_c: float | None = None,
+        margin_c: float = 1.0,
     ) -> None:
         self.max_c = finite("max_c", max_c)
         self.min_duration_s = positive("min_duration_s", min_duration_s)
@@ -202,15 +219,55 @@ class ColdChain(PhysicalDetector):
         self.min_off_s = non_negative("min_off_s", min_off_s)
         self.max_gap_s = positive("max_gap_s", max_gap_s)
         self.stale_after_s = non_negative("stale_after_s", stale_after_s)
+        if cut_in_c is not None:
+            check(finite("cut_in_c", cut_in_c) < max_c, "cut_in_c must be < max_c")
+        self.cut_in_c = cut_in_c
+        self.margin_c = positive("margin_c", margin_c)
         self._trend = Trend(window_s, max_buckets=60)
         self._excursion = Sustained(max_gap_s=max_gap_s)
         self._off = Sustained(max_gap_s=max_gap_s)
         self._last = LastKnown(stale_after_s)
+        self._cut_in = Ewma(alpha=0.2)  # temperatures at which the compressor started
+        self._running: bool | None = None  # the compressor state at the last reading
+        self._door_open = False  # the door state at the last reading
+        self._held: tuple[float, float] | None = None  # a forecast carried over a door opening
 
     def _state(self, x: Mapping[str, float], ts: float) -> tuple[float | None, bool, float | None]:
         temp = self._last.get(x, "temp_c", ts)
         door_open = (self._last.get(x, "door_open", ts) or 0.0) >= 0.5
         return temp, door_open, self._last.get(x, "compressor_on", ts)
+
+    def cut_in(self) -> tuple[float, str]:
+        """The thermostat's cut-in temperature and where it comes from."""
+        if self.cut_in_c is not None:
+            return self.cut_in_c, "configured"
+        if self._cut_in.n:
+            return self._cut_in.mean, "learnt"
+        return self.max_c - 2 * self.margin_c, "assumed"
+
+    def _forecast(self, ts: float, temp: float | None) -> Forecast | None:
+        return forecast(
+            self._trend, ts, temp, self.max_c, rising=True, min_points=self.min_points,
+            min_span_s=self.min_span_s, min_t_stat=self.min_t_stat, within_s=self.horizon_s,
+        )
+
+    def _carried(self, ts: float) -> tuple[float, float] | None:
+        """The crossing forecast before the door last opened, while no new trend has formed:
+        ``(crossing time, when it was made)``, for at most ``window_s``."""
+        held = self._held
+        return None if held is None or ts - held[1] > self.window_s else held
+
+    def _carry_over(self, ts: float) -> tuple[float, float] | None:
+        """What the door opening at ``ts`` carries over: the crossing of a trend that was
+        warning (above the cut-in), or, if no trend had formed since the door last opened,
+        what that opening carried."""
+        before = self._forecast(ts, None)
+        if before is None:
+            return self._carried(ts)
+        eta = before.time_to_s
+        if eta is None or eta > self.horizon_s or not before.level > self.cut_in()[0] + self.margin_c:
+            return None
+        return ts + eta, ts
 
     def assess_one(self, x: Mapping[str, float]) -> Finding:
         ts = num(x, "ts")
@@ -220,7 +277,7 @@ class ColdChain(PhysicalDetector):
         if temp is None:
             return self._quiet()
         above = temp > self.max_c and not door_open
-        above_for = self._excursion.duration_if(ts, above)
+        above_for = self._excursion.duration_if(ts, above) if not door_open else 0.0
         off = compressor is not None and compressor < 0.5
         off_for = self._off.duration_if(ts, off)
         evidence: dict[str, Any] = {
@@ -237,17 +294,29 @@ class ColdChain(PhysicalDetector):
             score = 0.8 + 0.2 * ramp(above_for, self.min_duration_s, 3 * self.min_duration_s)
             verdict.add(score, "critical", 0.0)
         current = num(x, "temp_c")
-        if off and off_for >= self.min_off_s and current is not None:
-            fc = forecast(
-                self._trend, ts, current, self.max_c, rising=True, min_points=self.min_points,
-                min_span_s=self.min_span_s, min_t_stat=self.min_t_stat, within_s=self.horizon_s,
-            )
-            if fc is not None:
+        cut_in, source = self.cut_in()
+        if (
+            compressor is not None
+            and current is not None
+            and current > cut_in + self.margin_c
+            and (not off or off_for >= self.min_off_s)
+            and self._running == (not off)  # the trend restarts when the compressor switches
+        ):
+            # The door lets in a lump of heat: a step, not a trend. The trend restarts when it
+            # opens; until the new one has formed, the crossing forecast before it stands.
+            fc = None if door_open else self._forecast(ts, current)
+            if fc is not None and fc.level > cut_in + self.margin_c:
                 evidence["trend_c_per_h"] = rnd(fc.fit.slope * 3600, 2)
                 eta = fc.time_to_s
-                if eta is not None and eta <= self.horizon_s:
-                    evidence["predicted_limit_at_s"] = rnd(ts + eta, 0)
-                    verdict.add(0.5 + 0.3 * (1 - eta / self.horizon_s), "warning", eta)
+            else:
+                carried = None
+                if fc is None:
+                    carried = self._carry_over(ts) if door_open and not self._door_open else self._carried(ts)
+                eta = None if carried is None else max(0.0, carried[0] - ts)
+            if eta is not None and eta <= self.horizon_s:
+                evidence.update(cut_in_c=rnd(cut_in, 1), cut_in_source=source)
+                evidence["predicted_limit_at_s"] = rnd(ts + eta, 0)
+                verdict.add(0.5 + 0.3 * (1 - eta / self.horizon_s), "warning", eta)
         if verdict.score == 0.0:
             return self._quiet(evidence)
         return Finding(self.risk, verdict.score, verdict.severity, verdict.eta, evidence)
@@ -258,12 +327,26 @@ class ColdChain(PhysicalDetector):
             return
         self._last.update(x, ts, self.metrics)
         temp, door_open, compressor = self._state(x, ts)
-        if temp is not None:
-            self._excursion.update(ts, temp > self.max_c and not door_open)
+        if temp is not None and not door_open:  # an open door neither starts nor ends one
+            self._excursion.update(ts, temp > self.max_c)
         if compressor is not None:
             self._off.update(ts, compressor < 0.5)
         current = num(x, "temp_c")
-        if compressor is None or compressor >= 0.5:
+        running = None if compressor is None else compressor >= 0.5
+        if running and self._running is False and not door_open and temp is not None and temp <= self.max_c:
+            self._cut_in.update(temp)  # the thermostat's cut-in (above max_c: a restart after a failure)
+        if running is None or running != self._running:
             self._trend.clear()
-        elif current is not None:
+            self._held = None
+        elif door_open and not self._door_open:
+            self._held = self._carry_over(ts)
+            self._trend.clear()
+        if running is not None and not door_open and current is not None:
             self._trend.add(ts, current)
+            if self._held is not None:
+                fit = self._trend.fit(ts)
+                formed = fit is not None and fit.n >= self.min_points and fit.span_s >= self.min_span_s
+                if formed or self._carried(ts) is None:
+                    self._held = None
+        self._running = running
+        self._door_open = door_open

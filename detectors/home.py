@@ -12,6 +12,7 @@ from typing import Any
 
 from detectors._common import (
     FIRING,
+    Forecast,
     LastKnown,
     PhysicalDetector,
     RollingMin,
@@ -73,8 +74,8 @@ class WaterLeak(PhysicalDetector):
 
 
 class FreezeRisk(PhysicalDetector):
-    """A water pipe forecast to freeze: the pipe temperature's trend crosses ``freeze_c``
-    within ``horizon_s``.
+    """A water pipe forecast to freeze: the trend of its standing-water temperature crosses
+    ``freeze_c`` within ``horizon_s``.
 
     The trend is the least-squares line over the last ``window_s`` seconds, used once it has
     ``min_points`` readings over ``min_span_s`` and its slope is ``min_t_stat`` standard
@@ -82,6 +83,21 @@ class FreezeRisk(PhysicalDetector):
     off towards a temperature above freezing (a heated room) does not fire either. The score
     rises from 0.5 at the horizon to 1 at the crossing; a pipe whose fitted temperature is
     already at or below ``freeze_c + margin_c`` is critical.
+
+    Only standing water freezes, and only its heat loss to the pipe's surroundings tells where
+    it is heading. Water drawn through the pipe (a tap, a toilet, a shower, a drip that never
+    stops) pulls it towards the mains supply temperature, above freezing: it falls or rises by
+    degrees within minutes, then drifts back once the water stands again. A line through that
+    is no cooling trend. So the trend takes only readings taken while no water flows
+    (``flow_lpm`` below ``draw_lpm``, in the reading or reported at most ``stale_after_s``
+    before); while it flows, the standing-water trend is judged as it stands. If the flow
+    moved this pipe ``draw_c`` or more off its trend, the trend restarts from the first
+    standing reading after it, and until the new trend has formed (at most ``window_s``) the
+    crossing forecast before the restart stands: a draw changes the water in the pipe, not its
+    surroundings. Flow elsewhere in the house, which leaves this pipe on its trend, restarts
+    nothing. A sensor without a flow meter sees a draw as a jump of ``jump_c`` or more since
+    the last reading at ``max_rate_c_per_h`` or faster, quicker than heat loss through a
+    pipe's insulation moves it: the trend restarts at the jump.
 
     >>> import random
     >>> rng = random.Random(3)
@@ -92,10 +108,14 @@ class FreezeRisk(PhysicalDetector):
     ...     detector.learn_one(x)
     >>> finding.severity, finding.score > 0.5, round(finding.time_to_loss_s / 3600, 1)
     ('warning', True, 3.9)
+    >>> x = {"ts": 9000.0, "pipe_temp_c": 6.5, "flow_lpm": 8.0}  # a tap: mains water at 6.5 °C
+    >>> finding = detector.assess_one(x)
+    >>> finding.evidence["water_drawn"], finding.score > 0.5  # the cooling trend still stands
+    (True, True)
     """
 
     risk = "freeze_risk"
-    metrics = ("pipe_temp_c",)
+    metrics = ("pipe_temp_c", "flow_lpm")
 
     def __init__(
         self,
@@ -107,6 +127,11 @@ class FreezeRisk(PhysicalDetector):
         min_span_s: float = 3600.0,
         min_t_stat: float = 3.0,
         max_buckets: int = 120,
+        draw_lpm: float = 0.05,
+        draw_c: float = 1.0,
+        jump_c: float = 1.0,
+        max_rate_c_per_h: float = 30.0,
+        stale_after_s: float = 300.0,
     ) -> None:
         self.horizon_s = positive("horizon_s", horizon_s)
         self.window_s = positive("window_s", window_s)
@@ -117,28 +142,89 @@ class FreezeRisk(PhysicalDetector):
         check(min_span_s <= window_s, "min_span_s must be <= window_s")
         self.min_t_stat = non_negative("min_t_stat", min_t_stat)
         self.max_buckets = count("max_buckets", max_buckets, 4)
-        self._trend = Trend(window_s, max_buckets)
+        self.draw_lpm = positive("draw_lpm", draw_lpm)
+        self.draw_c = positive("draw_c", draw_c)
+        self.jump_c = positive("jump_c", jump_c)
+        self.max_rate_c_per_h = positive("max_rate_c_per_h", max_rate_c_per_h)
+        self.stale_after_s = non_negative("stale_after_s", stale_after_s)
+        self._trend = Trend(window_s, max_buckets)  # standing water only
+        self._flow = LastKnown(stale_after_s)
+        self._prev: tuple[float, float] | None = None  # the last pipe reading (ts, °C)
+        self._standing: float | None = None  # the last reading the trend took
+        self._drawn = False  # water was drawn through the pipe since the trend last took one
+        self._held: tuple[float, float] | None = None  # a forecast carried over a draw
+
+    def _judge(self, x: Mapping[str, float], ts: float, temp: float) -> tuple[str, bool]:
+        """What the reading is — ``"standing"`` (the trend takes it), ``"drawn"`` (water is
+        flowing: left out), ``"restart"`` (the first standing reading after water was drawn
+        through this pipe, or a jump: the trend starts again from it) — and whether water
+        flowing now has moved this pipe off its trend."""
+        flow = self._flow.get(x, "flow_lpm", ts)
+        if flow is not None and flow >= self.draw_lpm:
+            fit = self._trend.fit(ts)
+            expected = fit.level if fit is not None and fit.n >= 3 else self._standing
+            moved = expected is not None and abs(temp - expected) >= self.draw_c
+            return "drawn", moved
+        prev = self._prev
+        if prev is not None:
+            moved_c, dt = abs(temp - prev[1]), ts - prev[0]
+            if moved_c >= self.jump_c and dt > 0 and moved_c * 3600.0 >= self.max_rate_c_per_h * dt:
+                return "restart", False
+        return ("restart" if self._drawn else "standing"), False
+
+    def _forecast(self, ts: float, temp: float | None) -> Forecast | None:
+        return forecast(
+            self._trend, ts, temp, self.freeze_c, rising=False, min_points=self.min_points,
+            min_span_s=self.min_span_s, min_t_stat=self.min_t_stat, within_s=self.horizon_s,
+        )
+
+    def _carried(self, ts: float) -> tuple[float, float] | None:
+        """The forecast carried over a draw, while no new trend has formed: ``(crossing
+        time, when it was made)``, for at most ``window_s``."""
+        held = self._held
+        return None if held is None or ts - held[1] > self.window_s else held
+
+    def _carry_over(self, ts: float) -> tuple[float, float] | None:
+        """What a restart at ``ts`` carries over: the crossing the standing-water trend
+        forecast, or, if no trend had formed since the last restart, what that one carried."""
+        before = self._forecast(ts, None)
+        if before is None:
+            return self._carried(ts)
+        eta = before.time_to_s
+        return None if eta is None or eta > self.horizon_s else (ts + eta, ts)
 
     def assess_one(self, x: Mapping[str, float]) -> Finding:
         ts, temp = num(x, "ts"), num(x, "pipe_temp_c")
         if ts is None or temp is None:
             return self._quiet()
-        fc = forecast(
-            self._trend, ts, temp, self.freeze_c, rising=False, min_points=self.min_points,
-            min_span_s=self.min_span_s, min_t_stat=self.min_t_stat, within_s=self.horizon_s,
-        )
         evidence: dict[str, Any] = {"pipe_temp_c": rnd(temp), "freeze_c": self.freeze_c}
-        if fc is None:  # too little history for a trend: smooth the noise with the mean
-            mean = self._trend.mean(ts, (ts, temp))
-            level = temp if mean is None else mean
+        kind, _ = self._judge(x, ts, temp)
+        fc: Forecast | None = None
+        carried: tuple[float, float] | None = None
+        if kind == "restart":  # the new trend has one reading: nothing to fit yet
+            carried = self._carry_over(ts)
+            level = temp
         else:
-            level = fc.level
-        eta = None if fc is None else fc.time_to_s
+            fc = self._forecast(ts, temp if kind == "standing" else None)
+            if fc is None:  # too little history for a trend: smooth the noise with the mean
+                carried = self._carried(ts)
+                mean = self._trend.mean(ts, (ts, temp))
+                level = temp if mean is None else mean
+            else:
+                level = fc.level
+            if kind == "drawn":  # the water in the pipe now, not the standing-water line
+                evidence["water_drawn"] = True
+                level = temp
         if fc is not None:
+            eta = fc.time_to_s
             evidence["fitted_temp_c"] = rnd(fc.level)
             evidence["trend_c_per_h"] = rnd(fc.fit.slope * 3600, 3)
             if fc.settles_at is not None:
                 evidence["levelling_off_at_c"] = rnd(fc.settles_at)
+        else:
+            eta = None if carried is None else max(0.0, carried[0] - ts)
+            if carried is not None:
+                evidence["forecast_made_at_s"] = rnd(carried[1], 0)  # before the last draw
         if eta is not None:
             evidence["predicted_zero_at_s"] = rnd(ts + eta, 0)
         if level <= self.freeze_c + self.margin_c:
@@ -149,9 +235,29 @@ class FreezeRisk(PhysicalDetector):
         return Finding(self.risk, score, "warning", eta, evidence)
 
     def learn_one(self, x: Mapping[str, float]) -> None:
-        ts, temp = num(x, "ts"), num(x, "pipe_temp_c")
-        if ts is not None and temp is not None:
-            self._trend.add(ts, temp)
+        ts = num(x, "ts")
+        if ts is None:
+            return
+        temp = num(x, "pipe_temp_c")
+        if temp is not None:
+            kind, moved = self._judge(x, ts, temp)
+            if kind == "drawn":
+                self._drawn = self._drawn or moved
+            else:
+                if kind == "restart":
+                    self._held = self._carry_over(ts)
+                    self._trend.clear()
+                    self._drawn = False
+                self._trend.add(ts, temp)
+                self._standing = temp
+                if self._held is not None:
+                    fit = self._trend.fit(ts)
+                    formed = fit is not None and fit.n >= self.min_points and fit.span_s >= self.min_span_s
+                    if formed or self._carried(ts) is None:
+                        self._held = None
+            if self._prev is None or ts >= self._prev[0]:
+                self._prev = (ts, temp)
+        self._flow.update(x, ts, ("flow_lpm",))
 
 
 class SlowLeak(PhysicalDetector):

@@ -59,7 +59,8 @@ QUIET: dict[str, dict[str, float]] = {
 # Parameters each class must refuse.
 BAD_PARAMS: dict[str, list[dict[str, Any]]] = {
     "water_leak": [{"debounce_s": -1.0}, {"debounce_s": math.nan}],
-    "freeze_risk": [{"horizon_s": 0.0}, {"min_span_s": 3 * 3600.0}, {"min_points": 2.5}],
+    "freeze_risk": [{"horizon_s": 0.0}, {"min_span_s": 3 * 3600.0}, {"min_points": 2.5},
+                    {"draw_lpm": 0.0}, {"draw_c": -1.0}, {"max_rate_c_per_h": math.nan}],
     "harsh_braking": [{"threshold_g": 0.8}, {"threshold_g": -0.4}, {"window_s": 0}],
     "speeding": [{"margin": -0.1}, {"min_duration_s": math.inf}, {"severe_margin": 0.1}],
     "driver_fatigue": [{"advisory_s": 5 * 3600.0}, {"utc_offset_h": 20.0}, {"break_s": 0.0}],
@@ -69,7 +70,8 @@ BAD_PARAMS: dict[str, list[dict[str, Any]]] = {
     "fire_risk": [{"co_warning_ppm": 300.0}, {"rise_c": True}, {"rise_window_s": 0.0}],
     "power_cut": [{"hold_s": 60.0}, {"min_v": "150"}, {"min_duration_s": -1.0}],
     "bearing_failure": [{"warning_mm_s": 8.0}, {"alpha": 0.0}, {"grace_period": 0}],
-    "coldchain_failure": [{"max_c": math.nan}, {"window_s": -1.0}, {"min_points": 1}],
+    "coldchain_failure": [{"max_c": math.nan}, {"window_s": -1.0}, {"min_points": 1},
+                          {"cut_in_c": 9.0}, {"cut_in_c": math.inf}, {"margin_c": 0.0}],
     "battery_drain": [{"low_pct": 3.0}, {"horizon_s": 0.0}, {"empty_pct": 150.0}],
     "sensor_stuck": [{"metric": ""}, {"ignore_values": [0.0]}, {"min_readings": 1}],
 }
