@@ -305,7 +305,7 @@ class ReadingsBatch:
 
 
 def decode_readings_record(raw: bytes) -> ReadingsBatch:
-    """Decode a ``forewarn.readings`` record, re-checking what ingest checked."""
+    """Decode a ``forewarn.readings`` record (its shape; ingest has validated the values)."""
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

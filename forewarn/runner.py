@@ -77,6 +77,8 @@ def spawn(name: str, args: list[str], env: dict[str, str], log: Path | None) -> 
         stdout=out,
         stderr=subprocess.STDOUT if out else None,
     )
+    if out is not None:
+        out.close()  # the child has its own copy of the descriptor
     return Child(name, proc, log)
 
 
