@@ -140,7 +140,7 @@ def _parse_times(stamps: list[str], path: Path, lines: list[int]) -> np.ndarray:
     try:
         return np.array(stamps, dtype="datetime64[us]").astype(np.int64)
     except ValueError:
-        for line, s in zip(lines, stamps):
+        for line, s in zip(lines, stamps, strict=True):
             try:
                 np.datetime64(s, "us")
             except ValueError:

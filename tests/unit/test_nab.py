@@ -198,7 +198,7 @@ def _nab_rows(ts: list[int], scores: list[float], windows: list[tuple[int, int]]
     pending, points = list(windows), []
     cur = cur_name = None
     cur_right = cur_width = prev_right = prev_width = None
-    for i, (t, s) in enumerate(zip(ts, scores)):
+    for i, (t, s) in enumerate(zip(ts, scores, strict=True)):
         if pending and t == pending[0][0]:
             cur = pending.pop(0)
             cur_name = f"w{cur[0]}"
