@@ -141,6 +141,9 @@ def simulate(
     devices: Annotated[int | None, typer.Option(help="Fleet size (mixed fleet: scenarios cycled, half quiet).")] = None,
     hours: Annotated[float, typer.Option(help="Simulated hours (the standard fleet brings its own).")] = 12.0,
     compression: Annotated[float, typer.Option(help="Simulated hours per wall minute.")] = 12.0,
+    rate: Annotated[
+        float | None, typer.Option(help="Readings per second to publish (sets the compression instead).")
+    ] = None,
     interval_s: Annotated[float | None, typer.Option(help="Sample interval of homes, equipment, cold chain.")] = None,
     notify: Annotated[
         str | None, typer.Option(help="apprise URL for the simulated customers; {customer} is replaced.")
@@ -161,6 +164,7 @@ def simulate(
             seed=seed,
             hours=hours,
             compression=compression,
+            rate=rate,
             fleet_name=fleet,
             devices=devices,
             interval_s=interval_s,

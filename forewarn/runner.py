@@ -252,6 +252,11 @@ def make_fleet(
         return demo_fleet(seed, start_ms=start_ms, duration_s=hours * 3600, intervals=intervals), start_ms, hours
     if name not in ("demo", "mixed"):
         raise ValueError(f"fleet {name!r} must be demo, standard or mixed")
+    from simulator.scenarios import SCENARIOS
+
+    shortest = min(spec.min_duration_s for spec in SCENARIOS.values()) / 3600
+    if hours < shortest:
+        raise ValueError(f"a mixed fleet needs --hours {shortest:g} or more (the shortest scenario's span)")
     fleet = build_fleet(seed, devices=devices, start_ms=start_ms, duration_s=hours * 3600, intervals=intervals)
     return fleet, start_ms, hours
 
@@ -262,6 +267,7 @@ def simulate_command(
     seed: int,
     hours: float,
     compression: float,
+    rate: float | None,
     fleet_name: str,
     devices: int | None,
     interval_s: float | None,
@@ -279,6 +285,10 @@ def simulate_command(
 
     fleet, start_ms, hours = make_fleet(fleet_name, seed, hours, devices, interval_s)
     total = fleet.count_readings()
+    if rate is not None:
+        if rate <= 0:
+            raise ValueError("--rate must be a positive number of readings per second")
+        compression = hours * 60 * rate / max(total, 1)  # wall seconds = total / rate
     wall_s = hours * 60 / compression
     console.print(
         f"fleet {fleet_name}: {len(fleet.devices)} devices, {len(fleet.incidents)} incidents, {total:,} readings "
