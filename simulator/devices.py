@@ -144,6 +144,14 @@ def local_hours(ts_ms: np.ndarray) -> np.ndarray:
     return (ts_ms / 3_600_000.0 + LOCAL_UTC_OFFSET_H) % 24.0
 
 
+def _grid(seed: SeedLike, span: Span, interval_ms: int
+          ) -> tuple[np.random.Generator, np.ndarray, int, float, np.ndarray, np.ndarray]:
+    """A regularly sampled device's generator and grid: the sample times (epoch ms), their
+    count, the step and each sample's offset from the span start (s), its local hour."""
+    ts = span.grid(interval_ms)
+    return rng_for(seed), ts, ts.size, interval_ms / 1000.0, (ts - span.start_ms) / 1000.0, local_hours(ts)
+
+
 def _ar1(rng: np.random.Generator, n: int, dt_s: float, tau_s: float, sd: float) -> np.ndarray:
     """A stationary first-order autoregressive process (slow weather, drifting driver)."""
     phi = math.exp(-dt_s / tau_s)
@@ -338,12 +346,7 @@ def simulate_home(seed: SeedLike, span: Span, params: HomeParams = HomeParams(),
     temperature whenever water flows, and lingers near 0 °C while the water in it freezes.
     """
     p = params
-    rng = rng_for(seed)
-    ts = span.grid(interval_ms)
-    n = ts.size
-    dt = interval_ms / 1000.0
-    t = (ts - span.start_ms) / 1000.0
-    hours = local_hours(ts)
+    rng, ts, n, dt, t, hours = _grid(seed, span, interval_ms)
 
     def first(cls: type[E]) -> list[E]:
         return [e for e in events if isinstance(e, cls)]
@@ -962,12 +965,7 @@ def simulate_equipment(seed: SeedLike, span: Span, params: EquipmentParams = Equ
                        noise: float = 1.0) -> Trace:
     """A pump on its duty cycle; a worn bearing grows vibration exponentially until it seizes."""
     p = params
-    rng = rng_for(seed)
-    ts = span.grid(interval_ms)
-    n = ts.size
-    dt = interval_ms / 1000.0
-    t = (ts - span.start_ms) / 1000.0
-    hours = local_hours(ts)
+    rng, ts, n, dt, t, hours = _grid(seed, span, interval_ms)
     load = 0.8 + 0.1 * np.sin(2 * np.pi * (hours - 10) / 24) + _ar1(rng, n, dt, 1800, 0.04)
     running = np.ones(n, dtype=bool)
     n_stops = rng.poisson(p.stops_per_day * span.duration_s / 86_400)
@@ -1043,12 +1041,7 @@ def simulate_coldchain(seed: SeedLike, span: Span, params: ColdChainParams = Col
                        noise: float = 1.0) -> Trace:
     """Box temperature with thermostat cycling, door openings, and an optional failing unit."""
     p = params
-    rng = rng_for(seed)
-    ts = span.grid(interval_ms)
-    n = ts.size
-    dt = interval_ms / 1000.0
-    t = (ts - span.start_ms) / 1000.0
-    hours = local_hours(ts)
+    rng, ts, n, dt, t, hours = _grid(seed, span, interval_ms)
     ambient = (p.ambient_mean_c + p.ambient_swing_c * np.cos(2 * np.pi * (hours - 15) / 24)
                + _ar1(rng, n, dt, 4 * HOUR_S, 0.8))
     delivering = (hours >= 8) & (hours < 18)

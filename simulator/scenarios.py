@@ -39,6 +39,7 @@ from simulator.devices import (
     ElectricalFault,
     EquipmentParams,
     HeatingFailure,
+    HomeEvent,
     HomeParams,
     PowerCut,
     RefrigerantLeak,
@@ -335,6 +336,13 @@ def _target(rng: np.random.Generator, span: Span, at: float | None, lo: float, h
 # ---------------------------------------------------------------------------------- homes
 
 
+def _home_trace(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
+                params: HomeParams, *events: HomeEvent) -> Trace:
+    """A scenario home's trace: its physics on the device's model stream (``child(seed, 1)``)."""
+    return simulate_home(child(seed, 1), span, params, list(events), interval_ms=iv.home_ms,
+                         noise=noise)
+
+
 def _frozen_pipe(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
                  at: float | None) -> Outcome:
     """Empty home in a cold snap; the boiler locks out; an exposed pipe freezes and bursts."""
@@ -348,7 +356,6 @@ def _frozen_pipe(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, 
     exposure_wish = _u(rng, 0.4, 0.55)
     house_tau_h, pipe_tau_h = _u(rng, 6, 8), _u(rng, 1.0, 1.6)
     humidity, supply = _u(rng, 40, 50), _u(rng, 4, 7)
-    model_seed = child(seed, 1)
     best: tuple[float, Trace, int] | None = None
     for colder in (0.0, 4.0, 8.0):  # a harder frost if the day is too mild to freeze in time
         front = ColdFront(target - front_lead_h * HOUR_S, drop + colder, front_hours)
@@ -363,8 +370,7 @@ def _frozen_pipe(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, 
 
         def run(fail_s: float, params: HomeParams = params, front: ColdFront = front
                 ) -> tuple[Trace, int | None]:
-            tr = simulate_home(model_seed, span, params, [front, HeatingFailure(fail_s)],
-                               interval_ms=iv.home_ms, noise=noise)
+            tr = _home_trace(seed, span, iv, noise, params, front, HeatingFailure(fail_s))
             return tr, _first_ms(tr, tr.state["pipe_c"] <= -1.0)
 
         lo = max(front.at_s - 2 * HOUR_S, 60.0)
@@ -396,7 +402,7 @@ def _slow_leak(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, no
     params = HomeParams(climate_mean_c=winter + _u(rng, 2, 8), occupants=int(rng.integers(1, 5)),
                         humidity_base_pct=_u(rng, 45, 55))
     leak = SlowLeak(start, lpm, damage_l * _u(rng, 0.3, 0.6))
-    trace = simulate_home(child(seed, 1), span, params, [leak], interval_ms=iv.home_ms, noise=noise)
+    trace = _home_trace(seed, span, iv, noise, params, leak)
     loss = _first_ms(trace, trace.state["leak_volume_l"] >= damage_l * 0.999)
     return Outcome(trace, span.at(start), loss if loss is not None else span.at(target))
 
@@ -411,26 +417,62 @@ def _burst_pipe(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, n
     drip_from = max(burst_at - _u(rng, 10, 40) * MINUTE_S, 60.0)
     params = HomeParams(climate_mean_c=_u(rng, 2, 12), occupants=int(rng.integers(1, 5)))
     event = BurstPipe(burst_at, _u(rng, 12, 30), drip_from, _u(rng, 0.08, 0.25), _u(rng, 15, 40))
-    trace = simulate_home(child(seed, 1), span, params, [event], interval_ms=iv.home_ms, noise=noise)
+    trace = _home_trace(seed, span, iv, noise, params, event)
     return Outcome(trace, span.at(drip_from), span.at(target))
+
+
+# Mould on indoor surfaces (VTT mould model, Hukka & Viitanen 1999; Sedlbauer's isopleths for
+# biodegradable materials): nothing grows below ~75 % RH, growth is full from 80 % (VTT's
+# critical RH at room temperature) and speeds up steeply with humidity (the brief's "one to
+# two weeks at 80 %, several days at 90 %"), a little with warmth (VTT: rate ~ T^0.68).
+MOULD_RH_FROM_PCT = 75.0
+MOULD_RH_FULL_PCT = 80.0
+MOULD_SPEEDUP_PER_10_PCT = 2.5  # growth rate at 90 % RH over the rate at 80 %
+DAY_S = 24 * HOUR_S
+
+
+def mould_dose_days(trace: Trace) -> np.ndarray:
+    """Cumulative mould dose along ``trace``: days at 80 % RH and 20 °C that grow as much.
+
+    A room at 80 % accrues one day per day, at 90 % 2.5, at 77.5 % 0.4 (half way up the onset
+    ramp), below 75 % nothing; mould damage is done when the dose reaches the material's
+    ``mould_days``.
+    """
+    rh, temp = trace.state["humidity_pct"], trace.state["indoor_c"]
+    onset = np.clip((rh - MOULD_RH_FROM_PCT) / (MOULD_RH_FULL_PCT - MOULD_RH_FROM_PCT), 0.0, 1.0)
+    speed = MOULD_SPEEDUP_PER_10_PCT ** ((rh - MOULD_RH_FULL_PCT) / 10.0)
+    warmth = (np.clip(temp, 0.0, None) / 20.0) ** 0.68
+    dt_s = np.diff(trace.offsets_s(), prepend=trace.offsets_s()[0])
+    return np.cumsum(onset * speed * warmth * dt_s) / DAY_S
+
+
+def _mould_run(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
+               params: HomeParams, damp: Damp, mould_days: float) -> tuple[Trace, int | None]:
+    trace = _home_trace(seed, span, iv, noise, params, damp)
+    return trace, _first_ms(trace, mould_dose_days(trace) >= mould_days)
 
 
 def _mould(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
            at: float | None) -> Outcome:
-    """Broken bathroom extractor and seepage: humidity stays above 80 % until mould takes hold."""
+    """Broken bathroom extractor and seepage: the room stays damp for days until mould takes hold."""
     rng = rng_for(child(seed, 0))
     target = _target(rng, span, at, 0.6, 0.85)
-    damp_from = _u(rng, 0.08, 0.2) * span.duration_s
     params = HomeParams(climate_mean_c=_u(rng, 6, 12), occupants=int(rng.integers(2, 5)),
                         humidity_base_pct=_u(rng, 55, 62), setpoint_c=_u(rng, 18, 20))
-    damp = Damp(damp_from, _u(rng, 85, 92), _u(rng, 3, 5))
-    trace = simulate_home(child(seed, 1), span, params, [damp], interval_ms=iv.home_ms, noise=noise)
-    dt_h = iv.home_ms / 1000 / HOUR_S
-    wet_hours = np.cumsum((trace.state["humidity_pct"] >= 80.0) * dt_h)
-    # mould needs this many hours of RH >= 80 % at the cold wall (compressed from days)
-    need_h = max(float(np.interp(target, trace.offsets_s(), wet_hours)), 1.0)
-    loss = _first_ms(trace, wet_hours >= need_h)
-    return Outcome(trace, span.at(damp_from), loss if loss is not None else span.at(target))
+    damp_rh, damp_tau_h, mould_days = _u(rng, 85, 91), _u(rng, 3, 8), _u(rng, 6, 8)
+    for wetter in (0.0, 3.0, 6.0):  # a wetter room if the span is too short for this one
+        damp_pct = min(damp_rh + wetter, 95.0)
+
+        def run(from_s: float, damp_pct: float = damp_pct) -> tuple[Trace, int | None]:
+            return _mould_run(seed, span, iv, noise, params, Damp(from_s, damp_pct, damp_tau_h),
+                              mould_days)
+
+        try:
+            damp_from, trace, loss = _calibrate(run, 60.0, max(target - DAY_S, 120.0), span.at(target))
+        except RuntimeError:
+            continue
+        return Outcome(trace, span.at(damp_from), loss)
+    raise RuntimeError("mould: no mould inside the span; the span is too short")
 
 
 def _electrical_fire(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
@@ -446,7 +488,7 @@ def _electrical_fire(seed: np.random.SeedSequence, span: Span, iv: SampleInterva
         fire_at_s=fire,
     )
     params = HomeParams(climate_mean_c=_u(rng, 0, 10), occupants=int(rng.integers(1, 5)))
-    trace = simulate_home(child(seed, 1), span, params, [fault], interval_ms=iv.home_ms, noise=noise)
+    trace = _home_trace(seed, span, iv, noise, params, fault)
     return Outcome(trace, span.at(fault.from_s), span.at(fire))
 
 
@@ -459,8 +501,7 @@ def _power_cut(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, no
     cut_event = PowerCut(cut, flood + _u(rng, 2, 4) * HOUR_S, flood)
     params = HomeParams(climate_mean_c=_u(rng, 8, 14), occupants=int(rng.integers(2, 5)),
                         humidity_base_pct=_u(rng, 55, 65))
-    trace = simulate_home(child(seed, 1), span, params, [cut_event], interval_ms=iv.home_ms,
-                          noise=noise)
+    trace = _home_trace(seed, span, iv, noise, params, cut_event)
     return Outcome(trace, span.at(cut), span.at(flood))
 
 
@@ -475,8 +516,7 @@ def _battery_drain(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals
     rate = (level - 2.0) / ((dies - onset) / HOUR_S)
     params = HomeParams(climate_mean_c=_u(rng, 3, 10), occupants=int(rng.integers(0, 2)),
                         mains_powered=False, battery_start_pct=start_pct, rssi_dbm=_u(rng, -85, -75))
-    trace = simulate_home(child(seed, 1), span, params, [BatteryFault(onset, rate)],
-                          interval_ms=iv.home_ms, noise=noise)
+    trace = _home_trace(seed, span, iv, noise, params, BatteryFault(onset, rate))
     loss = int(trace.ts_ms[-1]) + iv.home_ms  # the first reading that never comes
     return Outcome(trace, span.at(onset), min(loss, span.end_ms))
 
@@ -492,8 +532,7 @@ def _stuck_sensor(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
     else:
         loss = min(stuck + _u(rng, 8, 14) * HOUR_S, 0.95 * span.duration_s)
     params = HomeParams(climate_mean_c=_u(rng, 0, 8), occupants=int(rng.integers(1, 5)))
-    trace = simulate_home(child(seed, 1), span, params, [StuckSensor(stuck)],
-                          interval_ms=iv.home_ms, noise=noise)
+    trace = _home_trace(seed, span, iv, noise, params, StuckSensor(stuck))
     return Outcome(trace, span.at(stuck), span.at(loss))
 
 
@@ -505,6 +544,18 @@ def _vehicle_params(rng: np.random.Generator, driver: str) -> VehicleParams:
     return VehicleParams(driver=DRIVERS[driver], home_lat=lat + _u(rng, -0.05, 0.05),
                          home_lon=lon + _u(rng, -0.05, 0.05), ambient_c=winter + _u(rng, 0, 6),
                          battery_rest_v=_u(rng, 12.4, 12.75))
+
+
+def _vehicle_trace(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
+                   params: VehicleParams, *trips: Trip) -> Trace:
+    """A vehicle's trace: its physics on the device's model stream (``child(seed, 1)``)."""
+    return simulate_vehicle(child(seed, 1), span, params, list(trips), intervals=iv, noise=noise)
+
+
+def _trip_end_ms(trace: Trace, iv: SampleIntervals) -> int | None:
+    """Just after the last reading with the ignition on (None: the car never moved)."""
+    on = np.flatnonzero(trace.state["ignition"] > 0)
+    return int(trace.ts_ms[on[-1]]) + iv.vehicle_driving_ms if on.size else None
 
 
 def _first_harsh_or_speeding(trace: Trace, fallback_ms: int) -> int:
@@ -530,8 +581,7 @@ def _fatigue_crash(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals
         raise ValueError("fatigue_crash needs more than 4.2 h of driving before the crash")
     trip = Trip(start, crash - start + 30 * MINUTE_S, "long_haul", crash_at_s=crash,
                 fatigue_from_s=start + 3 * HOUR_S)
-    trace = simulate_vehicle(child(seed, 1), span, _vehicle_params(rng, "fatigued"), [trip],
-                             intervals=iv, noise=noise)
+    trace = _vehicle_trace(seed, span, iv, noise, _vehicle_params(rng, "fatigued"), trip)
     return Outcome(trace, span.at(start + 4 * HOUR_S), span.at(crash))
 
 
@@ -573,8 +623,7 @@ def _risky_driving_crash(seed: np.random.SeedSequence, span: Span, iv: SampleInt
         crash = start + into
     trip = _risky_trip(rng, start, length, crash, int(rng.integers(5, 9)), int(rng.integers(3, 5)),
                        "highway", crash=True)
-    trace = simulate_vehicle(child(seed, 1), span, _vehicle_params(rng, "aggressive"), [trip],
-                             intervals=iv, noise=noise)
+    trace = _vehicle_trace(seed, span, iv, noise, _vehicle_params(rng, "aggressive"), trip)
     return Outcome(trace, _first_harsh_or_speeding(trace, span.at(start)), span.at(crash))
 
 
@@ -591,14 +640,25 @@ def _harsh_braking_trip(seed: np.random.SeedSequence, span: Span, iv: SampleInte
         start = _u(rng, 0.1, 0.3) * span.duration_s
     trip = _risky_trip(rng, start, length, start + length, int(rng.integers(4, 8)),
                        int(rng.integers(1, 3)), "suburban", crash=False)
-    trace = simulate_vehicle(child(seed, 1), span, _vehicle_params(rng, "aggressive"), [trip],
-                             intervals=iv, noise=noise)
-    on = np.flatnonzero(trace.state["ignition"] > 0)
-    end_ms = int(trace.ts_ms[on[-1]]) + iv.vehicle_driving_ms if on.size else span.at(start + length)
+    trace = _vehicle_trace(seed, span, iv, noise, _vehicle_params(rng, "aggressive"), trip)
+    end_ms = _trip_end_ms(trace, iv)
+    end_ms = span.at(start + length) if end_ms is None else end_ms
     return Outcome(trace, _first_harsh_or_speeding(trace, span.at(start)), end_ms)
 
 
 # ------------------------------------------------------------------ equipment, cold chain
+
+
+def _wear_detectable_s(wear: BearingWear, baseline_mm_s: float) -> float:
+    """When the growing vibration is 30 % above baseline: one ISO 10816 zone step."""
+    rate = math.log(wear.fail_vibration_mm_s / baseline_mm_s) / (wear.fail_at_s - wear.onset_s)
+    return wear.onset_s + math.log(1.3) / rate
+
+
+def _spoiled_ms(trace: Trace, iv: SampleIntervals, tolerance_min: float) -> int | None:
+    """The first moment the load has been above 8 °C for ``tolerance_min`` minutes in all."""
+    warm_min = np.cumsum((trace.state["box_c"] > 8.0) * (iv.coldchain_ms / 1000 / MINUTE_S))
+    return _first_ms(trace, warm_min >= tolerance_min)
 
 
 def _bearing_failure(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
@@ -613,9 +673,7 @@ def _bearing_failure(seed: np.random.SeedSequence, span: Span, iv: SampleInterva
                              pressure_kpa=_u(rng, 350, 650), ambient_c=_u(rng, 20, 30))
     trace = simulate_equipment(child(seed, 1), span, params, wear, interval_ms=iv.equipment_ms,
                                noise=noise)
-    k = math.log(wear.fail_vibration_mm_s / v0) / (fail - onset)
-    detectable = onset + math.log(1.3) / k  # 30 % above baseline: one ISO 10816 zone step
-    return Outcome(trace, span.at(detectable), span.at(fail))
+    return Outcome(trace, span.at(_wear_detectable_s(wear, v0)), span.at(fail))
 
 
 def _coldchain_failure(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
@@ -629,13 +687,11 @@ def _coldchain_failure(seed: np.random.SeedSequence, span: Span, iv: SampleInter
                              box_tau_h=_u(rng, 4, 6), cooling_c_per_h=_u(rng, 8, 12),
                              door_openings_per_h=_u(rng, 0.6, 1.6))
     model_seed = child(seed, 1)
-    dt_min = iv.coldchain_ms / 1000 / MINUTE_S
 
     def run(onset: float) -> tuple[Trace, int | None]:
         tr = simulate_coldchain(model_seed, span, params, RefrigerantLeak(onset, onset + ramp),
                                 interval_ms=iv.coldchain_ms, noise=noise)
-        warm = np.cumsum((tr.state["box_c"] > 8.0) * dt_min)
-        return tr, _first_ms(tr, warm >= tolerance_min)
+        return tr, _spoiled_ms(tr, iv, tolerance_min)
 
     onset, trace, loss = _calibrate(run, 60.0, max(target - ramp - 10 * MINUTE_S, 120.0),
                                     span.at(target))
@@ -668,8 +724,7 @@ def _frozen_pipe_variant(seed: np.random.SeedSequence, span: Span, iv: SampleInt
         setpoint_c=setpoint, night_setback_c=0.0, pipe_exposure=exposure,
         pipe_tau_h=k["pipe_tau_h"], occupants=0, humidity_base_pct=humidity, supply_water_c=supply,
     )
-    trace = simulate_home(child(seed, 1), span, params, [front, HeatingFailure(fail)],
-                          interval_ms=iv.home_ms, noise=noise)
+    trace = _home_trace(seed, span, iv, noise, params, front, HeatingFailure(fail))
     loss = _first_ms(trace, trace.state["pipe_c"] <= -1.0)
     if loss is None:
         return None
@@ -684,7 +739,7 @@ def _slow_leak_variant(seed: np.random.SeedSequence, span: Span, iv: SampleInter
                         humidity_base_pct=_u(rng, 45, 55))
     start, damage_l = k["leak_starts_h"] * HOUR_S, k["damage_l"]
     leak = SlowLeak(start, k["leak_lpm"], damage_l * k["sensor_wet_share"])
-    trace = simulate_home(child(seed, 1), span, params, [leak], interval_ms=iv.home_ms, noise=noise)
+    trace = _home_trace(seed, span, iv, noise, params, leak)
     loss = _first_ms(trace, trace.state["leak_volume_l"] >= damage_l)
     return None if loss is None else Outcome(trace, span.at(start), loss)
 
@@ -696,7 +751,7 @@ def _burst_pipe_variant(seed: np.random.SeedSequence, span: Span, iv: SampleInte
     burst_at = k["burst_h"] * HOUR_S
     drip_from = max(burst_at - k["drip_min"] * MINUTE_S, 60.0)
     event = BurstPipe(burst_at, k["burst_lpm"], drip_from, k["drip_lpm"], k["sensor_wet_l"])
-    trace = simulate_home(child(seed, 1), span, params, [event], interval_ms=iv.home_ms, noise=noise)
+    trace = _home_trace(seed, span, iv, noise, params, event)
     t, volume = trace.offsets_s(), trace.state["leak_volume_l"]
     released = volume - float(np.interp(burst_at, t, volume))  # litres since it gave way
     loss = _first_ms(trace, (t >= burst_at) & (released >= k["spread_l"]))
@@ -710,9 +765,7 @@ def _mould_variant(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals
                         humidity_base_pct=k["base_rh_pct"], setpoint_c=_u(rng, 18, 20))
     damp_from = k["damp_starts_h"] * HOUR_S
     damp = Damp(damp_from, k["damp_rh_pct"], k["damp_tau_h"])
-    trace = simulate_home(child(seed, 1), span, params, [damp], interval_ms=iv.home_ms, noise=noise)
-    wet_hours = np.cumsum((trace.state["humidity_pct"] >= 80.0) * (iv.home_ms / 1000 / HOUR_S))
-    loss = _first_ms(trace, wet_hours >= k["mould_hours"])
+    trace, loss = _mould_run(seed, span, iv, noise, params, damp, k["mould_days"])
     return None if loss is None else Outcome(trace, span.at(damp_from), loss)
 
 
@@ -726,7 +779,7 @@ def _electrical_fire_variant(seed: np.random.SeedSequence, span: Span, iv: Sampl
     fault = ElectricalFault(from_s=start, co_from_s=fire - co_lead, smoke_at_s=fire - smoke_lead,
                             fire_at_s=fire)
     params = HomeParams(climate_mean_c=_u(rng, 0, 10), occupants=int(rng.integers(1, 5)))
-    trace = simulate_home(child(seed, 1), span, params, [fault], interval_ms=iv.home_ms, noise=noise)
+    trace = _home_trace(seed, span, iv, noise, params, fault)
     return Outcome(trace, span.at(start), span.at(fire),
                    {"smoulder_min": round(co_lead / MINUTE_S, 3), "smoke_min": round(smoke_lead / MINUTE_S, 3)})
 
@@ -740,8 +793,7 @@ def _power_cut_variant(seed: np.random.SeedSequence, span: Span, iv: SampleInter
     cut_event = PowerCut(cut, flood + _u(rng, 2, 4) * HOUR_S, flood)
     params = HomeParams(climate_mean_c=_u(rng, 8, 14), occupants=int(rng.integers(2, 5)),
                         humidity_base_pct=_u(rng, 55, 65))
-    trace = simulate_home(child(seed, 1), span, params, [cut_event], interval_ms=iv.home_ms,
-                          noise=noise)
+    trace = _home_trace(seed, span, iv, noise, params, cut_event)
     return Outcome(trace, span.at(cut), span.at(flood), {"pit_fill_h": round(fill_h, 3)})
 
 
@@ -753,7 +805,7 @@ def _battery_drain_variant(seed: np.random.SeedSequence, span: Span, iv: SampleI
                         mains_powered=False, battery_start_pct=k["start_pct"],
                         rssi_dbm=_u(rng, -85, -75))
     fault = BatteryFault(onset, k["drain_pct_per_h"])
-    trace = simulate_home(child(seed, 1), span, params, [fault], interval_ms=iv.home_ms, noise=noise)
+    trace = _home_trace(seed, span, iv, noise, params, fault)
     if not len(trace) or len(trace) == len(span.grid(iv.home_ms)):
         return None  # still alive at the end of the span
     return Outcome(trace, span.at(onset), int(trace.ts_ms[-1]) + iv.home_ms)
@@ -765,8 +817,7 @@ def _stuck_sensor_variant(seed: np.random.SeedSequence, span: Span, iv: SampleIn
     stuck = k["stuck_h"] * HOUR_S
     params = HomeParams(climate_mean_c=_u(rng, 0, 8), climate_swing_c=k["climate_swing_c"],
                         occupants=int(rng.integers(1, 5)))
-    trace = simulate_home(child(seed, 1), span, params, [StuckSensor(stuck)],
-                          interval_ms=iv.home_ms, noise=noise)
+    trace = _home_trace(seed, span, iv, noise, params, StuckSensor(stuck))
     return Outcome(trace, span.at(stuck), span.at(stuck + k["unmonitored_h"] * HOUR_S))
 
 
@@ -777,8 +828,7 @@ def _fatigue_crash_variant(seed: np.random.SeedSequence, span: Span, iv: SampleI
     crash = start + k["driving_h"] * HOUR_S
     trip = Trip(start, crash - start + 30 * MINUTE_S, "long_haul", crash_at_s=crash,
                 fatigue_from_s=start + k["fatigue_from_h"] * HOUR_S)
-    trace = simulate_vehicle(child(seed, 1), span, _vehicle_params(rng, "fatigued"), [trip],
-                             intervals=iv, noise=noise)
+    trace = _vehicle_trace(seed, span, iv, noise, _vehicle_params(rng, "fatigued"), trip)
     return Outcome(trace, span.at(start + 4 * HOUR_S), span.at(crash))
 
 
@@ -791,8 +841,7 @@ def _risky_driving_crash_variant(seed: np.random.SeedSequence, span: Span, iv: S
     trip = _risky_trip(rng, start, length, crash, int(k["harsh_brakes"]),
                        int(k["speeding_stretches"]), "highway", crash=True,
                        brake_g=k["brake_g"], over_limit=k["over_limit"])
-    trace = simulate_vehicle(child(seed, 1), span, _vehicle_params(rng, "aggressive"), [trip],
-                             intervals=iv, noise=noise)
+    trace = _vehicle_trace(seed, span, iv, noise, _vehicle_params(rng, "aggressive"), trip)
     return Outcome(trace, _first_harsh_or_speeding(trace, span.at(start)), span.at(crash))
 
 
@@ -803,13 +852,10 @@ def _harsh_braking_trip_variant(seed: np.random.SeedSequence, span: Span, iv: Sa
     trip = _risky_trip(rng, start, length, start + length, int(k["harsh_brakes"]),
                        int(k["speeding_stretches"]), "suburban", crash=False,
                        brake_g=k["brake_g"], over_limit=k["over_limit"])
-    trace = simulate_vehicle(child(seed, 1), span, _vehicle_params(rng, "aggressive"), [trip],
-                             intervals=iv, noise=noise)
-    on = np.flatnonzero(trace.state["ignition"] > 0)
-    if not on.size:
-        return None
-    return Outcome(trace, _first_harsh_or_speeding(trace, span.at(start)),
-                   int(trace.ts_ms[on[-1]]) + iv.vehicle_driving_ms)
+    trace = _vehicle_trace(seed, span, iv, noise, _vehicle_params(rng, "aggressive"), trip)
+    end_ms = _trip_end_ms(trace, iv)
+    return None if end_ms is None else Outcome(trace, _first_harsh_or_speeding(trace, span.at(start)),
+                                               end_ms)
 
 
 def _bearing_failure_variant(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
@@ -823,9 +869,7 @@ def _bearing_failure_variant(seed: np.random.SeedSequence, span: Span, iv: Sampl
                              pressure_kpa=_u(rng, 300, 800), ambient_c=_u(rng, 18, 34))
     trace = simulate_equipment(child(seed, 1), span, params, wear, interval_ms=iv.equipment_ms,
                                noise=noise)
-    rate = math.log(wear.fail_vibration_mm_s / v0) / (fail - onset)
-    detectable = onset + math.log(1.3) / rate  # 30 % above baseline: one ISO 10816 zone step
-    return Outcome(trace, span.at(detectable), span.at(fail))
+    return Outcome(trace, span.at(_wear_detectable_s(wear, v0)), span.at(fail))
 
 
 def _coldchain_failure_variant(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
@@ -838,8 +882,7 @@ def _coldchain_failure_variant(seed: np.random.SeedSequence, span: Span, iv: Sam
     leak = RefrigerantLeak(onset, onset + k["leak_ramp_h"] * HOUR_S)
     trace = simulate_coldchain(child(seed, 1), span, params, leak, interval_ms=iv.coldchain_ms,
                                noise=noise)
-    warm_min = np.cumsum((trace.state["box_c"] > 8.0) * (iv.coldchain_ms / 1000 / MINUTE_S))
-    loss = _first_ms(trace, warm_min >= k["tolerance_min"])
+    loss = _spoiled_ms(trace, iv, k["tolerance_min"])
     return None if loss is None else Outcome(trace, span.at(onset), loss)
 
 
@@ -869,11 +912,12 @@ KNOBS: dict[str, tuple[Knob, ...]] = {
         _K("burst_h", 3, 18, "h", "hours after the span start"),
     ),
     "mould": (
-        _K("damp_rh_pct", 84, 95, "%", "humidity the damp drives the room towards"),
-        _K("mould_hours", 16, 40, "h", "hours at RH >= 80 % before mould takes hold (compressed days)"),
-        _K("damp_tau_h", 2, 8, "h", "how fast the damp builds up"),
+        _K("damp_rh_pct", 83, 93, "%", "humidity the damp drives the room towards"),
+        _K("mould_days", 5, 10, "d", "days at 80 % RH (20 °C) equivalent until mould damage "
+                                     "(one to two weeks at 80 %, several days at 90 %)"),
+        _K("damp_tau_h", 3, 18, "h", "how fast the damp builds up (hours to most of a day)"),
         _K("base_rh_pct", 52, 62, "%", "the room's humidity before the damp"),
-        _K("damp_starts_h", 3, 18, "h", "hours after the span start"),
+        _K("damp_starts_h", 6, 30, "h", "hours after the span start"),
     ),
     "electrical_fire": (
         _K("arcing_h", 1.5, 8, "h", "arcing and heating before flames"),
@@ -965,7 +1009,8 @@ SCENARIOS: dict[str, ScenarioSpec] = {
                      ("burst_pipe", "water_leak"), "water_damage", (20_000, 100_000), 24 * _H,
                      2 * _H, _burst_pipe),
         ScenarioSpec("mould", "home", "Humidity above 80 % for days: mould",
-                     ("mould_risk",), "mould_damage", (5_000, 40_000), 72 * _H, 24 * _H, _mould),
+                     ("mould_risk",), "mould_damage", (5_000, 40_000), 10 * 24 * _H, 6 * 24 * _H,
+                     _mould),
         ScenarioSpec("electrical_fire", "home", "Arcing connection: heat, CO, smoke, fire",
                      ("fire_risk",), "fire", (100_000, 1_000_000), 24 * _H, 8 * _H,
                      _electrical_fire),
@@ -1006,8 +1051,7 @@ def _quiet_vehicle(habit: str, driver: str) -> QuietRun:
     def run(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float) -> Trace:
         rng = rng_for(child(seed, 0))
         params = _vehicle_params(rng, driver)
-        return simulate_vehicle(child(seed, 1), span, params, plan_trips(rng, span, habit),
-                                intervals=iv, noise=noise)
+        return _vehicle_trace(seed, span, iv, noise, params, *plan_trips(rng, span, habit))
 
     return run
 
@@ -1030,7 +1074,7 @@ def _quiet_home(occupants: tuple[int, int], climate: Range, mains: bool, *,
             humidity_base_pct=_u(rng, *humidity_pct), mains_powered=mains,
             battery_start_pct=100.0 if mains else _u(rng, 70, 100),
         )
-        return simulate_home(child(seed, 1), span, params, interval_ms=iv.home_ms, noise=noise)
+        return _home_trace(seed, span, iv, noise, params)
 
     return run
 

@@ -27,7 +27,7 @@ from simulator.fleet import (
     replica_spread,
     standard_library,
 )
-from simulator.scenarios import RISK_TYPES, SCENARIOS, Incident
+from simulator.scenarios import RISK_TYPES, SCENARIOS, Incident, mould_dose_days
 from simulator.wire import (
     GARBAGE_KINDS,
     garbage_payloads,
@@ -215,7 +215,7 @@ def test_replicas_differ_in_their_physics_and_so_in_their_losses(library: Fleet)
         assert max(placed) - min(placed) >= 0.6 * (first.high - first.low), (name, placed)
         # different physics, different moments: every replica has its own warning window,
         # and its own moment of loss (read off a one-minute grid, two replicas may meet on
-        # the same minute by chance: mould 01 and 02 of seed 7 both lose at 51 h 50 min)
+        # the same minute by chance)
         assert len({i.warning_window_s for i in incidents}) == REPLICAS, name
         assert len({i.loss_at_ms - library.span(i.device).start_ms for i in incidents}) >= REPLICAS - 1
 
@@ -235,6 +235,46 @@ def test_ground_truth_follows_each_replicas_physics(library: Fleet) -> None:
     for incident in _replicas(library, "electrical_fire"):
         p = library.parameters(incident.device)
         assert incident.warning_window_s == pytest.approx(p["arcing_h"] * 3600, abs=1)
+
+
+def test_mould_takes_days_of_damp_as_the_mould_models_say(library: Fleet) -> None:
+    """VTT / Sedlbauer time scales: mould damage after days of damp, never within hours."""
+    spec = SCENARIOS["mould"]
+    assert 8 * 24 * 3600 <= spec.natural_duration_s <= 12 * 24 * 3600
+    for incident in _replicas(library, "mould"):
+        p = library.parameters(incident.device)
+        trace = library.trace(incident.device)
+        span = library.span(incident.device)
+        assert incident.precursor_start_ms == span.at(p["damp_starts_h"] * 3600)
+        # the loss is the first moment the mould dose reaches the replica's mould_days
+        dose = mould_dose_days(trace)
+        i = int(np.searchsorted(trace.ts_ms, incident.loss_at_ms))
+        assert dose[i] >= p["mould_days"] > dose[i - 1]
+        # a room at 83-93 % RH grows mould faster than one at 80 %, but still takes days
+        window_d = incident.warning_window_s / 86400
+        assert 1.5 <= window_d <= p["mould_days"] + p["damp_tau_h"] / 8, (incident.device, window_d)
+        # before the damp the room is dry: no dose
+        before = trace.ts_ms < incident.precursor_start_ms
+        assert dose[before][-1] < 0.05
+
+
+def test_mould_dose_follows_humidity_and_warmth() -> None:
+    from simulator.devices import Trace
+
+    offsets = np.arange(0, 4 * 86400 + 1, 600.0)
+    ts = (START_MS + offsets * 1000).astype(np.int64)
+
+    def days_to_mould(rh: float, temp: float = 20.0, need: float = 1.0) -> float:
+        n = ts.size
+        trace = Trace(ts, {}, {"humidity_pct": np.full(n, rh), "indoor_c": np.full(n, temp)})
+        dose = mould_dose_days(trace)
+        return float(offsets[np.argmax(dose >= need)] / 86400) if dose[-1] >= need else math.inf
+
+    assert days_to_mould(70.0) == math.inf  # below ~75 % nothing grows
+    assert days_to_mould(80.0) == pytest.approx(1.0, abs=0.01)  # one day at 80 % per day
+    assert days_to_mould(90.0) == pytest.approx(1 / 2.5, abs=0.01)  # 2.5x faster at 90 %
+    assert days_to_mould(77.5) == pytest.approx(2 * 2.5**0.25, abs=0.01)  # onset ramp
+    assert days_to_mould(80.0, temp=10.0) > days_to_mould(80.0)  # slower in a cold room
 
 
 def _series(fleet: Fleet, device: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
