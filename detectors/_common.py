@@ -3,8 +3,10 @@
 Nothing here knows about a risk type: a time-windowed least-squares :class:`Trend` with a
 forecast of when a threshold is crossed (:func:`forecast`), a :class:`Sustained` timer for
 "condition held for N seconds", an :class:`EventLog` of discrete events per hour, a sliding
-:class:`RollingMin`, an :class:`Ewma` baseline, the :class:`LastKnown` value of metrics a
-reading does not carry, and the argument checks every ``__init__`` uses.
+:class:`RollingMin` and :class:`RollingQuantile`, an :class:`Ewma` baseline, the
+:class:`LastKnown` value of metrics a reading does not carry, and the argument checks every
+``__init__`` uses; for detectors that forecast from a trend, the :class:`TrendForecaster`
+settings and a :class:`HeldForecast` carried over a step that restarts the trend.
 
 Scoring convention of the physical detectors (``streams.decisions`` opens a warning at 0.5):
 a score of 0 means quiet, a finding worth telling the customer about scores at least
@@ -134,6 +136,12 @@ class PhysicalDetector(RiskDetector):
     def _quiet(self, evidence: dict[str, Any] | None = None) -> Finding:
         return Finding(self.risk, 0.0, "advisory", None, evidence or {})
 
+    def _judged(self, verdict: Verdict, evidence: dict[str, Any]) -> Finding:
+        """The finding of a :class:`Verdict`: quiet if nothing was added to it."""
+        if verdict.score == 0.0:
+            return self._quiet(evidence)
+        return Finding(self.risk, verdict.score, verdict.severity, verdict.eta, evidence)
+
 
 class Verdict:
     """The worst of several judgements about one reading: highest score and severity,
@@ -226,10 +234,15 @@ class Sustained:
             since = ts
         return since
 
+    def run_if(self, ts: float, holds: bool) -> tuple[float | None, float]:
+        """Start and length of the run after a reading at ``ts``, without updating
+        (``(None, 0.0)``: no run)."""
+        since = self.next_since(ts, holds)
+        return since, 0.0 if since is None else max(0.0, ts - since)
+
     def duration_if(self, ts: float, holds: bool) -> float:
         """How long the run would be after a reading at ``ts``, without updating."""
-        since = self.next_since(ts, holds)
-        return 0.0 if since is None else max(0.0, ts - since)
+        return self.run_if(ts, holds)[1]
 
     def update(self, ts: float, holds: bool) -> None:
         self.since = self.next_since(ts, holds)
@@ -315,6 +328,54 @@ class RollingMin:
         if extra is not None:
             low = extra if low is None else min(low, extra)
         return low
+
+
+class RollingQuantile:
+    """A quantile of a metric over the last ``window_s`` seconds (at most the last ``maxlen``
+    readings count): with ``q`` = 0.25, the level the metric has held at least three quarters
+    of the time, which neither a noisy reading nor a short spike lifts.
+
+    >>> held = RollingQuantile(window_s=900.0, q=0.25)
+    >>> for minute, v in enumerate((4.6, 4.7, 4.2, 4.8, 4.9)):  # one reading dips to 4.2
+    ...     held.add(60.0 * minute, v)
+    >>> held.quantile(300.0, extra=4.7), held.quantile(300.0, extra=4.7, q=0.5), held.count(300.0)
+    (4.6, 4.7, 5)
+    >>> held.quantile(2000.0), held.quantile(2000.0, extra=5.0)  # the window has moved on
+    (None, 5.0)
+    """
+
+    __slots__ = ("window_s", "q", "_q")
+
+    def __init__(self, window_s: float, q: float = 0.5, maxlen: int = 256) -> None:
+        self.window_s = window_s
+        self.q = q
+        self._q: deque[tuple[float, float]] = deque(maxlen=maxlen)
+
+    def add(self, ts: float, value: float) -> None:
+        q = self._q
+        q.append((ts, value))
+        cutoff = ts - self.window_s
+        while q and q[0][0] <= cutoff:
+            q.popleft()
+
+    def _values(self, ts: float, extra: float | None) -> list[float]:
+        cutoff = ts - self.window_s
+        values = [v for t, v in self._q if cutoff < t <= ts]
+        if extra is not None:
+            values.append(extra)
+        return values
+
+    def count(self, ts: float, extra: float | None = None) -> int:
+        """How many readings the window ``(ts - window_s, ts]`` holds, with ``extra``."""
+        return len(self._values(ts, extra))
+
+    def quantile(self, ts: float, extra: float | None = None, q: float | None = None) -> float | None:
+        """The ``q`` quantile (default: the instance's; nearest rank, rounding down) of the
+        window ``(ts - window_s, ts]``, including ``extra`` (a reading at ``ts`` not yet
+        added): at least a ``1 - q`` share of the readings is at or above it. ``None`` when
+        the window is empty."""
+        values = sorted(self._values(ts, extra))
+        return values[int((self.q if q is None else q) * (len(values) - 1))] if values else None
 
 
 class Ewma:
@@ -649,3 +710,92 @@ def forecast(
 
 def _beyond(value: float, threshold: float, rising: bool) -> bool:
     return value >= threshold if rising else value <= threshold
+
+
+# ------------------------------------------------------------------ trend detectors
+
+
+class TrendForecaster(PhysicalDetector):
+    """A detector that forecasts a threshold crossing from the least-squares trend of a
+    metric: the settings it checks and hands to :func:`forecast`.
+
+    ``horizon_s`` is how far ahead a crossing counts, ``window_s`` the trend's window; a trend
+    counts from ``min_points`` readings over ``min_span_s`` seconds, a slope from
+    ``min_t_stat`` standard errors.
+    """
+
+    horizon_s: float
+    window_s: float
+    min_points: int
+    min_span_s: float
+    min_t_stat: float
+
+    def _trend_settings(
+        self, horizon_s: float, window_s: float, min_points: int, min_span_s: float, min_t_stat: float
+    ) -> None:
+        self.horizon_s = positive("horizon_s", horizon_s)
+        self.window_s = positive("window_s", window_s)
+        self.min_points = count("min_points", min_points, 3)
+        self.min_span_s = positive("min_span_s", min_span_s)
+        check(min_span_s <= window_s, "min_span_s must be <= window_s")
+        self.min_t_stat = non_negative("min_t_stat", min_t_stat)
+
+    def _forecast_trend(
+        self, trend: Trend, ts: float, value: float | None, threshold: float, *, rising: bool
+    ) -> Forecast | None:
+        """:func:`forecast` of ``trend`` (plus ``value`` at ``ts``) with this detector's
+        settings, crossings within ``horizon_s``."""
+        return forecast(
+            trend, ts, value, threshold, rising=rising, min_points=self.min_points,
+            min_span_s=self.min_span_s, min_t_stat=self.min_t_stat, within_s=self.horizon_s,
+        )
+
+
+class HeldForecast:
+    """A crossing forecast carried over a step that restarts a trend.
+
+    Some events move a metric by a step that is no part of its trend (water drawn through a
+    pipe, the door of a cold box opened): the trend restarts after the step, and until the
+    new one has formed, the crossing forecast before it stands. ``held`` is ``(crossing
+    time, when it was made)``; it lapses ``max_age_s`` after it was made.
+
+    >>> held = HeldForecast(max_age_s=3600.0)
+    >>> held.held = (5000.0, 1000.0)
+    >>> held.get(4000.0), held.get(5000.0)
+    ((5000.0, 1000.0), None)
+    """
+
+    __slots__ = ("max_age_s", "held")
+
+    def __init__(self, max_age_s: float) -> None:
+        self.max_age_s = max_age_s
+        self.held: tuple[float, float] | None = None
+
+    def get(self, ts: float) -> tuple[float, float] | None:
+        """The forecast carried at ``ts``, if it has not lapsed."""
+        held = self.held
+        return None if held is None or ts - held[1] > self.max_age_s else held
+
+    def carry_over(
+        self, ts: float, before: Forecast | None, within_s: float, counts: bool = True
+    ) -> tuple[float, float] | None:
+        """What a restart at ``ts`` carries over: the crossing within ``within_s`` that
+        ``before`` (the trend's forecast up to the restart) makes, if it ``counts``; or, when
+        no trend had formed since the last restart (``before`` is ``None``), what that one
+        carried."""
+        if before is None:
+            return self.get(ts)
+        eta = before.time_to_s
+        if eta is None or eta > within_s or not counts:
+            return None
+        return ts + eta, ts
+
+    def release(self, trend: Trend, ts: float, min_points: int, min_span_s: float) -> None:
+        """Drop the carried forecast once the new trend has formed (``min_points`` readings
+        over ``min_span_s``) or it has lapsed."""
+        if self.held is None:
+            return
+        fit = trend.fit(ts)
+        formed = fit is not None and fit.n >= min_points and fit.span_s >= min_span_s
+        if formed or self.get(ts) is None:
+            self.held = None

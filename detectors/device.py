@@ -12,10 +12,10 @@ from typing import Any
 from detectors._common import (
     PhysicalDetector,
     Trend,
+    TrendForecaster,
     Verdict,
     check,
     count,
-    forecast,
     in_range,
     non_negative,
     num,
@@ -26,7 +26,7 @@ from detectors._common import (
 from detectors.base import Finding, Severity
 
 
-class BatteryDrain(PhysicalDetector):
+class BatteryDrain(TrendForecaster):
     """A device battery about to run flat: the ``battery_pct`` trend reaches ``empty_pct``
     (5 %) within ``horizon_s`` (24 h), or the battery is already below ``low_pct`` (10 %).
 
@@ -60,12 +60,7 @@ class BatteryDrain(PhysicalDetector):
         self.empty_pct = in_range("empty_pct", empty_pct, 0.0, 100.0)
         self.low_pct = in_range("low_pct", low_pct, 0.0, 100.0)
         check(empty_pct < low_pct, "empty_pct must be < low_pct")
-        self.horizon_s = positive("horizon_s", horizon_s)
-        self.window_s = positive("window_s", window_s)
-        self.min_points = count("min_points", min_points, 3)
-        self.min_span_s = positive("min_span_s", min_span_s)
-        check(min_span_s <= window_s, "min_span_s must be <= window_s")
-        self.min_t_stat = non_negative("min_t_stat", min_t_stat)
+        self._trend_settings(horizon_s, window_s, min_points, min_span_s, min_t_stat)
         self.jump_pct = positive("jump_pct", jump_pct)
         self._trend = Trend(window_s, max_buckets=96)
         self._last_pct: float | None = None
@@ -82,10 +77,7 @@ class BatteryDrain(PhysicalDetector):
             return Finding(self.risk, 1.0, "critical", 0.0, evidence)
         fc = None
         if not self._recharged(pct):
-            fc = forecast(
-                self._trend, ts, pct, self.empty_pct, rising=False, min_points=self.min_points,
-                min_span_s=self.min_span_s, min_t_stat=self.min_t_stat, within_s=self.horizon_s,
-            )
+            fc = self._forecast_trend(self._trend, ts, pct, self.empty_pct, rising=False)
         eta = None if fc is None else fc.time_to_s
         if fc is not None:
             evidence["drain_pct_per_h"] = rnd(-fc.fit.slope * 3600, 3)

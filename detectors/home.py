@@ -13,16 +13,17 @@ from typing import Any
 from detectors._common import (
     FIRING,
     Forecast,
+    HeldForecast,
     LastKnown,
     PhysicalDetector,
     RollingMin,
     Sustained,
     Trend,
+    TrendForecaster,
     Verdict,
     check,
     count,
     finite,
-    forecast,
     non_negative,
     num,
     positive,
@@ -73,7 +74,7 @@ class WaterLeak(PhysicalDetector):
             self._wet.update(ts, wet >= 0.5)
 
 
-class FreezeRisk(PhysicalDetector):
+class FreezeRisk(TrendForecaster):
     """A water pipe forecast to freeze: the trend of its standing-water temperature crosses
     ``freeze_c`` within ``horizon_s``.
 
@@ -133,14 +134,9 @@ class FreezeRisk(PhysicalDetector):
         max_rate_c_per_h: float = 30.0,
         stale_after_s: float = 300.0,
     ) -> None:
-        self.horizon_s = positive("horizon_s", horizon_s)
-        self.window_s = positive("window_s", window_s)
+        self._trend_settings(horizon_s, window_s, min_points, min_span_s, min_t_stat)
         self.freeze_c = finite("freeze_c", freeze_c)
         self.margin_c = non_negative("margin_c", margin_c)
-        self.min_points = count("min_points", min_points, 3)
-        self.min_span_s = positive("min_span_s", min_span_s)
-        check(min_span_s <= window_s, "min_span_s must be <= window_s")
-        self.min_t_stat = non_negative("min_t_stat", min_t_stat)
         self.max_buckets = count("max_buckets", max_buckets, 4)
         self.draw_lpm = positive("draw_lpm", draw_lpm)
         self.draw_c = positive("draw_c", draw_c)
@@ -152,7 +148,7 @@ class FreezeRisk(PhysicalDetector):
         self._prev: tuple[float, float] | None = None  # the last pipe reading (ts, °C)
         self._standing: float | None = None  # the last reading the trend took
         self._drawn = False  # water was drawn through the pipe since the trend last took one
-        self._held: tuple[float, float] | None = None  # a forecast carried over a draw
+        self._held = HeldForecast(window_s)  # a forecast carried over a draw
 
     def _judge(self, x: Mapping[str, float], ts: float, temp: float) -> tuple[str, bool]:
         """What the reading is — ``"standing"`` (the trend takes it), ``"drawn"`` (water is
@@ -173,25 +169,12 @@ class FreezeRisk(PhysicalDetector):
         return ("restart" if self._drawn else "standing"), False
 
     def _forecast(self, ts: float, temp: float | None) -> Forecast | None:
-        return forecast(
-            self._trend, ts, temp, self.freeze_c, rising=False, min_points=self.min_points,
-            min_span_s=self.min_span_s, min_t_stat=self.min_t_stat, within_s=self.horizon_s,
-        )
-
-    def _carried(self, ts: float) -> tuple[float, float] | None:
-        """The forecast carried over a draw, while no new trend has formed: ``(crossing
-        time, when it was made)``, for at most ``window_s``."""
-        held = self._held
-        return None if held is None or ts - held[1] > self.window_s else held
+        return self._forecast_trend(self._trend, ts, temp, self.freeze_c, rising=False)
 
     def _carry_over(self, ts: float) -> tuple[float, float] | None:
         """What a restart at ``ts`` carries over: the crossing the standing-water trend
         forecast, or, if no trend had formed since the last restart, what that one carried."""
-        before = self._forecast(ts, None)
-        if before is None:
-            return self._carried(ts)
-        eta = before.time_to_s
-        return None if eta is None or eta > self.horizon_s else (ts + eta, ts)
+        return self._held.carry_over(ts, self._forecast(ts, None), self.horizon_s)
 
     def assess_one(self, x: Mapping[str, float]) -> Finding:
         ts, temp = num(x, "ts"), num(x, "pipe_temp_c")
@@ -207,7 +190,7 @@ class FreezeRisk(PhysicalDetector):
         else:
             fc = self._forecast(ts, temp if kind == "standing" else None)
             if fc is None:  # too little history for a trend: smooth the noise with the mean
-                carried = self._carried(ts)
+                carried = self._held.get(ts)
                 mean = self._trend.mean(ts, (ts, temp))
                 level = temp if mean is None else mean
             else:
@@ -245,16 +228,12 @@ class FreezeRisk(PhysicalDetector):
                 self._drawn = self._drawn or moved
             else:
                 if kind == "restart":
-                    self._held = self._carry_over(ts)
+                    self._held.held = self._carry_over(ts)
                     self._trend.clear()
                     self._drawn = False
                 self._trend.add(ts, temp)
                 self._standing = temp
-                if self._held is not None:
-                    fit = self._trend.fit(ts)
-                    formed = fit is not None and fit.n >= self.min_points and fit.span_s >= self.min_span_s
-                    if formed or self._carried(ts) is None:
-                        self._held = None
+                self._held.release(self._trend, ts, self.min_points, self.min_span_s)
             if self._prev is None or ts >= self._prev[0]:
                 self._prev = (ts, temp)
         self._flow.update(x, ts, ("flow_lpm",))
@@ -440,8 +419,7 @@ class MouldRisk(PhysicalDetector):
         ts, rh = num(x, "ts"), num(x, "humidity_pct")
         if ts is None or rh is None:
             return self._quiet()
-        since = self._humid.next_since(ts, rh > self.threshold_pct)
-        humid_for = 0.0 if since is None else max(0.0, ts - since)
+        since, humid_for = self._humid.run_if(ts, rh > self.threshold_pct)
         evidence: dict[str, Any] = {
             "humidity_pct": rnd(rh, 1),
             "threshold_pct": self.threshold_pct,
@@ -528,9 +506,7 @@ class FireRisk(PhysicalDetector):
                 verdict.add(0.9, "critical", 0.0)
             elif co >= self.co_warning_ppm:
                 verdict.add(0.5 + 0.3 * ramp(co, self.co_warning_ppm, self.co_critical_ppm), "warning")
-        if verdict.score == 0.0:
-            return self._quiet(evidence)
-        return Finding(self.risk, verdict.score, verdict.severity, verdict.eta, evidence)
+        return self._judged(verdict, evidence)
 
     def learn_one(self, x: Mapping[str, float]) -> None:
         ts = num(x, "ts")
@@ -579,8 +555,7 @@ class PowerCut(PhysicalDetector):
         ts, volts = num(x, "ts"), num(x, "mains_v")
         if ts is None or volts is None:
             return self._quiet()
-        since = self._out.next_since(ts, volts < self.min_v)
-        out_for = 0.0 if since is None else max(0.0, ts - since)
+        since, out_for = self._out.run_if(ts, volts < self.min_v)
         evidence: dict[str, Any] = {
             "mains_v": rnd(volts, 0),
             "outage_for_s": rnd(out_for, 0),

@@ -242,10 +242,9 @@ class DriverFatigue(PhysicalDetector):
         ts = num(x, "ts")
         if ts is None:
             return self._quiet()
-        since = self._driving.next_since(ts, self._is_driving(x, ts))
+        since, driving_for = self._driving.run_if(ts, self._is_driving(x, ts))
         if since is None:
             return self._quiet()
-        driving_for = max(0.0, ts - since)
         night = self._is_night(ts)
         onset = max(0.0, 2 * self.advisory_s - self.max_drive_s)
         score = ramp(driving_for, onset, self.max_drive_s)
