@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import pytest
+from detector_feed import DAY, FIRES, HOUR, MINUTE, T0, Reading, firing, run  # noqa: F401
 
-from detectors.base import Finding, RiskDetector
+from detectors.base import Finding
 from detectors.device import BatteryDrain, SensorStuck
 from detectors.equipment import BearingWear, ColdChain
 from detectors.home import (
@@ -26,30 +27,6 @@ from detectors.home import (
     WaterLeak,
 )
 from detectors.vehicle import DriverFatigue, HarshBraking, Speeding
-
-T0 = 1_763_654_400.0  # 2025-11-21 00:00 in China (UTC+8)
-HOUR = 3600.0
-DAY = 86400.0
-FIRES = 0.5
-
-Reading = dict[str, float]
-
-
-def run(detector: RiskDetector, readings: Iterable[Reading]) -> list[tuple[Reading, Finding]]:
-    """Feed readings in order, assessing each before learning it, as the stream worker does."""
-    out = []
-    for x in readings:
-        if detector.wants(x):
-            finding = detector.assess_one(x)
-            assert finding.risk == detector.risk and 0.0 <= finding.score <= 1.0
-            assert finding.time_to_loss_s is None or finding.time_to_loss_s >= 0
-            out.append((x, finding))
-            detector.learn_one(x)
-    return out
-
-
-def firing(results: list[tuple[Reading, Finding]]) -> list[tuple[Reading, Finding]]:
-    return [(x, f) for x, f in results if f.score >= FIRES]
 
 
 def first_firing(results: list[tuple[Reading, Finding]]) -> tuple[Reading, Finding]:

@@ -20,34 +20,10 @@ import random
 from collections.abc import Iterable
 
 import pytest
+from detector_feed import DAY, FIRES, HOUR, MINUTE, T0, Reading, firing, run  # noqa: F401
 
-from detectors.base import Finding, RiskDetector
 from detectors.equipment import BearingWear, ColdChain
 from detectors.home import FreezeRisk
-
-T0 = 1_763_654_400.0  # 2025-11-21 00:00 in China (UTC+8)
-HOUR = 3600.0
-MINUTE = 60.0
-FIRES = 0.5
-
-Reading = dict[str, float]
-
-
-def run(detector: RiskDetector, readings: Iterable[Reading]) -> list[tuple[Reading, Finding]]:
-    out = []
-    for x in readings:
-        if detector.wants(x):
-            finding = detector.assess_one(x)
-            assert finding.risk == detector.risk and 0.0 <= finding.score <= 1.0
-            assert finding.time_to_loss_s is None or finding.time_to_loss_s >= 0
-            out.append((x, finding))
-            detector.learn_one(x)
-    return out
-
-
-def fired(results: list[tuple[Reading, Finding]]) -> list[tuple[Reading, Finding]]:
-    return [(x, f) for x, f in results if f.score >= FIRES]
-
 
 # --------------------------------------------------------------------------- a home
 
@@ -143,7 +119,7 @@ def test_a_heated_home_whose_pipe_steps_down_at_every_tap_is_not_a_frost(
     steps = [a["pipe_temp_c"] - b["pipe_temp_c"] for a, b in zip(readings, readings[1:], strict=False)]
     assert max(steps) > 3.0  # the draws are there
     results = run(FreezeRisk(), readings)
-    assert not fired(results), fired(results)[:1]
+    assert not firing(results), firing(results)[:1]
 
 
 @pytest.mark.parametrize("exposure", [0.3, 0.4])
@@ -153,7 +129,7 @@ def test_a_cold_night_with_the_heating_cycling_and_set_back_is_not_a_frost(expos
     readings, truth = home(outdoor_mean_c=-6.0, swing_c=4.0, exposure=exposure,
                            draws=((2.7, 1, 7.0), (6.6, 10, 9.5)))
     assert 5.0 < min(truth) < 10.0
-    assert not fired(run(FreezeRisk(), readings))
+    assert not firing(run(FreezeRisk(), readings))
 
 
 @pytest.mark.xfail(strict=True, reason="known limit: a linear trend cannot see from the pipe alone "
@@ -164,7 +140,7 @@ def test_a_half_exposed_pipe_levelling_off_at_4c_after_the_night_set_back_is_not
     about 4.5 °C once the room air is held at the lower set point."""
     readings, truth = home(outdoor_mean_c=-4.0, swing_c=4.0, exposure=0.5, draws=())
     assert 4.0 < min(truth) < 5.0
-    assert not fired(run(FreezeRisk(), readings))
+    assert not firing(run(FreezeRisk(), readings))
 
 
 def test_a_weeping_joint_holding_the_pipe_at_mains_temperature_is_not_a_frost() -> None:
@@ -173,7 +149,7 @@ def test_a_weeping_joint_holding_the_pipe_at_mains_temperature_is_not_a_frost() 
     not freeze (the slow-leak detector's job is the leak)."""
     readings, truth = home(draws=(), leak_lpm=0.4, leak_from_h=3.0)
     assert min(truth[3 * 60 + 60:]) > 4.0 and truth[3 * 60 - 1] - truth[3 * 60 + 30] > 2.5
-    assert not fired(run(FreezeRisk(), readings))
+    assert not firing(run(FreezeRisk(), readings))
 
 
 @pytest.mark.parametrize("flow_meter", [True, False], ids=["with_flow_meter", "pipe_sensor_only"])
@@ -186,7 +162,7 @@ def test_a_boiler_failing_on_a_frosty_night_still_warns_hours_ahead(flow_meter: 
     freezes = next(x["ts"] for x, t in zip(readings, truth, strict=True) if t <= 0.0)
     assert freezes - readings[0]["ts"] > 6 * HOUR  # it freezes after midnight
     results = run(FreezeRisk(), readings)
-    x, first = fired(results)[0]
+    x, first = firing(results)[0]
     assert freezes - x["ts"] >= 2.5 * HOUR
     assert first.severity == "warning" and first.time_to_loss_s is not None
     assert all(f.score >= 0.2 for y, f in results if x["ts"] <= y["ts"] <= freezes)
@@ -200,8 +176,8 @@ def test_water_drawn_on_another_branch_changes_nothing() -> None:
     elsewhere, _ = home(through_pipe=False, **frost)
     silent, _ = home(draws=(), **frost)
     assert any(x["flow_lpm"] > 0 for x in elsewhere)
-    first = fired(run(FreezeRisk(), elsewhere))[0][0]["ts"]
-    assert first == fired(run(FreezeRisk(), silent))[0][0]["ts"]
+    first = firing(run(FreezeRisk(), elsewhere))[0][0]["ts"]
+    assert first == firing(run(FreezeRisk(), silent))[0][0]["ts"]
 
 
 # --------------------------------------------------------------------------- a cold room
@@ -281,7 +257,7 @@ def test_a_cold_room_cycling_normally_all_day_is_quiet(
     assert max(x["temp_c"] for x in readings if not x["door_open"]) < 8.0
     assert max(off_cycles_min(readings)) >= 15  # off longer than the old 15-minute guard
     results = run(ColdChain(), readings)
-    assert not fired(results), fired(results)[:1]
+    assert not firing(results), firing(results)[:1]
 
 
 def test_a_compressor_that_trips_warns_before_the_box_leaves_the_band() -> None:
@@ -290,7 +266,7 @@ def test_a_compressor_that_trips_warns_before_the_box_leaves_the_band() -> None:
     readings = cold_room(trips_at_h=12.0, doors_per_h=2.0)
     leaves = next(x["ts"] for x in readings if x["ts"] > T0 + 12 * HOUR and x["temp_c"] > 8.0)
     results = run(ColdChain(), readings)
-    hot = fired(results)
+    hot = firing(results)
     assert hot and all(x["ts"] > T0 + 12 * HOUR for x, _ in hot)  # the day before is quiet
     x, first = hot[0]
     assert first.severity == "warning" and x["ts"] < leaves
@@ -307,7 +283,7 @@ def test_a_compressor_running_flat_out_yet_losing_ground_warns_before_it_trips()
     runs without a break and the box still warms past its cut-in."""
     readings = cold_room(capacity_from_h=10.0, capacity_hours=1.0, doors_per_h=0.0)
     results = run(ColdChain(), readings)
-    hot = fired(results)
+    hot = firing(results)
     assert hot and hot[0][0]["ts"] > T0 + 10 * HOUR
     x, first = hot[0]
     assert x["compressor_on"] == 1.0 and first.severity == "warning"
@@ -368,7 +344,7 @@ def test_a_rough_but_healthy_pump_just_below_zone_c_is_quiet(seed: int) -> None:
     assert max(truth) < 4.5
     assert sum(x["vibration_mm_s"] >= 4.5 for x in readings) > 100  # the noise crosses it
     results = run(BearingWear(), readings)
-    assert not fired(results), fired(results)[:1]
+    assert not firing(results), firing(results)[:1]
 
 
 def test_a_rough_pump_whose_bearing_wears_still_warns_early() -> None:
@@ -377,7 +353,7 @@ def test_a_rough_pump_whose_bearing_wears_still_warns_early() -> None:
     stays up until the bearing seizes."""
     readings, truth = pump(level_mm_s=4.3, wear_from_h=12.0, seize_at_h=48.0)
     results = run(BearingWear(), readings)
-    hot = fired(results)
+    hot = firing(results)
     assert hot
     x, first = hot[0]
     worn = [(y["ts"], v) for y, v in zip(readings, truth, strict=True) if y["ts"] > T0 + 12 * HOUR]
