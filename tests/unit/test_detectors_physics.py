@@ -12,7 +12,7 @@ import random
 from collections.abc import Callable
 
 import pytest
-from detector_feed import DAY, FIRES, HOUR, MINUTE, T0, Reading, firing, run  # noqa: F401
+from detector_feed import DAY, FIRES, HOUR, T0, Reading, firing, run
 
 from detectors.base import Finding
 from detectors.device import BatteryDrain, SensorStuck

@@ -20,7 +20,7 @@ import random
 from collections.abc import Iterable
 
 import pytest
-from detector_feed import DAY, FIRES, HOUR, MINUTE, T0, Reading, firing, run  # noqa: F401
+from detector_feed import HOUR, MINUTE, T0, Reading, firing, run
 
 from detectors.equipment import BearingWear, ColdChain
 from detectors.home import FreezeRisk
