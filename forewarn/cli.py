@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -35,6 +37,20 @@ def _logging(level: str | None = None) -> None:
         level=(level or get_settings().log_level).upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
+
+
+@contextlib.contextmanager
+def _service_errors() -> Iterator[None]:
+    """A service that cannot be reached or started ends the command with its reason, not a traceback."""
+    from forewarn.bus import BusError
+    from forewarn.db import DatabaseError
+    from forewarn.mqtt import MqttError
+    from forewarn.stack import StackError
+
+    try:
+        yield
+    except (StackError, DatabaseError, BusError, MqttError, OSError) as exc:
+        _fail(str(exc))
 
 
 def _fail(message: str) -> None:
@@ -79,7 +95,7 @@ def customer_add(
         for url in urls:
             check_url(url)
         db.add_customer(get_settings().database_url, customer_id, name, locale, urls)
-    except (ValueError, ChannelError) as exc:
+    except (ValueError, ChannelError, db.DatabaseError) as exc:
         _fail(str(exc))
     console.print(f"customer {customer_id} ({locale}) → " + ", ".join(mask_channel(u) for u in urls))
 
@@ -96,7 +112,7 @@ def device_add(
 
     try:
         db.add_device(get_settings().database_url, device_id, tenant, customer, kind)
-    except ValueError as exc:
+    except (ValueError, db.DatabaseError) as exc:
         _fail(str(exc))
     console.print(f"device {tenant}/{device_id} ({kind}) → customer {customer}")
 
@@ -174,7 +190,7 @@ def simulate(
             garbage=garbage,
             console=console,
         )
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, RuntimeError) as exc:  # bad options, files, or a service down
         _fail(str(exc))
 
 
@@ -184,7 +200,8 @@ def up() -> None:
     from forewarn.runner import up_command
 
     _logging("WARNING")
-    up_command(get_settings(), console)
+    with _service_errors():
+        up_command(get_settings(), console)
 
 
 @app.command()
@@ -197,7 +214,8 @@ def demo(
     from forewarn.runner import demo_command
 
     _logging("WARNING")
-    demo_command(get_settings(), console, seed=seed, wall_seconds=wall_seconds, hours=hours)
+    with _service_errors():
+        demo_command(get_settings(), console, seed=seed, wall_seconds=wall_seconds, hours=hours)
 
 
 @eval_app.callback()

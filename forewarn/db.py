@@ -8,9 +8,10 @@ Without it the same schema stays plain tables, and ``readings_hourly`` is a ``da
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -175,12 +176,29 @@ def _check_id(value: str, what: str) -> None:
         raise ValueError(f"{what} {value!r} must match {SEGMENT_RE.pattern} (lower-case, digits, - _)")
 
 
+@contextlib.contextmanager
+def _registry(url: str) -> Iterator[psycopg.Connection[Any]]:
+    """A short-lived connection for the CLI; connection and schema problems become clear errors."""
+    try:
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            yield conn
+    except psycopg.OperationalError as exc:
+        raise DatabaseError(
+            f"cannot reach PostgreSQL at {_where(url)} ({str(exc).splitlines()[0]}); "
+            "is it running, and is FOREWARN_DATABASE_URL right?"
+        ) from None
+    except psycopg.errors.UndefinedTable:
+        raise DatabaseError(
+            f"the database {_where(url)} has no forewarn schema yet: run 'forewarn db migrate'"
+        ) from None
+
+
 def add_customer(url: str, customer_id: str, name: str, locale: str, notify: Sequence[str]) -> None:
     """Create or update a customer (idempotent: the same command twice changes nothing)."""
     _check_id(customer_id, "customer id")
     if locale not in LOCALES:
         raise ValueError(f"locale {locale!r} must be one of {', '.join(LOCALES)}")
-    with psycopg.connect(url) as conn:
+    with _registry(url) as conn:
         conn.execute(
             "INSERT INTO customers (id, name, locale, notify_urls) VALUES (%s, %s, %s, %s)"
             " ON CONFLICT (id) DO UPDATE SET name = excluded.name, locale = excluded.locale,"
@@ -194,7 +212,7 @@ def add_device(url: str, device_id: str, tenant: str, customer_id: str, kind: st
     _check_id(tenant, "tenant")
     if kind not in DEVICE_KINDS:
         raise ValueError(f"kind {kind!r} must be one of {', '.join(DEVICE_KINDS)}")
-    with psycopg.connect(url) as conn:
+    with _registry(url) as conn:
         if conn.execute("SELECT 1 FROM customers WHERE id = %s", (customer_id,)).fetchone() is None:
             raise ValueError(f"customer {customer_id!r} does not exist: add it first with 'forewarn customer add'")
         conn.execute(
@@ -206,8 +224,8 @@ def add_device(url: str, device_id: str, tenant: str, customer_id: str, kind: st
 
 def query(url: str, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
     """Run a read-only query (reports, tests) and return rows as dicts."""
-    with psycopg.connect(url, row_factory=dict_row) as conn:
-        return list(conn.execute(statement, params).fetchall())  # type: ignore[arg-type]
+    with _registry(url) as conn, conn.cursor(row_factory=dict_row) as cur:
+        return list(cur.execute(statement, params).fetchall())  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------- async store (services)

@@ -31,7 +31,7 @@ def masked(url: str) -> str:
     except Exception:  # noqa: BLE001 - anything odd: fall back to the schema only
         plugin = None
     if not plugin:
-        return url.split("://", 1)[0] + "://…"
+        return url.split("://", 1)[0] + "://…" if "://" in url else "(not a URL: it needs a scheme such as json://)"
     return str(plugin.url(privacy=True))
 
 
