@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
 from forewarn import db
@@ -55,3 +56,18 @@ async def test_a_replayed_batch_stores_nothing_twice(services) -> None:  # type:
         services.database_url, "SELECT metric, value FROM readings WHERE device = 'idem-1' ORDER BY ts, metric"
     )
     assert [(r["metric"], r["value"]) for r in rows] == [("temp_c", 20.0), ("water_leak", 0.0), ("temp_c", 19.5)]
+
+
+def test_an_unreachable_or_unmigrated_database_says_what_to_do(services) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(db.DatabaseError, match="is it running"):
+        db.add_customer("postgresql://postgres@127.0.0.1:1/forewarn", "c-1", "A", "en", [])
+    server = services.database_url.rsplit("/", 1)[0]
+    with psycopg.connect(server + "/postgres", autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS forewarn_unmigrated")
+        conn.execute("CREATE DATABASE forewarn_unmigrated")
+    try:
+        with pytest.raises(db.DatabaseError, match="run 'forewarn db migrate'"):
+            db.add_device(server + "/forewarn_unmigrated", "d-1", "acme", "c-1", "home")
+    finally:
+        with psycopg.connect(server + "/postgres", autocommit=True) as conn:
+            conn.execute("DROP DATABASE forewarn_unmigrated WITH (FORCE)")
