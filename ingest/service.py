@@ -40,8 +40,8 @@ log = logging.getLogger(__name__)
 HEARTBEAT = Path(tempfile.gettempdir()) / "forewarn-ingest.alive"  # the container health check reads its age
 
 MAX_READINGS_PER_RECORD = 2000
-MAX_MESSAGES_PER_ROUND = 5000
-ROUNDS_IN_FLIGHT = 8  # rounds sent to Kafka and not yet acknowledged
+MAX_MESSAGES_PER_ROUND = 1000
+ROUNDS_IN_FLIGHT = 4  # rounds sent to Kafka and not yet acknowledged
 REGISTRY_REFRESH_S = 30.0
 REGISTRY_MISS_REFRESH_S = 2.0
 
