@@ -28,7 +28,7 @@ from rich.table import Table
 
 from forewarn import db, stack
 from forewarn.contract import telemetry_topic
-from forewarn.settings import Settings, masked
+from forewarn.settings import Settings, kafka_bootstrap, masked
 from forewarn.sink import HttpSink
 
 # ---------------------------------------------------------------- child processes
@@ -103,7 +103,7 @@ def _stack(settings: Settings, console: Console) -> stack.LocalStack:
     db.migrate(running.database_url, progress=lambda m: console.print(f"[dim]  {m}[/dim]"))
     from forewarn.bus import ensure_topics
 
-    asyncio.run(ensure_topics(running.kafka_url.split("://", 1)[-1], settings.partitions))
+    asyncio.run(ensure_topics(kafka_bootstrap(running.kafka_url), settings.partitions))
     return running
 
 

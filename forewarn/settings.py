@@ -26,9 +26,7 @@ class Settings(BaseSettings):
 
     @property
     def kafka_bootstrap(self) -> str:
-        """``kafka://h:p[,h:p]`` (or a bare ``h:p``) → ``h:p[,h:p]`` for the Kafka clients."""
-        url = self.kafka_url
-        return url.split("://", 1)[1] if "://" in url else url
+        return kafka_bootstrap(self.kafka_url)
 
     @property
     def mqtt_host_port(self) -> tuple[str, int]:
@@ -39,6 +37,11 @@ class Settings(BaseSettings):
     def mqtt_credentials(self) -> tuple[str | None, str | None]:
         parts = urlsplit(self.mqtt_url)
         return parts.username, parts.password
+
+
+def kafka_bootstrap(url: str) -> str:
+    """``kafka://h:p[,h:p]`` (or a bare ``h:p``) → ``h:p[,h:p]`` for the Kafka clients."""
+    return url.split("://", 1)[1] if "://" in url else url
 
 
 def masked(url: str) -> str:

@@ -21,12 +21,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from forewarn.bus import Producer
+from forewarn.bus import Producer, ensure_topics
 from forewarn.contract import (
     SHARED_TELEMETRY_FILTER,
     TOPIC_READINGS,
     TOPIC_REJECTS,
+    ContractError,
     Reading,
+    parse_telemetry_topic,
     readings_record,
     reject_record,
 )
@@ -42,6 +44,9 @@ HEARTBEAT = Path(tempfile.gettempdir()) / "forewarn-ingest.alive"  # the contain
 MAX_READINGS_PER_RECORD = 2000
 MAX_MESSAGES_PER_ROUND = 1000
 ROUNDS_IN_FLIGHT = 4  # rounds sent to Kafka and not yet acknowledged
+
+Record = tuple[str, str, bytes]  # (topic, key, value)
+Round = tuple[list[MqttMessage], list[Record], list[asyncio.Future[object]]]  # messages, records, Kafka acks
 REGISTRY_REFRESH_S = 30.0
 REGISTRY_MISS_REFRESH_S = 2.0
 
@@ -91,8 +96,7 @@ class Ingest:
         await asyncio.to_thread(self.subscriber.start)
         log.info("ingest ready: %d devices registered", len(self.registry))
         last_report = last_beat = time.monotonic()
-        rounds: asyncio.Queue[tuple[list[MqttMessage], list[tuple[str, str, bytes]], list[asyncio.Future[object]]]]
-        rounds = asyncio.Queue(maxsize=ROUNDS_IN_FLIGHT)
+        rounds: asyncio.Queue[Round] = asyncio.Queue(maxsize=ROUNDS_IN_FLIGHT)
         acker = asyncio.create_task(self._ack_in_order(rounds))
         try:
             while not stop.is_set():
@@ -123,10 +127,7 @@ class Ingest:
             acker.cancel()
             self.subscriber.stop()
 
-    async def _ack_in_order(
-        self,
-        rounds: asyncio.Queue[tuple[list[MqttMessage], list[tuple[str, str, bytes]], list[asyncio.Future[object]]]],
-    ) -> None:
+    async def _ack_in_order(self, rounds: asyncio.Queue[Round]) -> None:
         """Acknowledge each round's MQTT messages, in arrival order, once Kafka has its records."""
         assert self.subscriber is not None
         while True:
@@ -135,12 +136,13 @@ class Ingest:
                 await asyncio.gather(*futures)
             except Exception as exc:  # noqa: BLE001 - Kafka refused: send this round again
                 self._kafka_trouble(len(records), exc, 0.5)
+                await asyncio.sleep(0.5)
                 await self._produce(records)
             for msg in batch:
                 self.subscriber.ack(msg.mid, msg.qos)
             rounds.task_done()
 
-    async def prepare(self, messages: list[MqttMessage]) -> list[tuple[str, str, bytes]]:
+    async def prepare(self, messages: list[MqttMessage]) -> list[Record]:
         """Validate one round of messages into Kafka records: a device's readings merged, rejects apart."""
         now_ms = int(time.time() * 1000)
         if time.monotonic() - self._registry_at > REGISTRY_MISS_REFRESH_S and any(
@@ -162,7 +164,7 @@ class Ingest:
                 assert verdict.tenant and verdict.device and verdict.kind
                 entry = per_device.setdefault(verdict.key or "", (verdict.tenant, verdict.device, verdict.kind, []))
                 entry[3].extend(verdict.readings)
-        records: list[tuple[str, str, bytes]] = [(TOPIC_REJECTS, k, v) for k, v in rejects]
+        records: list[Record] = [(TOPIC_REJECTS, k, v) for k, v in rejects]
         for key, (tenant, device, kind, readings) in per_device.items():
             readings.sort(key=lambda r: r.ts)
             for i in range(0, len(readings), MAX_READINGS_PER_RECORD):
@@ -172,7 +174,7 @@ class Ingest:
                 self.stats.records += 1
         return records
 
-    async def _enqueue(self, records: list[tuple[str, str, bytes]]) -> list[asyncio.Future[object]]:
+    async def _enqueue(self, records: list[Record]) -> list[asyncio.Future[object]]:
         delay = 0.5
         while True:
             try:
@@ -182,7 +184,7 @@ class Ingest:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30)
 
-    async def _produce(self, records: list[tuple[str, str, bytes]]) -> None:
+    async def _produce(self, records: list[Record]) -> None:
         """Send until Kafka has every record (used again after a failed round)."""
         delay = 0.5
         while True:
@@ -212,14 +214,15 @@ def _hand_over(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[MqttMessage
 
 
 def _unknown(topic: str, registry: dict[str, str]) -> bool:
-    parts = topic.split("/")
-    return len(parts) == 5 and f"{parts[2]}/{parts[3]}" not in registry
+    """A well-formed telemetry topic of a device the registry does not know (yet)."""
+    try:
+        return parse_telemetry_topic(topic).key not in registry
+    except ContractError:
+        return False
 
 
 async def run_ingest(settings: Settings, stop: asyncio.Event | None = None) -> IngestStats:
     """Run ingest until ``stop`` is set (or forever)."""
-    from forewarn.bus import ensure_topics
-
     stop = stop or asyncio.Event()
     await ensure_topics(settings.kafka_bootstrap, settings.partitions)
     store = Store(settings.database_url, max_size=2)
