@@ -16,8 +16,9 @@ from collections.abc import Iterator, Sequence
 
 import psycopg
 
-from forewarn import db, stack
-from forewarn.settings import Settings
+from core import db
+from core.settings import Settings, host_port
+from forewarn import launcher
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -45,12 +46,12 @@ def bench_database(progress: bool = True) -> Iterator[str]:
     on a private cluster started for the occasion (and stopped).
     """
     base = Settings().database_url
-    host, port = stack._host_port(base, 5432)
+    host, port = host_port(base, 5432)
     private = None
-    if not stack.reachable(host, port):
+    if not launcher.reachable(host, port):
         if progress:
             say(f"no PostgreSQL at {host}:{port}: starting a private cluster")
-        private = stack.start_postgres()
+        private = launcher.start_postgres()
         base = private.url
     name = f"forewarn_bench_{uuid.uuid4().hex[:8]}"
     url = base.rsplit("/", 1)[0] + "/" + name
@@ -67,7 +68,7 @@ def bench_database(progress: bool = True) -> Iterator[str]:
                 say(f"dropped database {name}")
         finally:
             if private is not None:
-                stack.LocalStack("", "", "", [private]).stop()
+                launcher.LocalStack("", "", "", [private]).stop()
 
 
 def peak_rss_mb(pid: int) -> float | None:

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 from benchlib import machine, say, table  # this folder's helper
 
-from forewarn.contract import DEVICE_KINDS, Reading, check_metric
+from core.contract import DEVICE_KINDS, Reading, check_metric
 from simulator.fleet import Fleet, SimDevice, standard_library
 from streams.decisions import DeviceMonitor
 

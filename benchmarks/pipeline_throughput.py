@@ -4,11 +4,11 @@ Everything runs as in production, on private services started for the occasion: 
 and Tansu on free loopback ports, a fresh ``forewarn_bench_<hex>`` database (dropped at the
 end), ``forewarn ingest`` and ``forewarn worker`` as child processes (``forewarn.runner.spawn``)
 in a scratch directory. ``--devices`` devices (kinds in turn) are registered; several
-``forewarn.mqtt.Publisher`` clients (threads) publish ``--messages`` messages of K readings
+``core.mqtt.Publisher`` clients (threads) publish ``--messages`` messages of K readings
 (2-3 metrics each, timestamps in the last hour, seq rising per device) at QoS 1.
 
 (a) ingest alone, for each K of ``--batch``: the time from the first publish until every
-    reading is in ``forewarn.readings`` (consumed with ``forewarn.bus.read_topic``, counting
+    reading is in ``forewarn.readings`` (consumed with ``core.bus.read_topic``, counting
     the readings inside the records): messages/s, readings/s, Kafka records/s, readings per
     record, and the ratio to FIELD-NOTES' "Python MQTT→Kafka forwarder 7.4k msg/s".
 (b) the whole path (fresh brokers; the worker joins its group, ~30 s, and is warmed up before
@@ -46,10 +46,12 @@ from pathlib import Path
 import orjson
 from benchlib import bench_database, cpu_seconds, machine, peak_rss_mb, rss_mb, say, table  # this folder's helper
 
-from forewarn import db, stack
-from forewarn.bus import read_topic
-from forewarn.contract import METRICS, TOPIC_READINGS, TOPIC_REJECTS, telemetry_topic
-from forewarn.mqtt import Publisher
+from core import db
+from core.bus import read_topic
+from core.contract import METRICS, TOPIC_READINGS, TOPIC_REJECTS, telemetry_topic
+from core.mqtt import Publisher
+from core.settings import host_port
+from forewarn import launcher
 from forewarn.runner import Child, spawn
 from forewarn.sink import HttpSink
 from ingest.validate import validate_message
@@ -172,7 +174,7 @@ class Fleet:
 def pure_ingest_cost(fleet: Fleet, k: int, n: int = 400) -> float:
     """Seconds per message of ingest's own pure code on this kind of message, in this process:
     ``validate_message`` plus ``readings_record`` (one record per message: an upper bound)."""
-    from forewarn.contract import readings_record
+    from core.contract import readings_record
 
     probe = Fleet(fleet.devices, fleet.start_ms, fleet.step_ms)
     shares, _, _ = probe.messages(n, k, 1)
@@ -352,27 +354,27 @@ async def publish_phase(
 
 @dataclass
 class Brokers:
-    mosquitto: stack.Service
-    tansu: stack.Service
+    mosquitto: launcher.Service
+    tansu: launcher.Service
 
     @property
     def mqtt(self) -> tuple[str, int]:
-        return stack._host_port(self.mosquitto.url, 1883)
+        return host_port(self.mosquitto.url, 1883)
 
     @property
     def bootstrap(self) -> str:
         return self.tansu.url.split("://", 1)[1]
 
     def stop(self) -> None:
-        stack.LocalStack("", "", "", [self.mosquitto, self.tansu]).stop()
+        launcher.LocalStack("", "", "", [self.mosquitto, self.tansu]).stop()
 
 
 def start_brokers(logs: Path) -> Brokers:
-    mosquitto = stack.start_mosquitto(log_dir=logs)
+    mosquitto = launcher.start_mosquitto(log_dir=logs)
     try:
-        tansu = stack.start_tansu(log_dir=logs)
+        tansu = launcher.start_tansu(log_dir=logs)
     except BaseException:
-        stack.LocalStack("", "", "", [mosquitto]).stop()
+        launcher.LocalStack("", "", "", [mosquitto]).stop()
         raise
     say(f"brokers: {mosquitto.url} (Mosquitto), {tansu.url} (Tansu)")
     return Brokers(mosquitto, tansu)

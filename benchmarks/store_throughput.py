@@ -1,4 +1,4 @@
-"""How fast ``forewarn.db.Store.store_readings`` writes readings, first time and on replay.
+"""How fast ``core.db.Store.store_readings`` writes readings, first time and on replay.
 
 ``store_readings`` is what the worker's ``store_readings`` agent calls for every
 ``stream.take(500, within=0.5)``: it flattens the batches to one row per metric value, COPYs
@@ -31,8 +31,8 @@ from datetime import UTC, datetime
 import psycopg
 from benchlib import bench_database, machine, say, table  # this folder's helper
 
-from forewarn.contract import Reading, ReadingsBatch
-from forewarn.db import Store
+from core.contract import Reading, ReadingsBatch
+from core.db import Store
 
 DEVICES = 200
 READINGS_PER_BATCH = 10  # a record of 10 readings; 2 or 3 metrics each (2.5 rows per reading)

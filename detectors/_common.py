@@ -449,8 +449,16 @@ def _shifted(b: list[float], d: float) -> tuple[float, float, float, float, floa
 
 
 def _solve(
-    n: float, su: float, sv: float, suu: float, suv: float, svv: float,
-    ref: float, at: float, first: float, last: float,
+    n: float,
+    su: float,
+    sv: float,
+    suu: float,
+    suv: float,
+    svv: float,
+    ref: float,
+    at: float,
+    first: float,
+    last: float,
 ) -> Fit | None:
     if n < 2:
         return None
@@ -484,7 +492,13 @@ class Trend:
     """
 
     __slots__ = (
-        "window_s", "max_buckets", "resolution_s", "_buckets", "_t0", "_sums", "_last",
+        "window_s",
+        "max_buckets",
+        "resolution_s",
+        "_buckets",
+        "_t0",
+        "_sums",
+        "_last",
     )
 
     def __init__(self, window_s: float, max_buckets: int = 120) -> None:
@@ -554,9 +568,7 @@ class Trend:
                 sums[i] += c
         self._sums = sums
 
-    def _window(
-        self, at: float, extra: tuple[float, float] | None
-    ) -> tuple[list[float], float, float, float] | None:
+    def _window(self, at: float, extra: tuple[float, float] | None) -> tuple[list[float], float, float, float] | None:
         """The sums of the window ending at ``at`` plus ``extra``: (sums, t0, first, last)."""
         n, su, sv, suu, suv, svv = self._sums
         t0 = self._t0
@@ -595,9 +607,7 @@ class Trend:
         window = self._window(at, extra)
         return None if window is None else window[0][2] / window[0][0]
 
-    def fit_between(
-        self, start: float, end: float, at: float, extra: tuple[float, float] | None = None
-    ) -> Fit | None:
+    def fit_between(self, start: float, end: float, at: float, extra: tuple[float, float] | None = None) -> Fit | None:
         """The line through the buckets starting in ``[start, end)`` (and ``extra`` if its
         time is in that range) that are still in the window at ``at``. O(buckets)."""
         cutoff = at - self.window_s
@@ -746,8 +756,15 @@ class TrendForecaster(PhysicalDetector):
         """:func:`forecast` of ``trend`` (plus ``value`` at ``ts``) with this detector's
         settings, crossings within ``horizon_s``."""
         return forecast(
-            trend, ts, value, threshold, rising=rising, min_points=self.min_points,
-            min_span_s=self.min_span_s, min_t_stat=self.min_t_stat, within_s=self.horizon_s,
+            trend,
+            ts,
+            value,
+            threshold,
+            rising=rising,
+            min_points=self.min_points,
+            min_span_s=self.min_span_s,
+            min_t_stat=self.min_t_stat,
+            within_s=self.horizon_s,
         )
 
 

@@ -84,9 +84,7 @@ PROFILES: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
 """Device kind → the detectors it runs, as ``(risk type, constructor params)`` pairs."""
 
 
-def build_detectors(
-    kind: str, overrides: Mapping[str, Mapping[str, Any] | None] | None = None
-) -> list[RiskDetector]:
+def build_detectors(kind: str, overrides: Mapping[str, Mapping[str, Any] | None] | None = None) -> list[RiskDetector]:
     """Fresh detectors for one device of ``kind``.
 
     ``overrides`` maps a risk type to parameters laid over the profile's (for every instance
@@ -105,9 +103,7 @@ def build_detectors(
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(REGISTRY))
     if unknown:
-        raise ValueError(
-            f"unknown risk type(s) {', '.join(unknown)} in overrides; known: {', '.join(RISK_TYPES)}"
-        )
+        raise ValueError(f"unknown risk type(s) {', '.join(unknown)} in overrides; known: {', '.join(RISK_TYPES)}")
     plan = list(PROFILES[kind])
     present = {name for name, _ in plan}
     plan += [(name, {}) for name in overrides if name not in present]

@@ -123,9 +123,7 @@ class WindowedGaussian(Detector):
     True
     """
 
-    def __init__(
-        self, window_size: int = 6400, step_size: int = 100, grace_period: int = 1
-    ) -> None:
+    def __init__(self, window_size: int = 6400, step_size: int = 100, grace_period: int = 1) -> None:
         if window_size < 2:
             raise ValueError(f"window_size must be at least 2, got {window_size!r}")
         if not 1 <= step_size <= window_size:

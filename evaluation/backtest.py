@@ -77,8 +77,7 @@ def convert_params(detector: str, params: Mapping[str, str]) -> dict[str, Any]:
     for name, text in params.items():
         if name not in accepted:
             raise ValueError(
-                f"unknown parameter {name!r} for detector {detector!r} "
-                f"(accepted: {', '.join(accepted) or 'none'})"
+                f"unknown parameter {name!r} for detector {detector!r} (accepted: {', '.join(accepted) or 'none'})"
             )
         kind, default = accepted[name]
         if str(text).strip().lower() == "none" and default is None:
@@ -106,9 +105,7 @@ def _convert(detector: str, name: str, text: str, kind: type) -> Any:
             return result
         return kind(value)
     except (TypeError, ValueError):
-        raise ValueError(
-            f"parameter {name}={text!r} for detector {detector!r}: expected {kind.__name__}"
-        ) from None
+        raise ValueError(f"parameter {name}={text!r} for detector {detector!r}: expected {kind.__name__}") from None
 
 
 def make_detector(detector: str, params: Mapping[str, str] | None = None) -> Detector:
@@ -125,9 +122,7 @@ def _detector_class(detector: str) -> type[Detector]:
     try:
         return UNIVARIATE[detector]
     except KeyError:
-        raise ValueError(
-            f"unknown detector {detector!r} (known: {', '.join(sorted(UNIVARIATE))})"
-        ) from None
+        raise ValueError(f"unknown detector {detector!r} (known: {', '.join(sorted(UNIVARIATE))})") from None
 
 
 # --------------------------------------------------------------------------- replay
@@ -192,8 +187,7 @@ def _replay(
     columns = [h.strip() for h in header]
     if "timestamp" not in columns or "value" not in columns:
         raise BacktestInputError(
-            f"{name}, line 1: a header naming 'timestamp' and 'value' is required, "
-            f"got {','.join(columns)!r}"
+            f"{name}, line 1: a header naming 'timestamp' and 'value' is required, got {','.join(columns)!r}"
         )
     ts_col, value_col = columns.index("timestamp"), columns.index("value")
     writer = csv.writer(out, lineterminator="\n")
@@ -204,29 +198,20 @@ def _replay(
         if not row:
             continue
         if len(row) != len(columns):
-            raise BacktestInputError(
-                f"{name}, line {line}: expected {len(columns)} fields, got {len(row)}"
-            )
+            raise BacktestInputError(f"{name}, line {line}: expected {len(columns)} fields, got {len(row)}")
         ts_text, value_text = row[ts_col].strip(), row[value_col].strip()
         try:
             ts = parse_timestamp(ts_text)
         except ValueError:
-            raise BacktestInputError(
-                f"{name}, line {line}: timestamp {ts_text!r} is not a date-time"
-            ) from None
+            raise BacktestInputError(f"{name}, line {line}: timestamp {ts_text!r} is not a date-time") from None
         try:
             value = float(value_text)
         except ValueError:
-            raise BacktestInputError(
-                f"{name}, line {line}: value {value_text!r} is not a number"
-            ) from None
+            raise BacktestInputError(f"{name}, line {line}: value {value_text!r} is not a number") from None
         x = {"ts": ts, "value": value}
         score = float(model.score_one(x))
         if not 0.0 <= score <= 1.0:
-            raise RuntimeError(
-                f"{name}, line {line}: detector {detector!r} returned score {score!r} "
-                "outside [0, 1]"
-            )
+            raise RuntimeError(f"{name}, line {line}: detector {detector!r} returned score {score!r} outside [0, 1]")
         model.learn_one(x)
         writer.writerow([ts_text, value_text, fmt(score)])
         written += 1
@@ -265,7 +250,5 @@ def score_nab_corpus_with(
         target = out_dir / category / f"{detector}_{name}"
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(target, "w", newline="", encoding="utf-8") as out:
-            detect_csv(
-                nab_dir / "data" / series, out, detector, params, score_digits=score_digits
-            )
+            detect_csv(nab_dir / "data" / series, out, detector, params, score_digits=score_digits)
     return score_corpus(out_dir, nab_dir, thresholds, progress)

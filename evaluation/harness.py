@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forewarn.contract import Reading, WarningEvent
+from core.contract import Reading, WarningEvent
 from streams.decisions import DeviceMonitor, WarningPolicy
 
 DEFAULT_MIN_LEAD_S = 30 * 60.0

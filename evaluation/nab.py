@@ -99,13 +99,9 @@ def load_profiles(nab_dir: Path) -> dict[str, CostProfile]:
     for name, body in raw.items():
         try:
             cm = body["CostMatrix"]
-            profiles[name] = CostProfile(
-                name, float(cm["tpWeight"]), float(cm["fpWeight"]), float(cm["fnWeight"])
-            )
+            profiles[name] = CostProfile(name, float(cm["tpWeight"]), float(cm["fpWeight"]), float(cm["fnWeight"]))
         except (KeyError, TypeError, ValueError) as exc:
-            raise NabDataError(
-                f"{path}: profile {name!r} has no usable CostMatrix ({exc})"
-            ) from exc
+            raise NabDataError(f"{path}: profile {name!r} has no usable CostMatrix ({exc})") from exc
     return profiles
 
 
@@ -144,9 +140,7 @@ def _parse_times(stamps: list[str], path: Path, lines: list[int]) -> np.ndarray:
             try:
                 np.datetime64(s, "us")
             except ValueError:
-                raise NabDataError(
-                    f"{path}, line {line}: timestamp {s!r} is not a date-time"
-                ) from None
+                raise NabDataError(f"{path}, line {line}: timestamp {s!r} is not a date-time") from None
         raise
 
 
@@ -157,9 +151,7 @@ def read_series_timestamps(path: Path) -> np.ndarray:
     stamps = []
     for line, row in rows:
         if len(row) != len(header):
-            raise NabDataError(
-                f"{path}, line {line}: expected {len(header)} fields, got {len(row)}"
-            )
+            raise NabDataError(f"{path}, line {line}: expected {len(header)} fields, got {len(row)}")
         stamps.append(row[col].strip())
     return _parse_times(stamps, path, [line for line, _ in rows])
 
@@ -173,16 +165,12 @@ def read_anomaly_scores(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     stamps: list[str] = []
     for i, (line, row) in enumerate(rows):
         if len(row) != len(header):
-            raise NabDataError(
-                f"{path}, line {line}: expected {len(header)} fields, got {len(row)}"
-            )
+            raise NabDataError(f"{path}, line {line}: expected {len(header)} fields, got {len(row)}")
         text = row[score_col].strip()
         try:
             value = float(text)
         except ValueError:
-            raise NabDataError(
-                f"{path}, line {line}: anomaly_score {text!r} is not a number"
-            ) from None
+            raise NabDataError(f"{path}, line {line}: anomaly_score {text!r} is not a number") from None
         if not math.isfinite(value):
             raise NabDataError(f"{path}, line {line}: anomaly_score {text!r} is not finite")
         scores[i] = value
@@ -212,9 +200,7 @@ def _column(header: list[str], name: str, path: Path) -> int:
     try:
         return header.index(name)
     except ValueError:
-        raise NabDataError(
-            f"{path}, line 1: no {name!r} column (header is {','.join(header)})"
-        ) from None
+        raise NabDataError(f"{path}, line 1: no {name!r} column (header is {','.join(header)})") from None
 
 
 def find_results_files(results_dir: Path, series: Iterable[str]) -> dict[str, Path]:
@@ -245,9 +231,7 @@ def find_results_files(results_dir: Path, series: Iterable[str]) -> dict[str, Pa
             if not files:
                 missing.append(str(folder / n))
             elif len(files) > 1:
-                raise NabDataError(
-                    f"{folder}: several results files for series {key}: {', '.join(files)}"
-                )
+                raise NabDataError(f"{folder}: several results files for series {key}: {', '.join(files)}")
             else:
                 found[key] = folder / files[0]
     if missing:
@@ -301,9 +285,7 @@ class SeriesSweep:
     def weighted(self, profile: CostProfile) -> np.ndarray:
         """Each row's ``sweepScore`` under ``profile`` (NAB's operation order kept)."""
         inside = self.window >= 0
-        return np.where(
-            inside, self.curve * profile.tp_weight / _MAX_TP, self.curve * profile.fp_weight
-        )
+        return np.where(inside, self.curve * profile.tp_weight / _MAX_TP, self.curve * profile.fp_weight)
 
 
 def sweep_series(
@@ -401,9 +383,7 @@ class ThresholdTable:
         return max(above - 1, 0)
 
 
-def threshold_table(
-    scores: np.ndarray, sweep: np.ndarray, window: np.ndarray, fn_weight: float
-) -> ThresholdTable:
+def threshold_table(scores: np.ndarray, sweep: np.ndarray, window: np.ndarray, fn_weight: float) -> ThresholdTable:
     """Vectorised ``calcScoreByThreshold`` over scorable rows (``window`` ≠ -2).
 
     ``window`` holds corpus-unique window ids (``>= 0``) or -1 outside; ids need not be dense.
@@ -466,16 +446,12 @@ class NabCorpus:
     n_labelled_windows: int
 
 
-def load_corpus(
-    results_dir: Path, nab_dir: Path | None = None, progress: Progress | None = None
-) -> NabCorpus:
+def load_corpus(results_dir: Path, nab_dir: Path | None = None, progress: Progress | None = None) -> NabCorpus:
     """Read every series' data timestamps and results scores and sweep them."""
     nab_dir = Path(nab_dir) if nab_dir is not None else default_nab_dir()
     results_dir = Path(results_dir)
     if not nab_dir.is_dir():
-        raise FileNotFoundError(
-            f"NAB data folder not found: {nab_dir} (set {NAB_DIR_ENV} or pass nab_dir)"
-        )
+        raise FileNotFoundError(f"NAB data folder not found: {nab_dir} (set {NAB_DIR_ENV} or pass nab_dir)")
     if not results_dir.is_dir():
         raise FileNotFoundError(f"results folder not found: {results_dir}")
     windows = load_windows(nab_dir)
@@ -489,8 +465,7 @@ def load_corpus(
         scores, result_stamps = read_anomaly_scores(files[name])
         _check_alignment(files[name], data_path, stamps, scores, result_stamps)
         limits = [
-            (np.datetime64(a, "us").astype(np.int64), np.datetime64(b, "us").astype(np.int64))
-            for a, b in windows[name]
+            (np.datetime64(a, "us").astype(np.int64), np.datetime64(b, "us").astype(np.int64)) for a, b in windows[name]
         ]
         sweeps.append(sweep_series(name, stamps, scores, limits))
     total_windows = sum(len(v) for v in windows.values())
@@ -505,9 +480,7 @@ def _check_alignment(
     result_stamps: np.ndarray | None,
 ) -> None:
     if len(scores) != len(stamps):
-        raise NabDataError(
-            f"{results}: {len(scores)} rows, but {data} has {len(stamps)} (one score per row)"
-        )
+        raise NabDataError(f"{results}: {len(scores)} rows, but {data} has {len(stamps)} (one score per row)")
     if result_stamps is not None:
         bad = np.flatnonzero(result_stamps != stamps)
         if bad.size:
@@ -590,9 +563,7 @@ class NabReport:
         }
 
 
-def _corpus_arrays(
-    corpus: NabCorpus, profile: CostProfile
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _corpus_arrays(corpus: NabCorpus, profile: CostProfile) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     scores, sweeps, windows = [], [], []
     offset = 0
     for s in corpus.series:
@@ -743,8 +714,7 @@ def score_corpus(
         missing = sorted(set(profiles) - set(thresholds))
         if unknown or missing:
             raise ValueError(
-                f"thresholds must name exactly the profiles {sorted(profiles)}; "
-                f"unknown {unknown}, missing {missing}"
+                f"thresholds must name exactly the profiles {sorted(profiles)}; unknown {unknown}, missing {missing}"
             )
     results: dict[str, ProfileScore] = {}
     for name, profile in profiles.items():

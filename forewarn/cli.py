@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from forewarn.settings import get_settings, masked
+from core.settings import get_settings, masked
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="forewarn: warn the policyholder before the loss.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -42,10 +42,10 @@ def _logging(level: str | None = None) -> None:
 @contextlib.contextmanager
 def _service_errors() -> Iterator[None]:
     """A service that cannot be reached or started ends the command with its reason, not a traceback."""
-    from forewarn.bus import BusError
-    from forewarn.db import DatabaseError
-    from forewarn.mqtt import MqttError
-    from forewarn.stack import StackError
+    from core.bus import BusError
+    from core.db import DatabaseError
+    from core.mqtt import MqttError
+    from forewarn.launcher import StackError
 
     try:
         yield
@@ -61,7 +61,7 @@ def _fail(message: str) -> None:
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Create or update the schema (idempotent); makes readings a hypertable when TimescaleDB is there."""
-    from forewarn import db
+    from core import db
 
     settings = get_settings()
     try:
@@ -84,7 +84,7 @@ def customer_add(
     notify: Annotated[list[str] | None, typer.Option(help="An apprise URL; repeat for several channels.")] = None,
 ) -> None:
     """Add or update a customer with one or more apprise notification URLs."""
-    from forewarn import db
+    from core import db
     from notifiers.channels import ChannelError, check_url
     from notifiers.channels import masked as mask_channel
 
@@ -108,7 +108,7 @@ def device_add(
     kind: Annotated[str, typer.Option(help="vehicle, home, equipment or coldchain.")],
 ) -> None:
     """Register a device so ingest accepts its telemetry."""
-    from forewarn import db
+    from core import db
 
     try:
         db.add_device(get_settings().database_url, device_id, tenant, customer, kind)

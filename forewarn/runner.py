@@ -1,6 +1,6 @@
 """What ``forewarn simulate``, ``up`` and ``demo`` do: part of the CLI, so it may use the parts.
 
-``up`` reuses or starts the services (``forewarn.stack``), migrates, and runs ingest and the
+``up`` reuses or starts the services (``forewarn.launcher``), migrates, and runs ingest and the
 worker as child processes. ``demo`` adds a local HTTP sink standing for the customers' phones,
 publishes the demo fleet with compressed time, shows each warning as it is delivered and ends
 with a summary: readings stored, rejects, warnings, lead times against the simulator's truth.
@@ -26,9 +26,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from forewarn import db, stack
-from forewarn.contract import telemetry_topic
-from forewarn.settings import Settings, kafka_bootstrap, masked
+from core import db
+from core.contract import telemetry_topic
+from core.settings import Settings, host_port, kafka_bootstrap, masked
+from forewarn import launcher
 from forewarn.sink import HttpSink
 
 # ---------------------------------------------------------------- child processes
@@ -56,7 +57,7 @@ class Child:
     def ready(self, needle: str, timeout: float) -> Child:
         """Wait until the child logs ``needle``; raise with the end of its log otherwise."""
         if not self.wait_for(needle, timeout):
-            raise stack.StackError(f"{self.name} never logged {needle!r}:\n{self.text()[-3000:]}")
+            raise launcher.StackError(f"{self.name} never logged {needle!r}:\n{self.text()[-3000:]}")
         return self
 
     def stop(self) -> None:
@@ -91,8 +92,8 @@ def settings_env(settings: Settings, mqtt_url: str, kafka_url: str, database_url
     }
 
 
-def _stack(settings: Settings, console: Console) -> stack.LocalStack:
-    running = stack.bring_up(
+def _stack(settings: Settings, console: Console) -> launcher.LocalStack:
+    running = launcher.bring_up(
         settings.mqtt_url,
         settings.kafka_url,
         settings.database_url,
@@ -101,7 +102,7 @@ def _stack(settings: Settings, console: Console) -> stack.LocalStack:
     for name, url, how in running.describe():
         console.print(f"  {name:<30} {masked(url):<55} {how}")
     db.migrate(running.database_url, progress=lambda m: console.print(f"[dim]  {m}[/dim]"))
-    from forewarn.bus import ensure_topics
+    from core.bus import ensure_topics
 
     asyncio.run(ensure_topics(kafka_bootstrap(running.kafka_url), settings.partitions))
     return running
@@ -163,11 +164,11 @@ def publish_fleet(
     """
     import random
 
-    from forewarn.mqtt import Publisher
+    from core.mqtt import Publisher
     from simulator.wire import garbage_payloads, to_payload
 
-    host_port = stack._host_port(mqtt_url, 1883)
-    publisher = Publisher(*host_port, client_id=f"forewarn-sim-{os.getpid()}")
+    mqtt_host_port = host_port(mqtt_url, 1883)
+    publisher = Publisher(*mqtt_host_port, client_id=f"forewarn-sim-{os.getpid()}")
     publisher.start()
     rng = random.Random(seed)
     stats = PublishStats()
@@ -312,7 +313,7 @@ def simulate_command(
 
 def replay_file(settings: Settings, path: Path, urls: list[str], console: Console) -> None:
     """Publish a file written by ``simulate --out`` as fast as the broker takes it."""
-    from forewarn.mqtt import Publisher
+    from core.mqtt import Publisher
     from simulator.wire import read_ground_truth, read_jsonl
 
     truth_path = path.parent / "incidents.json"
@@ -320,7 +321,7 @@ def replay_file(settings: Settings, path: Path, urls: list[str], console: Consol
         raise FileNotFoundError(f"a replay needs {path} and {truth_path} (written by 'forewarn simulate --out')")
     truth = read_ground_truth(truth_path)
     register_fleet(settings.database_url, truth, lambda c: [u.replace("{customer}", c.id) for u in urls])
-    publisher = Publisher(*stack._host_port(settings.mqtt_url, 1883), client_id=f"forewarn-replay-{os.getpid()}")
+    publisher = Publisher(*host_port(settings.mqtt_url, 1883), client_id=f"forewarn-replay-{os.getpid()}")
     publisher.start()
     messages = readings = 0
     infos = []

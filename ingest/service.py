@@ -21,8 +21,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from forewarn.bus import Producer, ensure_topics
-from forewarn.contract import (
+from core.bus import Producer, ensure_topics
+from core.contract import (
     SHARED_TELEMETRY_FILTER,
     TOPIC_READINGS,
     TOPIC_REJECTS,
@@ -32,9 +32,9 @@ from forewarn.contract import (
     readings_record,
     reject_record,
 )
-from forewarn.db import Store
-from forewarn.mqtt import MqttMessage, Subscriber
-from forewarn.settings import Settings
+from core.db import Store
+from core.mqtt import MqttMessage, Subscriber
+from core.settings import Settings
 from ingest.validate import validate_message
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from forewarn.contract import ContractError, Reading, parse_payload, parse_telemetry_topic
+from core.contract import ContractError, Reading, parse_payload, parse_telemetry_topic
 
 
 @dataclass(frozen=True, slots=True)

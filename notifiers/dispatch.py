@@ -11,8 +11,8 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from forewarn.contract import WarningEvent
-from forewarn.db import Store
+from core.contract import WarningEvent
+from core.db import Store
 from notifiers import channels
 from notifiers.render import Message, render_warning
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
-from forewarn.contract import LOCALES, WarningEvent
+from core.contract import LOCALES, WarningEvent
 from notifiers.catalog import CATALOG, EVIDENCE_LABELS, SEVERITY_TEXT, RiskText
 
 DEVICE_LABELS = {

@@ -20,6 +20,8 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
     exit 1
   fi
 fi
+# TimescaleDB (Apache-2 edition) for that PostgreSQL when missing; never fatal: forewarn falls back.
+bash scripts/install-timescaledb.sh || true
 
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null 2>&1 || PY=python3

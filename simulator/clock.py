@@ -67,9 +67,14 @@ def _due_s(clock: CompressedClock, ts_ms: int) -> float:
     return max(clock.wall_s(ts_ms), ts_ms / 1000)
 
 
-def paced(items: Iterable[T], clock: CompressedClock, ts_of: Callable[[T], int], *,
-          now: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep
-          ) -> Iterator[T]:
+def paced(
+    items: Iterable[T],
+    clock: CompressedClock,
+    ts_of: Callable[[T], int],
+    *,
+    now: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[T]:
     """Yield items (in timestamp order) as the compressed clock reaches them.
 
     An item is never yielded while its timestamp is ahead of the wall clock (``now``, epoch
@@ -82,8 +87,9 @@ def paced(items: Iterable[T], clock: CompressedClock, ts_of: Callable[[T], int],
         yield item
 
 
-async def apaced(items: Iterable[T], clock: CompressedClock, ts_of: Callable[[T], int], *,
-                 now: Callable[[], float] = time.time) -> AsyncIterator[T]:
+async def apaced(
+    items: Iterable[T], clock: CompressedClock, ts_of: Callable[[T], int], *, now: Callable[[], float] = time.time
+) -> AsyncIterator[T]:
     """:func:`paced` for asyncio publishers."""
     for item in items:
         due = _due_s(clock, ts_of(item))

@@ -22,7 +22,7 @@ from typing import TypeVar
 import numpy as np
 from scipy.signal import lfilter
 
-from forewarn.contract import METRICS
+from core.contract import METRICS
 
 LOCAL_UTC_OFFSET_H = 8.0
 G = 9.80665  # m/s² per g
@@ -144,8 +144,9 @@ def local_hours(ts_ms: np.ndarray) -> np.ndarray:
     return (ts_ms / 3_600_000.0 + LOCAL_UTC_OFFSET_H) % 24.0
 
 
-def _grid(seed: SeedLike, span: Span, interval_ms: int
-          ) -> tuple[np.random.Generator, np.ndarray, int, float, np.ndarray, np.ndarray]:
+def _grid(
+    seed: SeedLike, span: Span, interval_ms: int
+) -> tuple[np.random.Generator, np.ndarray, int, float, np.ndarray, np.ndarray]:
     """A regularly sampled device's generator and grid: the sample times (epoch ms), their
     count, the step and each sample's offset from the span start (s), its local hour."""
     ts = span.grid(interval_ms)
@@ -188,14 +189,18 @@ def _finish(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def _alive(ts_ms: np.ndarray, metrics: dict[str, np.ndarray], state: dict[str, np.ndarray],
-           until_s: float | None, start_ms: int) -> Trace:
+def _alive(
+    ts_ms: np.ndarray,
+    metrics: dict[str, np.ndarray],
+    state: dict[str, np.ndarray],
+    until_s: float | None,
+    start_ms: int,
+) -> Trace:
     """Cut a trace where the device stopped sending (flat battery, burnt out)."""
     if until_s is None:
         return Trace(ts_ms, metrics, state)
     keep = ts_ms < start_ms + until_s * 1000
-    return Trace(ts_ms[keep], {k: v[keep] for k, v in metrics.items()},
-                 {k: v[keep] for k, v in state.items()})
+    return Trace(ts_ms[keep], {k: v[keep] for k, v in metrics.items()}, {k: v[keep] for k, v in state.items()})
 
 
 # ================================================================================= homes
@@ -287,19 +292,43 @@ class StuckSensor:
 
 
 HomeEvent = (
-    ColdFront | HeatingFailure | SlowLeak | BurstPipe | Damp | ElectricalFault | PowerCut
-    | BatteryFault | StuckSensor
+    ColdFront | HeatingFailure | SlowLeak | BurstPipe | Damp | ElectricalFault | PowerCut | BatteryFault | StuckSensor
 )
 
 # Household water use: events per hour (3 occupants) by local hour.
 _WATER_USE_PER_H = np.array(
-    [0.05, 0.03, 0.03, 0.03, 0.05, 0.3, 2.2, 3.5, 2.2, 0.9, 0.6, 0.7,
-     1.2, 0.8, 0.5, 0.5, 0.6, 1.0, 2.0, 2.6, 2.4, 1.8, 1.0, 0.3]
+    [
+        0.05,
+        0.03,
+        0.03,
+        0.03,
+        0.05,
+        0.3,
+        2.2,
+        3.5,
+        2.2,
+        0.9,
+        0.6,
+        0.7,
+        1.2,
+        0.8,
+        0.5,
+        0.5,
+        0.6,
+        1.0,
+        2.0,
+        2.6,
+        2.4,
+        1.8,
+        1.0,
+        0.3,
+    ]
 )
 
 
-def _household_flow(rng: np.random.Generator, t: np.ndarray, hours: np.ndarray, dt: float,
-                    occupants: int) -> tuple[np.ndarray, np.ndarray]:
+def _household_flow(
+    rng: np.random.Generator, t: np.ndarray, hours: np.ndarray, dt: float, occupants: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Average flow per sample (l/min) from taps, toilets, showers, appliances; + shower share."""
     n = t.size
     flow = np.zeros(n)
@@ -335,9 +364,15 @@ def _household_flow(rng: np.random.Generator, t: np.ndarray, hours: np.ndarray, 
     return flow, shower
 
 
-def simulate_home(seed: SeedLike, span: Span, params: HomeParams = HomeParams(),
-                  events: Sequence[HomeEvent] = (), *, interval_ms: int = 60_000,
-                  noise: float = 1.0) -> Trace:
+def simulate_home(
+    seed: SeedLike,
+    span: Span,
+    params: HomeParams = HomeParams(),
+    events: Sequence[HomeEvent] = (),
+    *,
+    interval_ms: int = 60_000,
+    noise: float = 1.0,
+) -> Trace:
     """A home sensor hub: weather, a first-order house with a thermostat, water, air, power.
 
     Indoor air follows the outdoor temperature with time constant ``house_tau_h`` and is kept
@@ -352,8 +387,11 @@ def simulate_home(seed: SeedLike, span: Span, params: HomeParams = HomeParams(),
         return [e for e in events if isinstance(e, cls)]
 
     # weather: daily cycle + slow random weather + cold fronts
-    outdoor = (p.climate_mean_c + p.climate_swing_c * np.cos(2 * np.pi * (hours - 15.0) / 24.0)
-               + _ar1(rng, n, dt, 5 * HOUR_S, p.weather_sd_c))
+    outdoor = (
+        p.climate_mean_c
+        + p.climate_swing_c * np.cos(2 * np.pi * (hours - 15.0) / 24.0)
+        + _ar1(rng, n, dt, 5 * HOUR_S, p.weather_sd_c)
+    )
     for front in first(ColdFront):
         outdoor = outdoor - front.drop_c * _sigmoid((t - front.at_s) / (front.hours * HOUR_S / 5))
 
@@ -429,8 +467,13 @@ def simulate_home(seed: SeedLike, span: Span, params: HomeParams = HomeParams(),
     # electrical fault: hot spot near the hub, CO from smouldering insulation, smoke, fire
     hotspot = np.zeros(n)
     co = 0.4 + 0.3 * rng.random(n)
-    cooking = rng.poisson(np.where((hours >= 11) & (hours < 12.5) | (hours >= 17.5) & (hours < 19.5),
-                                   0.6 * dt / HOUR_S * max(p.occupants, 0) / 3.0, 0.0))
+    cooking = rng.poisson(
+        np.where(
+            (hours >= 11) & (hours < 12.5) | (hours >= 17.5) & (hours < 19.5),
+            0.6 * dt / HOUR_S * max(p.occupants, 0) / 3.0,
+            0.0,
+        )
+    )
     co += _lag(cooking * (3 + 5 * rng.random(n)) * 20, dt, 20 * 60, 0.0)
     dips = rng.random(n)
     dip_depth = rng.random(n)
@@ -451,9 +494,12 @@ def simulate_home(seed: SeedLike, span: Span, params: HomeParams = HomeParams(),
     mains_v = np.where(mains_on, mains_v, 0.0)
 
     # humidity: occupants' moisture, showers, cold rooms, damp
-    rh = (p.humidity_base_pct + _ar1(rng, n, dt, 6 * HOUR_S, 3.0)
-          + 14 * _lag(shower, dt, 40 * 60, 0.0)
-          + 1.1 * np.clip(20 - indoor, 0, None))
+    rh = (
+        p.humidity_base_pct
+        + _ar1(rng, n, dt, 6 * HOUR_S, 3.0)
+        + 14 * _lag(shower, dt, 40 * 60, 0.0)
+        + 1.1 * np.clip(20 - indoor, 0, None)
+    )
     for damp in first(Damp):
         rise = 1 - np.exp(-np.clip(t - damp.from_s, 0, None) / (damp.tau_h * HOUR_S))
         rh = rh + (damp.target_pct - p.humidity_base_pct) * rise
@@ -582,8 +628,7 @@ _ROUTES: dict[str, tuple[tuple[str, float], ...]] = {
     "highway": (("urban", 0.1), ("arterial", 0.1), ("expressway", 0.7), ("urban", 0.1)),
     "long_haul": (("urban", 0.03), ("expressway", 0.94), ("urban", 0.03)),
 }
-_LIMITS = {"urban": (40.0, 50.0, 60.0), "arterial": (60.0, 70.0, 80.0),
-           "expressway": (100.0, 110.0, 120.0)}
+_LIMITS = {"urban": (40.0, 50.0, 60.0), "arterial": (60.0, 70.0, 80.0), "expressway": (100.0, 110.0, 120.0)}
 _LIMIT_SEGMENT_S = {"urban": (120, 400), "arterial": (240, 900), "expressway": (600, 2400)}
 _STOPS_PER_MIN = {"urban": 0.7, "arterial": 0.2, "expressway": 0.0}
 _CURVATURE_SD = {"urban": 1 / 900, "arterial": 1 / 2500, "expressway": 1 / 6000}
@@ -601,8 +646,7 @@ class _TripRun:
     ended_by_crash: bool
 
 
-def _drive(rng: np.random.Generator, trip: Trip, driver: DriverProfile, heading0: float,
-           dt: float) -> _TripRun:
+def _drive(rng: np.random.Generator, trip: Trip, driver: DriverProfile, heading0: float, dt: float) -> _TripRun:
     """Second-by-second driving: road, limits, lights, driver, events; then heading."""
     n = max(int(trip.duration_s // dt), 30)
     t = trip.start_s + np.arange(n) * dt
@@ -618,7 +662,7 @@ def _drive(rng: np.random.Generator, trip: Trip, driver: DriverProfile, heading0
         j = a
         while j < b:
             seg = int(lo + (hi - lo) * rng.random())
-            limit[j:min(j + seg, b)] = _LIMITS[kind][int(rng.integers(3))]
+            limit[j : min(j + seg, b)] = _LIMITS[kind][int(rng.integers(3))]
             j += seg
     # driver's cruising factor, drifting slowly; fatigue makes it wander
     factor = driver.speed_factor + _ar1(rng, n, dt, 240.0, driver.speed_sd)
@@ -646,7 +690,7 @@ def _drive(rng: np.random.Generator, trip: Trip, driver: DriverProfile, heading0
     while k < n - 60:
         if stop_draw[k] < stop_rate[k] * 2 and wait_draw[k] < 0.5:  # red light
             wait = int(12 + 60 * wait_draw[k] * 2)
-            target[k:k + wait] = 0.0
+            target[k : k + wait] = 0.0
             if turn_draw[k] < 0.35:  # turn at the junction when moving off
                 steps = int(driver.turn_s / dt)
                 sign = 1.0 if turn_draw[k] < 0.175 else -1.0
@@ -707,8 +751,15 @@ def _drive(rng: np.random.Generator, trip: Trip, driver: DriverProfile, heading0
         v = nv
         speed[k] = v
     t, speed, accel, limit, impact, turn_rate, fatigue, road = (
-        t[:end], speed[:end], accel[:end], limit[:end], impact[:end], turn_rate[:end],
-        fatigue[:end], road[:end])
+        t[:end],
+        speed[:end],
+        accel[:end],
+        limit[:end],
+        impact[:end],
+        turn_rate[:end],
+        fatigue[:end],
+        road[:end],
+    )
     m = t.size
     # lateral: road curvature, junction turns, lane weaving and lapses when tired
     sd = np.array([_CURVATURE_SD[r] for r in road])
@@ -735,9 +786,15 @@ def _gear_rpm(speed_kmh: np.ndarray, accel: np.ndarray, aggressive: bool) -> np.
     return np.where(speed_kmh < 1.0, 780.0, rpm)
 
 
-def simulate_vehicle(seed: SeedLike, span: Span, params: VehicleParams = VehicleParams(),
-                     trips: Sequence[Trip] = (), *, intervals: SampleIntervals = DEFAULT_INTERVALS,
-                     noise: float = 1.0) -> Trace:
+def simulate_vehicle(
+    seed: SeedLike,
+    span: Span,
+    params: VehicleParams = VehicleParams(),
+    trips: Sequence[Trip] = (),
+    *,
+    intervals: SampleIntervals = DEFAULT_INTERVALS,
+    noise: float = 1.0,
+) -> Trace:
     """A telematics box: 1 Hz while the ignition is on, a heartbeat while parked.
 
     Speed follows the driver's target against the posted limit (braking envelope for lights
@@ -790,15 +847,15 @@ def simulate_vehicle(seed: SeedLike, span: Span, params: VehicleParams = Vehicle
         m = c["t"].size
         if "run" in c:
             run = trip_runs[int(c["run"][0])]
-            speed[pos:pos + m] = run.speed
-            limit[pos:pos + m] = run.limit
-            accel[pos:pos + m] = run.accel
-            lat_acc[pos:pos + m] = run.lat_acc
-            impact[pos:pos + m] = run.impact
-            hdg[pos:pos + m] = run.heading
+            speed[pos : pos + m] = run.speed
+            limit[pos : pos + m] = run.limit
+            accel[pos : pos + m] = run.accel
+            lat_acc[pos : pos + m] = run.lat_acc
+            impact[pos : pos + m] = run.impact
+            hdg[pos : pos + m] = run.heading
             last_heading = float(run.heading[-1])
         else:
-            hdg[pos:pos + m] = last_heading
+            hdg[pos : pos + m] = last_heading
         pos += m
     # position: integrate speed along heading (flat-earth is fine over a city)
     step = np.diff(t, append=t[-1] if n else 0.0)
@@ -831,8 +888,7 @@ def simulate_vehicle(seed: SeedLike, span: Span, params: VehicleParams = Vehicle
         coolant[k] = temp
         last_t, last_ign = tk, ik
     speed_kmh = speed * 3.6
-    rpm = np.where(ign > 0, _gear_rpm(speed_kmh, np.nan_to_num(accel), p.driver.name == "aggressive"),
-                   np.nan)
+    rpm = np.where(ign > 0, _gear_rpm(speed_kmh, np.nan_to_num(accel), p.driver.name == "aggressive"), np.nan)
     z = rng.standard_normal((6, n)) * noise
     driving = ign > 0
     values: dict[str, np.ndarray] = {
@@ -876,13 +932,16 @@ def plan_trips(rng: np.random.Generator, span: Span, habit: str) -> list[Trip]:
     for d in range(-1, days):  # from the day before: a night shift may run over the start
         midnight = day0 + d * 86_400
         if habit == "commuter":
-            trips.append(Trip(midnight + (7.0 + 1.5 * rng.random()) * HOUR_S,
-                              (25 + 30 * rng.random()) * 60, "suburban"))
+            trips.append(
+                Trip(midnight + (7.0 + 1.5 * rng.random()) * HOUR_S, (25 + 30 * rng.random()) * 60, "suburban")
+            )
             if rng.random() < 0.4:
-                trips.append(Trip(midnight + (12.0 + 1.5 * rng.random()) * HOUR_S,
-                                  (10 + 15 * rng.random()) * 60, "city"))
-            trips.append(Trip(midnight + (17.0 + 2.0 * rng.random()) * HOUR_S,
-                              (30 + 30 * rng.random()) * 60, "suburban"))
+                trips.append(
+                    Trip(midnight + (12.0 + 1.5 * rng.random()) * HOUR_S, (10 + 15 * rng.random()) * 60, "city")
+                )
+            trips.append(
+                Trip(midnight + (17.0 + 2.0 * rng.random()) * HOUR_S, (30 + 30 * rng.random()) * 60, "suburban")
+            )
         elif habit == "night":
             s = midnight + (21.0 + 1.5 * rng.random()) * HOUR_S
             shift_end = s + (4.5 + 1.5 * rng.random()) * HOUR_S
@@ -960,9 +1019,15 @@ class BearingWear:
     fail_vibration_mm_s: float = 22.0
 
 
-def simulate_equipment(seed: SeedLike, span: Span, params: EquipmentParams = EquipmentParams(),
-                       wear: BearingWear | None = None, *, interval_ms: int = 60_000,
-                       noise: float = 1.0) -> Trace:
+def simulate_equipment(
+    seed: SeedLike,
+    span: Span,
+    params: EquipmentParams = EquipmentParams(),
+    wear: BearingWear | None = None,
+    *,
+    interval_ms: int = 60_000,
+    noise: float = 1.0,
+) -> Trace:
     """A pump on its duty cycle; a worn bearing grows vibration exponentially until it seizes."""
     p = params
     rng, ts, n, dt, t, hours = _grid(seed, span, interval_ms)
@@ -977,7 +1042,8 @@ def simulate_equipment(seed: SeedLike, span: Span, params: EquipmentParams = Equ
     failed = np.zeros(n, dtype=bool)
     if wear is not None:
         k_rate = math.log(wear.fail_vibration_mm_s / p.baseline_vibration_mm_s) / max(
-            wear.fail_at_s - wear.onset_s, 60.0)
+            wear.fail_at_s - wear.onset_s, 60.0
+        )
         growth = np.exp(k_rate * np.clip(t - wear.onset_s, 0, None))
         failed = t >= wear.fail_at_s
         running &= ~failed
@@ -987,8 +1053,9 @@ def simulate_equipment(seed: SeedLike, span: Span, params: EquipmentParams = Equ
     vib = vib_clean * (1 + 0.05 * noise * rng.standard_normal(n))
     vib = vib + np.where(running & (growth > 1.5) & (impulses < 0.1), 0.3 * vib_clean, 0.0)
     friction = np.clip((growth - 1) / 10, 0, 1)
-    bearing_target = np.where(running, p.ambient_c + p.bearing_rise_c * load
-                              + 2.2 * (vib_clean - p.baseline_vibration_mm_s), p.ambient_c)
+    bearing_target = np.where(
+        running, p.ambient_c + p.bearing_rise_c * load + 2.2 * (vib_clean - p.baseline_vibration_mm_s), p.ambient_c
+    )
     bearing = _lag(bearing_target, dt, 25 * 60, p.ambient_c + p.bearing_rise_c * 0.8)
     current = np.where(running, p.rated_current_a * load * (1 + 0.08 * friction), 0.0)
     if wear is not None:
@@ -997,8 +1064,7 @@ def simulate_equipment(seed: SeedLike, span: Span, params: EquipmentParams = Equ
             current[seize[0]] = p.rated_current_a * 5.5  # locked rotor before the trip
             bearing[seize[0]] += 25
             vib[seize[0]] = wear.fail_vibration_mm_s * 1.6
-    pressure = np.where(running, p.pressure_kpa * (0.85 + 0.2 * load) * (1 - 0.05 * friction),
-                        p.static_pressure_kpa)
+    pressure = np.where(running, p.pressure_kpa * (0.85 + 0.2 * load) * (1 - 0.05 * friction), p.static_pressure_kpa)
     z = rng.standard_normal((3, n)) * noise
     values = {
         "vibration_mm_s": np.clip(vib, 0.05, None),
@@ -1036,14 +1102,21 @@ class RefrigerantLeak:
     trip_s: float  # compressor trips on low pressure and stays off
 
 
-def simulate_coldchain(seed: SeedLike, span: Span, params: ColdChainParams = ColdChainParams(),
-                       leak: RefrigerantLeak | None = None, *, interval_ms: int = 60_000,
-                       noise: float = 1.0) -> Trace:
+def simulate_coldchain(
+    seed: SeedLike,
+    span: Span,
+    params: ColdChainParams = ColdChainParams(),
+    leak: RefrigerantLeak | None = None,
+    *,
+    interval_ms: int = 60_000,
+    noise: float = 1.0,
+) -> Trace:
     """Box temperature with thermostat cycling, door openings, and an optional failing unit."""
     p = params
     rng, ts, n, dt, t, hours = _grid(seed, span, interval_ms)
-    ambient = (p.ambient_mean_c + p.ambient_swing_c * np.cos(2 * np.pi * (hours - 15) / 24)
-               + _ar1(rng, n, dt, 4 * HOUR_S, 0.8))
+    ambient = (
+        p.ambient_mean_c + p.ambient_swing_c * np.cos(2 * np.pi * (hours - 15) / 24) + _ar1(rng, n, dt, 4 * HOUR_S, 0.8)
+    )
     delivering = (hours >= 8) & (hours < 18)
     door_start = rng.random(n) < np.where(delivering, p.door_openings_per_h * dt / HOUR_S, 0.0)
     door_len = (1 + 3 * rng.random(n)) * 60

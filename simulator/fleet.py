@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from forewarn.contract import DEVICE_KINDS, LOCALES, METRICS, check_segment, device_key, telemetry_topic
+from core.contract import DEVICE_KINDS, LOCALES, METRICS, check_segment, device_key, telemetry_topic
 from simulator.devices import HOUR_S, SampleIntervals, Span, Trace, rng_for
 from simulator.scenarios import (
     QUIET_DURATION_S,
@@ -116,14 +116,43 @@ class Realism:
 
 IDEAL = Realism(noise=0.0, dropouts_per_day=0.0, jitter_ms=0, duplicate_rate=0.0, garbage_rate=0.0)
 
-_ZH_NAMES = ("张伟", "王芳", "李娜", "刘洋", "陈静", "杨磊", "赵敏", "黄强", "周杰", "吴婷",
-             "徐明", "孙丽", "马超", "朱琳", "胡斌", "郭蕾")
-_EN_NAMES = ("Emma Wilson", "James Chen", "Olivia Brown", "Liam Zhang", "Sophia Martin",
-             "Noah Li", "Ava Thompson", "Lucas Wang")
-_ZH_COMPANIES = ("华东冷链物流有限公司", "苏州精密泵业有限公司", "鲜达冷链运输有限公司",
-                 "宁波恒力机械有限公司", "成都川味食品有限公司", "武汉长江水务设备厂")
-_EN_COMPANIES = ("Riverside Foods Ltd", "Harbour Pumps Co", "Northwind Cold Logistics",
-                 "Pearl Delta Machinery")
+_ZH_NAMES = (
+    "张伟",
+    "王芳",
+    "李娜",
+    "刘洋",
+    "陈静",
+    "杨磊",
+    "赵敏",
+    "黄强",
+    "周杰",
+    "吴婷",
+    "徐明",
+    "孙丽",
+    "马超",
+    "朱琳",
+    "胡斌",
+    "郭蕾",
+)
+_EN_NAMES = (
+    "Emma Wilson",
+    "James Chen",
+    "Olivia Brown",
+    "Liam Zhang",
+    "Sophia Martin",
+    "Noah Li",
+    "Ava Thompson",
+    "Lucas Wang",
+)
+_ZH_COMPANIES = (
+    "华东冷链物流有限公司",
+    "苏州精密泵业有限公司",
+    "鲜达冷链运输有限公司",
+    "宁波恒力机械有限公司",
+    "成都川味食品有限公司",
+    "武汉长江水务设备厂",
+)
+_EN_COMPANIES = ("Riverside Foods Ltd", "Harbour Pumps Co", "Northwind Cold Logistics", "Pearl Delta Machinery")
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,8 +187,15 @@ def replica_spread(fleet_seed: int, scenario: str, ordinal: int) -> float:
 class Fleet:
     """Customers, devices, ground-truth incidents, and each device's reading stream."""
 
-    def __init__(self, seed: int, tenant: str, plans: list[_Plan], customers: list[SimCustomer],
-                 intervals: SampleIntervals, realism: Realism) -> None:
+    def __init__(
+        self,
+        seed: int,
+        tenant: str,
+        plans: list[_Plan],
+        customers: list[SimCustomer],
+        intervals: SampleIntervals,
+        realism: Realism,
+    ) -> None:
         self.seed = seed
         self.tenant = tenant
         self.intervals = intervals
@@ -176,8 +212,7 @@ class Fleet:
                 spec = SCENARIOS[plan.device.scenario]
                 outcome: Outcome
                 if plan.spread is not None:
-                    outcome, knobs = spec.simulate_variant(plan.seed, plan.span, intervals,
-                                                           realism.noise, plan.spread)
+                    outcome, knobs = spec.simulate_variant(plan.seed, plan.span, intervals, realism.noise, plan.spread)
                     self._parameters[plan.device.device] = knobs
                 else:
                     outcome = spec.simulate(plan.seed, plan.span, intervals, realism.noise, plan.at)
@@ -187,8 +222,10 @@ class Fleet:
     # ------------------------------------------------------------------ look-ups
 
     def __repr__(self) -> str:
-        return (f"Fleet(seed={self.seed}, tenant={self.tenant!r}, devices={len(self.devices)}, "
-                f"incidents={len(self.incidents)})")
+        return (
+            f"Fleet(seed={self.seed}, tenant={self.tenant!r}, devices={len(self.devices)}, "
+            f"incidents={len(self.incidents)})"
+        )
 
     def device(self, device: SimDevice | str) -> SimDevice:
         return self._plan(device).device
@@ -241,12 +278,12 @@ class Fleet:
         plan = self._plan(device)
         name = plan.device.device
         if name not in self._traces:
-            self._traces[name] = simulate_quiet(plan.device.kind, plan.quiet_ordinal, plan.seed,
-                                                plan.span, self.intervals, self.realism.noise)
+            self._traces[name] = simulate_quiet(
+                plan.device.kind, plan.quiet_ordinal, plan.seed, plan.span, self.intervals, self.realism.noise
+            )
         return self._traces[name]
 
-    def readings(self, device: SimDevice | str, interval_ms: int | None = None
-                 ) -> Iterator[SimReading]:
+    def readings(self, device: SimDevice | str, interval_ms: int | None = None) -> Iterator[SimReading]:
         """One device's readings in time order, with dropouts, jitter and duplicates.
 
         ``interval_ms`` thins the stream to at most one reading per interval (a lighter
@@ -275,8 +312,7 @@ class Fleet:
         offsets = rng.integers(-jit, jit + 1, n) if jit else np.zeros(n, dtype=np.int64)
         duplicate = rng.random(n) < r.duplicate_rate
         stamped = np.maximum(ts + offsets, ts[0])
-        columns = [(name, arr.tolist(), METRICS[name].kind == "bool")
-                   for name, arr in trace.metrics.items()]
+        columns = [(name, arr.tolist(), METRICS[name].kind == "bool") for name, arr in trace.metrics.items()]
         last_kept = None
         ts_list = stamped.tolist()
         dup_list = duplicate.tolist()
@@ -298,8 +334,7 @@ class Fleet:
 
     def merged(self, interval_ms: int | None = None) -> Iterator[SimReading]:
         """Every device's readings merged in timestamp order."""
-        return heapq.merge(*(self.readings(d, interval_ms) for d in self.devices),
-                           key=lambda r: r.ts_ms)
+        return heapq.merge(*(self.readings(d, interval_ms) for d in self.devices), key=lambda r: r.ts_ms)
 
     def count_readings(self) -> int:
         return sum(1 for d in self.devices for _ in self.readings(d))
@@ -312,15 +347,18 @@ def _device_id(kind: str, label: str, ordinal: int) -> str:
     return check_segment(f"{kind}-{label.replace('_', '-')}-{ordinal:02d}", "device")
 
 
-def _customer(seed: np.random.SeedSequence, device: str, kind: str,
-              locale: str | None = None) -> SimCustomer:
+def _customer(seed: np.random.SeedSequence, device: str, kind: str, locale: str | None = None) -> SimCustomer:
     rng = rng_for(child(seed, 3))
     chosen = locale or ("zh-CN" if rng.random() < 0.7 else "en")
     if chosen not in LOCALES:
         raise ValueError(f"locale must be one of {LOCALES}, got {chosen!r}")
     business = kind in ("equipment", "coldchain")
-    pool = {("zh-CN", False): _ZH_NAMES, ("en", False): _EN_NAMES,
-            ("zh-CN", True): _ZH_COMPANIES, ("en", True): _EN_COMPANIES}[(chosen, business)]
+    pool = {
+        ("zh-CN", False): _ZH_NAMES,
+        ("en", False): _EN_NAMES,
+        ("zh-CN", True): _ZH_COMPANIES,
+        ("en", True): _EN_COMPANIES,
+    }[(chosen, business)]
     return SimCustomer(f"cust-{device}", pool[int(rng.integers(len(pool)))], chosen)
 
 
@@ -335,8 +373,14 @@ class _Entry:
     varied: bool = False  # a replica: its scenario's knobs drawn over their plausible ranges
 
 
-def _assemble(seed: int, tenant: str, start_ms: int, entries: Iterable[_Entry],
-              intervals: SampleIntervals | None, realism: Realism | None) -> Fleet:
+def _assemble(
+    seed: int,
+    tenant: str,
+    start_ms: int,
+    entries: Iterable[_Entry],
+    intervals: SampleIntervals | None,
+    realism: Realism | None,
+) -> Fleet:
     check_segment(tenant, "tenant")
     plans: list[_Plan] = []
     customers: list[SimCustomer] = []
@@ -354,9 +398,18 @@ def _assemble(seed: int, tenant: str, start_ms: int, entries: Iterable[_Entry],
     return Fleet(seed, tenant, plans, customers, intervals or SampleIntervals(), realism or Realism())
 
 
-def build_fleet(seed: int = 7, *, devices: int | None = None, scenarios: list[str] | None = None,
-                quiet_ratio: float = 0.5, start_ms: int, duration_s: float, tenant: str = "demo",
-                intervals: SampleIntervals | None = None, realism: Realism | None = None) -> Fleet:
+def build_fleet(
+    seed: int = 7,
+    *,
+    devices: int | None = None,
+    scenarios: list[str] | None = None,
+    quiet_ratio: float = 0.5,
+    start_ms: int,
+    duration_s: float,
+    tenant: str = "demo",
+    intervals: SampleIntervals | None = None,
+    realism: Realism | None = None,
+) -> Fleet:
     """A fleet over one common span.
 
     ``scenarios`` (default: every scenario that fits in ``duration_s``) are cycled over the
@@ -400,10 +453,16 @@ def build_fleet(seed: int = 7, *, devices: int | None = None, scenarios: list[st
 MAX_REPLICAS = 99  # device ids carry a two-digit ordinal
 
 
-def standard_library(seed: int = 7, *, replicas: int = 5, quiet_per_kind: int = 5,
-                     start_ms: int = STANDARD_START_MS, tenant: str = "demo",
-                     intervals: SampleIntervals | None = None,
-                     realism: Realism | None = None) -> Fleet:
+def standard_library(
+    seed: int = 7,
+    *,
+    replicas: int = 5,
+    quiet_per_kind: int = 5,
+    start_ms: int = STANDARD_START_MS,
+    tenant: str = "demo",
+    intervals: SampleIntervals | None = None,
+    realism: Realism | None = None,
+) -> Fleet:
     """The fleet ``forewarn eval`` scores detectors against.
 
     ``replicas`` devices per scenario (``home-frozen-pipe-01`` …), each at the scenario's
@@ -418,16 +477,26 @@ def standard_library(seed: int = 7, *, replicas: int = 5, quiet_per_kind: int = 
         raise ValueError(f"replicas must be in 1..{MAX_REPLICAS}, got {replicas}")
     if not 0 <= quiet_per_kind <= MAX_REPLICAS:
         raise ValueError(f"quiet_per_kind must be in 0..{MAX_REPLICAS}, got {quiet_per_kind}")
-    entries = [_Entry(s.kind, s.name, r + 1, s.natural_duration_s, varied=True)
-               for s in SCENARIOS.values() for r in range(replicas)]
+    entries = [
+        _Entry(s.kind, s.name, r + 1, s.natural_duration_s, varied=True)
+        for s in SCENARIOS.values()
+        for r in range(replicas)
+    ]
     for kind in DEVICE_KINDS:
         for i in range(quiet_per_kind):
             entries.append(_Entry(kind, "quiet", i + 1, QUIET_DURATION_S[kind]))
     return _assemble(seed, tenant, start_ms, entries, intervals, realism)
 
 
-def demo_fleet(seed: int, start_ms: int, duration_s: float, *, tenant: str = "demo",
-               intervals: SampleIntervals | None = None, realism: Realism | None = None) -> Fleet:
+def demo_fleet(
+    seed: int,
+    start_ms: int,
+    duration_s: float,
+    *,
+    tenant: str = "demo",
+    intervals: SampleIntervals | None = None,
+    realism: Realism | None = None,
+) -> Fleet:
     """The live demo's fleet (made for ~12 simulated hours).
 
     A home whose pipe freezes (loss at 60 % of the span, at most 8 h in: hours 4–10 of a
@@ -438,8 +507,7 @@ def demo_fleet(seed: int, start_ms: int, duration_s: float, *, tenant: str = "de
     d = duration_s
     entries = [
         _Entry("home", "frozen_pipe", 1, d, at=min(0.6 * d, 8 * HOUR_S) / d, locale="zh-CN"),
-        _Entry("vehicle", "harsh_braking_trip", 1, d, at=min(0.12 * d, 1.3 * HOUR_S) / d,
-               locale="en"),
+        _Entry("vehicle", "harsh_braking_trip", 1, d, at=min(0.12 * d, 1.3 * HOUR_S) / d, locale="en"),
         _Entry("home", "burst_pipe", 1, d, at=min(0.35 * d, 4.5 * HOUR_S) / d, locale="zh-CN"),
     ]
     entries += [_Entry(kind, "quiet", 1, d) for kind in DEVICE_KINDS]

@@ -192,8 +192,7 @@ class Knob:
 
 ScenarioRun = Callable[[np.random.SeedSequence, Span, SampleIntervals, float, float | None], Outcome]
 # a variant run: knobs in, the outcome out, or None when the loss does not happen in the span
-VariantRun = Callable[[np.random.SeedSequence, Span, SampleIntervals, float, Mapping[str, float]],
-                      Outcome | None]
+VariantRun = Callable[[np.random.SeedSequence, Span, SampleIntervals, float, Mapping[str, float]], Outcome | None]
 
 VARIANT_DRAWS = 40  # redraws allowed before a replica gives up (a pipe that never freezes …)
 LOSS_MARGIN_S = 3600.0  # a replica's loss lands at least this long before its span ends
@@ -216,9 +215,14 @@ class ScenarioSpec:
     knobs: tuple[Knob, ...] = ()  # what replicas vary; the first is spread evenly by the fleet
     variant: VariantRun | None = None
 
-    def simulate(self, seed: np.random.SeedSequence, span: Span,
-                 intervals: SampleIntervals = DEFAULT_INTERVALS, noise: float = 1.0,
-                 at: float | None = None) -> Outcome:
+    def simulate(
+        self,
+        seed: np.random.SeedSequence,
+        span: Span,
+        intervals: SampleIntervals = DEFAULT_INTERVALS,
+        noise: float = 1.0,
+        at: float | None = None,
+    ) -> Outcome:
         if span.duration_s < self.min_duration_s:
             raise ValueError(
                 f"scenario {self.name} needs at least {self.min_duration_s / HOUR_S:g} h, "
@@ -231,9 +235,14 @@ class ScenarioSpec:
             raise RuntimeError(f"scenario {self.name}: ground truth outside the span ({out})")
         return out
 
-    def simulate_variant(self, seed: np.random.SeedSequence, span: Span,
-                         intervals: SampleIntervals = DEFAULT_INTERVALS, noise: float = 1.0,
-                         spread: float | None = None) -> tuple[Outcome, dict[str, float]]:
+    def simulate_variant(
+        self,
+        seed: np.random.SeedSequence,
+        span: Span,
+        intervals: SampleIntervals = DEFAULT_INTERVALS,
+        noise: float = 1.0,
+        spread: float | None = None,
+    ) -> tuple[Outcome, dict[str, float]]:
         """One replica: the knobs drawn over their plausible ranges, the physics run forward.
 
         Returns the outcome and the knob values used. ``spread`` (0–1) places the first knob
@@ -264,8 +273,7 @@ class ScenarioSpec:
                 return out, {**knobs, **out.params}
         raise RuntimeError(f"scenario {self.name}: no loss inside the span after {VARIANT_DRAWS} draws")
 
-    def incident(self, device: str, outcome: Outcome, seed: np.random.SeedSequence,
-                 tenant: str = "demo") -> Incident:
+    def incident(self, device: str, outcome: Outcome, seed: np.random.SeedSequence, tenant: str = "demo") -> Incident:
         rng = rng_for(child(seed, 9))
         lo, hi = self.cost_band_cny
         expected = round(lo * (hi / lo) ** float(rng.beta(2.0, 3.0)), -2)
@@ -300,8 +308,9 @@ def _first_ms(trace: Trace, mask: np.ndarray) -> int | None:
     return trace.first_time(mask)
 
 
-def _calibrate(simulate: Callable[[float], tuple[Trace, int | None]], lo: float, hi: float,
-               target_ms: int, iters: int = 14) -> tuple[float, Trace, int]:
+def _calibrate(
+    simulate: Callable[[float], tuple[Trace, int | None]], lo: float, hi: float, target_ms: int, iters: int = 14
+) -> tuple[float, Trace, int]:
     """Find the event time ``x`` in [lo, hi] whose simulated loss lands nearest ``target_ms``.
 
     The loss time grows with ``x`` (a later failure, a later loss); bisection on that.
@@ -336,15 +345,16 @@ def _target(rng: np.random.Generator, span: Span, at: float | None, lo: float, h
 # ---------------------------------------------------------------------------------- homes
 
 
-def _home_trace(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
-                params: HomeParams, *events: HomeEvent) -> Trace:
+def _home_trace(
+    seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float, params: HomeParams, *events: HomeEvent
+) -> Trace:
     """A scenario home's trace: its physics on the device's model stream (``child(seed, 1)``)."""
-    return simulate_home(child(seed, 1), span, params, list(events), interval_ms=iv.home_ms,
-                         noise=noise)
+    return simulate_home(child(seed, 1), span, params, list(events), interval_ms=iv.home_ms, noise=noise)
 
 
-def _frozen_pipe(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
-                 at: float | None) -> Outcome:
+def _frozen_pipe(
+    seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float, at: float | None
+) -> Outcome:
     """Empty home in a cold snap; the boiler locks out; an exposed pipe freezes and bursts."""
     rng = rng_for(child(seed, 0))
     target = _target(rng, span, at, 0.6, 0.8)
@@ -363,13 +373,19 @@ def _frozen_pipe(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, 
         # exposed, but not so exposed that it freezes while the heating still works
         exposure = min(exposure_wish, (setpoint - 4) / (setpoint - coldest))
         params = HomeParams(
-            climate_mean_c=mean, climate_swing_c=swing, house_tau_h=house_tau_h,
-            setpoint_c=setpoint, night_setback_c=0.0, pipe_exposure=exposure,
-            pipe_tau_h=pipe_tau_h, occupants=0, humidity_base_pct=humidity, supply_water_c=supply,
+            climate_mean_c=mean,
+            climate_swing_c=swing,
+            house_tau_h=house_tau_h,
+            setpoint_c=setpoint,
+            night_setback_c=0.0,
+            pipe_exposure=exposure,
+            pipe_tau_h=pipe_tau_h,
+            occupants=0,
+            humidity_base_pct=humidity,
+            supply_water_c=supply,
         )
 
-        def run(fail_s: float, params: HomeParams = params, front: ColdFront = front
-                ) -> tuple[Trace, int | None]:
+        def run(fail_s: float, params: HomeParams = params, front: ColdFront = front) -> tuple[Trace, int | None]:
             tr = _home_trace(seed, span, iv, noise, params, front, HeatingFailure(fail_s))
             return tr, _first_ms(tr, tr.state["pipe_c"] <= -1.0)
 
@@ -388,8 +404,9 @@ def _frozen_pipe(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, 
     return Outcome(trace, span.at(fail_s), loss)
 
 
-def _slow_leak(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
-               at: float | None) -> Outcome:
+def _slow_leak(
+    seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float, at: float | None
+) -> Outcome:
     """A weeping joint under the sink: low flow that never stops, water soaking the floor."""
     rng = rng_for(child(seed, 0))
     target = _target(rng, span, at, 0.6, 0.8)
@@ -399,16 +416,18 @@ def _slow_leak(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, no
     lpm = min(max(_u(rng, 300, 700) / leaking_min, 0.15), 3.0)
     damage_l = lpm * leaking_min
     _, lat, _, winter = _city(rng)
-    params = HomeParams(climate_mean_c=winter + _u(rng, 2, 8), occupants=int(rng.integers(1, 5)),
-                        humidity_base_pct=_u(rng, 45, 55))
+    params = HomeParams(
+        climate_mean_c=winter + _u(rng, 2, 8), occupants=int(rng.integers(1, 5)), humidity_base_pct=_u(rng, 45, 55)
+    )
     leak = SlowLeak(start, lpm, damage_l * _u(rng, 0.3, 0.6))
     trace = _home_trace(seed, span, iv, noise, params, leak)
     loss = _first_ms(trace, trace.state["leak_volume_l"] >= damage_l * 0.999)
     return Outcome(trace, span.at(start), loss if loss is not None else span.at(target))
 
 
-def _burst_pipe(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
-                at: float | None) -> Outcome:
+def _burst_pipe(
+    seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float, at: float | None
+) -> Outcome:
     """A corroded joint weeps for a while, then gives way: tens of litres a minute."""
     rng = rng_for(child(seed, 0))
     target = _target(rng, span, at, 0.35, 0.75)
@@ -446,26 +465,35 @@ def mould_dose_days(trace: Trace) -> np.ndarray:
     return np.cumsum(onset * speed * warmth * dt_s) / DAY_S
 
 
-def _mould_run(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
-               params: HomeParams, damp: Damp, mould_days: float) -> tuple[Trace, int | None]:
+def _mould_run(
+    seed: np.random.SeedSequence,
+    span: Span,
+    iv: SampleIntervals,
+    noise: float,
+    params: HomeParams,
+    damp: Damp,
+    mould_days: float,
+) -> tuple[Trace, int | None]:
     trace = _home_trace(seed, span, iv, noise, params, damp)
     return trace, _first_ms(trace, mould_dose_days(trace) >= mould_days)
 
 
-def _mould(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
-           at: float | None) -> Outcome:
+def _mould(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float, at: float | None) -> Outcome:
     """Broken bathroom extractor and seepage: the room stays damp for days until mould takes hold."""
     rng = rng_for(child(seed, 0))
     target = _target(rng, span, at, 0.6, 0.85)
-    params = HomeParams(climate_mean_c=_u(rng, 6, 12), occupants=int(rng.integers(2, 5)),
-                        humidity_base_pct=_u(rng, 55, 62), setpoint_c=_u(rng, 18, 20))
+    params = HomeParams(
+        climate_mean_c=_u(rng, 6, 12),
+        occupants=int(rng.integers(2, 5)),
+        humidity_base_pct=_u(rng, 55, 62),
+        setpoint_c=_u(rng, 18, 20),
+    )
     damp_rh, damp_tau_h, mould_days = _u(rng, 85, 91), _u(rng, 3, 8), _u(rng, 6, 8)
     for wetter in (0.0, 3.0, 6.0):  # a wetter room if the span is too short for this one
         damp_pct = min(damp_rh + wetter, 95.0)
 
         def run(from_s: float, damp_pct: float = damp_pct) -> tuple[Trace, int | None]:
-            return _mould_run(seed, span, iv, noise, params, Damp(from_s, damp_pct, damp_tau_h),
-                              mould_days)
+            return _mould_run(seed, span, iv, noise, params, Damp(from_s, damp_pct, damp_tau_h), mould_days)
 
         try:
             damp_from, trace, loss = _calibrate(run, 60.0, max(target - DAY_S, 120.0), span.at(target))
@@ -475,8 +503,9 @@ def _mould(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise:
     raise RuntimeError("mould: no mould inside the span; the span is too short")
 
 
-def _electrical_fire(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
-                     at: float | None) -> Outcome:
+def _electrical_fire(
+    seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float, at: float | None
+) -> Outcome:
     """A loose connection in the consumer unit arcs, heats, smoulders, then catches fire."""
     rng = rng_for(child(seed, 0))
     fire = _target(rng, span, at, 0.55, 0.8)
@@ -492,21 +521,24 @@ def _electrical_fire(seed: np.random.SeedSequence, span: Span, iv: SampleInterva
     return Outcome(trace, span.at(fault.from_s), span.at(fire))
 
 
-def _power_cut(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
-               at: float | None) -> Outcome:
+def _power_cut(
+    seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float, at: float | None
+) -> Outcome:
     """Storm cuts the power; the sump pump stops and the basement floods hours later."""
     rng = rng_for(child(seed, 0))
     flood = _target(rng, span, at, 0.45, 0.7)
     cut = max(flood - _u(rng, 2.5, 5) * HOUR_S, flood * 0.3)
     cut_event = PowerCut(cut, flood + _u(rng, 2, 4) * HOUR_S, flood)
-    params = HomeParams(climate_mean_c=_u(rng, 8, 14), occupants=int(rng.integers(2, 5)),
-                        humidity_base_pct=_u(rng, 55, 65))
+    params = HomeParams(
+        climate_mean_c=_u(rng, 8, 14), occupants=int(rng.integers(2, 5)), humidity_base_pct=_u(rng, 55, 65)
+    )
     trace = _home_trace(seed, span, iv, noise, params, cut_event)
     return Outcome(trace, span.at(cut), span.at(flood))
 
 
-def _battery_drain(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
-                   at: float | None) -> Outcome:
+def _battery_drain(
+    seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float, at: float | None
+) -> Outcome:
     """A battery sensor pack in a holiday flat drains fast (retry storm) and goes silent."""
     rng = rng_for(child(seed, 0))
     dies = _target(rng, span, at, 0.6, 0.85)
@@ -514,15 +546,21 @@ def _battery_drain(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals
     start_pct = _u(rng, 35, 60)
     level = start_pct - 0.03 * onset / HOUR_S
     rate = (level - 2.0) / ((dies - onset) / HOUR_S)
-    params = HomeParams(climate_mean_c=_u(rng, 3, 10), occupants=int(rng.integers(0, 2)),
-                        mains_powered=False, battery_start_pct=start_pct, rssi_dbm=_u(rng, -85, -75))
+    params = HomeParams(
+        climate_mean_c=_u(rng, 3, 10),
+        occupants=int(rng.integers(0, 2)),
+        mains_powered=False,
+        battery_start_pct=start_pct,
+        rssi_dbm=_u(rng, -85, -75),
+    )
     trace = _home_trace(seed, span, iv, noise, params, BatteryFault(onset, rate))
     loss = int(trace.ts_ms[-1]) + iv.home_ms  # the first reading that never comes
     return Outcome(trace, span.at(onset), min(loss, span.end_ms))
 
 
-def _stuck_sensor(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
-                  at: float | None) -> Outcome:
+def _stuck_sensor(
+    seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float, at: float | None
+) -> Outcome:
     """The hub's temperature/humidity board hangs: the same values forever, nothing watched."""
     rng = rng_for(child(seed, 0))
     stuck = _u(rng, 0.2, 0.4) * span.duration_s
@@ -541,13 +579,18 @@ def _stuck_sensor(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
 
 def _vehicle_params(rng: np.random.Generator, driver: str) -> VehicleParams:
     _, lat, lon, winter = _city(rng)
-    return VehicleParams(driver=DRIVERS[driver], home_lat=lat + _u(rng, -0.05, 0.05),
-                         home_lon=lon + _u(rng, -0.05, 0.05), ambient_c=winter + _u(rng, 0, 6),
-                         battery_rest_v=_u(rng, 12.4, 12.75))
+    return VehicleParams(
+        driver=DRIVERS[driver],
+        home_lat=lat + _u(rng, -0.05, 0.05),
+        home_lon=lon + _u(rng, -0.05, 0.05),
+        ambient_c=winter + _u(rng, 0, 6),
+        battery_rest_v=_u(rng, 12.4, 12.75),
+    )
 
 
-def _vehicle_trace(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
-                   params: VehicleParams, *trips: Trip) -> Trace:
+def _vehicle_trace(
+    seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float, params: VehicleParams, *trips: Trip
+) -> Trace:
     """A vehicle's trace: its physics on the device's model stream (``child(seed, 1)``)."""
     return simulate_vehicle(child(seed, 1), span, params, list(trips), intervals=iv, noise=noise)
 
@@ -566,8 +609,9 @@ def _first_harsh_or_speeding(trace: Trace, fallback_ms: int) -> int:
     return hit if hit is not None else fallback_ms
 
 
-def _fatigue_crash(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
-                   at: float | None) -> Outcome:
+def _fatigue_crash(
+    seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float, at: float | None
+) -> Outcome:
     """A long-haul driver keeps going past four hours without a break and crashes."""
     rng = rng_for(child(seed, 0))
     driving_h = _u(rng, 4.6, 6.2)
@@ -579,15 +623,23 @@ def _fatigue_crash(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals
         crash = min(start + driving_h * HOUR_S, 0.95 * span.duration_s)
     if crash - start < 4.2 * HOUR_S:
         raise ValueError("fatigue_crash needs more than 4.2 h of driving before the crash")
-    trip = Trip(start, crash - start + 30 * MINUTE_S, "long_haul", crash_at_s=crash,
-                fatigue_from_s=start + 3 * HOUR_S)
+    trip = Trip(start, crash - start + 30 * MINUTE_S, "long_haul", crash_at_s=crash, fatigue_from_s=start + 3 * HOUR_S)
     trace = _vehicle_trace(seed, span, iv, noise, _vehicle_params(rng, "fatigued"), trip)
     return Outcome(trace, span.at(start + 4 * HOUR_S), span.at(crash))
 
 
-def _risky_trip(rng: np.random.Generator, start: float, length: float, end_event: float,
-                brakes: int, stretches: int, route: str, crash: bool,
-                brake_g: float | None = None, over_limit: float | None = None) -> Trip:
+def _risky_trip(
+    rng: np.random.Generator,
+    start: float,
+    length: float,
+    end_event: float,
+    brakes: int,
+    stretches: int,
+    route: str,
+    crash: bool,
+    brake_g: float | None = None,
+    over_limit: float | None = None,
+) -> Trip:
     """Harsh brakes from 4–12 min in until 3 min before ``end_event``; speeding stretches.
 
     ``brake_g`` (each brake within ±0.05 g of it) and ``over_limit`` (speed / limit while
@@ -605,12 +657,20 @@ def _risky_trip(rng: np.random.Generator, start: float, length: float, end_event
     decel: tuple[float, ...] = ()
     if brake_g is not None:
         decel = tuple(min(max(brake_g + _u(rng, -0.05, 0.05), 0.4), 0.85) for _ in harsh)
-    return Trip(start, length, route, harsh_brakes_at_s=harsh, speeding=tuple(speeding),
-                crash_at_s=end_event if crash else None, harsh_brake_g=decel)
+    return Trip(
+        start,
+        length,
+        route,
+        harsh_brakes_at_s=harsh,
+        speeding=tuple(speeding),
+        crash_at_s=end_event if crash else None,
+        harsh_brake_g=decel,
+    )
 
 
-def _risky_driving_crash(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
-                         noise: float, at: float | None) -> Outcome:
+def _risky_driving_crash(
+    seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float, at: float | None
+) -> Outcome:
     """An aggressive driver brakes hard again and again, speeds, and finally rear-ends a car."""
     rng = rng_for(child(seed, 0))
     length = _u(rng, 60, 100) * MINUTE_S
@@ -621,14 +681,16 @@ def _risky_driving_crash(seed: np.random.SeedSequence, span: Span, iv: SampleInt
     else:
         start = _u(rng, 0.1, 0.3) * span.duration_s
         crash = start + into
-    trip = _risky_trip(rng, start, length, crash, int(rng.integers(5, 9)), int(rng.integers(3, 5)),
-                       "highway", crash=True)
+    trip = _risky_trip(
+        rng, start, length, crash, int(rng.integers(5, 9)), int(rng.integers(3, 5)), "highway", crash=True
+    )
     trace = _vehicle_trace(seed, span, iv, noise, _vehicle_params(rng, "aggressive"), trip)
     return Outcome(trace, _first_harsh_or_speeding(trace, span.at(start)), span.at(crash))
 
 
-def _harsh_braking_trip(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
-                        noise: float, at: float | None) -> Outcome:
+def _harsh_braking_trip(
+    seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float, at: float | None
+) -> Outcome:
     """A trip of repeated harsh braking and speeding, labelled risky at its end (no crash)."""
     rng = rng_for(child(seed, 0))
     length = _u(rng, 40, 70) * MINUTE_S
@@ -638,8 +700,9 @@ def _harsh_braking_trip(seed: np.random.SeedSequence, span: Span, iv: SampleInte
         length = end - start
     else:
         start = _u(rng, 0.1, 0.3) * span.duration_s
-    trip = _risky_trip(rng, start, length, start + length, int(rng.integers(4, 8)),
-                       int(rng.integers(1, 3)), "suburban", crash=False)
+    trip = _risky_trip(
+        rng, start, length, start + length, int(rng.integers(4, 8)), int(rng.integers(1, 3)), "suburban", crash=False
+    )
     trace = _vehicle_trace(seed, span, iv, noise, _vehicle_params(rng, "aggressive"), trip)
     end_ms = _trip_end_ms(trace, iv)
     end_ms = span.at(start + length) if end_ms is None else end_ms
@@ -661,40 +724,49 @@ def _spoiled_ms(trace: Trace, iv: SampleIntervals, tolerance_min: float) -> int 
     return _first_ms(trace, warm_min >= tolerance_min)
 
 
-def _bearing_failure(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
-                     at: float | None) -> Outcome:
+def _bearing_failure(
+    seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float, at: float | None
+) -> Outcome:
     """An outer-race defect grows (weeks of wear compressed into hours) until the bearing seizes."""
     rng = rng_for(child(seed, 0))
     fail = _target(rng, span, at, 0.75, 0.9)
     onset = min(_u(rng, 0.1, 0.25) * span.duration_s, fail * 0.3)
     v0 = _u(rng, 1.5, 2.8)
     wear = BearingWear(onset, fail, _u(rng, 18, 28))
-    params = EquipmentParams(baseline_vibration_mm_s=v0, rated_current_a=_u(rng, 40, 120),
-                             pressure_kpa=_u(rng, 350, 650), ambient_c=_u(rng, 20, 30))
-    trace = simulate_equipment(child(seed, 1), span, params, wear, interval_ms=iv.equipment_ms,
-                               noise=noise)
+    params = EquipmentParams(
+        baseline_vibration_mm_s=v0,
+        rated_current_a=_u(rng, 40, 120),
+        pressure_kpa=_u(rng, 350, 650),
+        ambient_c=_u(rng, 20, 30),
+    )
+    trace = simulate_equipment(child(seed, 1), span, params, wear, interval_ms=iv.equipment_ms, noise=noise)
     return Outcome(trace, span.at(_wear_detectable_s(wear, v0)), span.at(fail))
 
 
-def _coldchain_failure(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
-                       noise: float, at: float | None) -> Outcome:
+def _coldchain_failure(
+    seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float, at: float | None
+) -> Outcome:
     """Refrigerant leak: the compressor runs flat out, then trips; the load warms past 8 °C."""
     rng = rng_for(child(seed, 0))
     target = _target(rng, span, at, 0.5, 0.75)
     tolerance_min = _u(rng, 60, 120)  # minutes above 8 °C the product tolerates
     ramp = _u(rng, 1.5, 3) * HOUR_S
-    params = ColdChainParams(setpoint_c=_u(rng, 3, 5), ambient_mean_c=_u(rng, 24, 32),
-                             box_tau_h=_u(rng, 4, 6), cooling_c_per_h=_u(rng, 8, 12),
-                             door_openings_per_h=_u(rng, 0.6, 1.6))
+    params = ColdChainParams(
+        setpoint_c=_u(rng, 3, 5),
+        ambient_mean_c=_u(rng, 24, 32),
+        box_tau_h=_u(rng, 4, 6),
+        cooling_c_per_h=_u(rng, 8, 12),
+        door_openings_per_h=_u(rng, 0.6, 1.6),
+    )
     model_seed = child(seed, 1)
 
     def run(onset: float) -> tuple[Trace, int | None]:
-        tr = simulate_coldchain(model_seed, span, params, RefrigerantLeak(onset, onset + ramp),
-                                interval_ms=iv.coldchain_ms, noise=noise)
+        tr = simulate_coldchain(
+            model_seed, span, params, RefrigerantLeak(onset, onset + ramp), interval_ms=iv.coldchain_ms, noise=noise
+        )
         return tr, _spoiled_ms(tr, iv, tolerance_min)
 
-    onset, trace, loss = _calibrate(run, 60.0, max(target - ramp - 10 * MINUTE_S, 120.0),
-                                    span.at(target))
+    onset, trace, loss = _calibrate(run, 60.0, max(target - ramp - 10 * MINUTE_S, 120.0), span.at(target))
     return Outcome(trace, span.at(onset), loss)
 
 
@@ -706,8 +778,9 @@ def _coldchain_failure(seed: np.random.SeedSequence, span: Span, iv: SampleInter
 # A variant returns None when its loss does not happen in the span; the draw is then redone.
 
 
-def _frozen_pipe_variant(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
-                         noise: float, k: Mapping[str, float]) -> Outcome | None:
+def _frozen_pipe_variant(
+    seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float, k: Mapping[str, float]
+) -> Outcome | None:
     rng = rng_for(child(seed, 0))
     mean, swing = _u(rng, 0, 6), _u(rng, 3, 5)  # the weather before the cold snap
     front_lead_h, front_hours = _u(rng, 1, 6), _u(rng, 2, 4)
@@ -720,9 +793,16 @@ def _frozen_pipe_variant(seed: np.random.SeedSequence, span: Span, iv: SampleInt
     # exposed, but not so exposed that it freezes while the heating still works
     exposure = min(k["pipe_exposure"], (setpoint - 4) / (setpoint - (low - 2.5)))
     params = HomeParams(
-        climate_mean_c=mean, climate_swing_c=swing, house_tau_h=k["house_tau_h"],
-        setpoint_c=setpoint, night_setback_c=0.0, pipe_exposure=exposure,
-        pipe_tau_h=k["pipe_tau_h"], occupants=0, humidity_base_pct=humidity, supply_water_c=supply,
+        climate_mean_c=mean,
+        climate_swing_c=swing,
+        house_tau_h=k["house_tau_h"],
+        setpoint_c=setpoint,
+        night_setback_c=0.0,
+        pipe_exposure=exposure,
+        pipe_tau_h=k["pipe_tau_h"],
+        occupants=0,
+        humidity_base_pct=humidity,
+        supply_water_c=supply,
     )
     trace = _home_trace(seed, span, iv, noise, params, front, HeatingFailure(fail))
     loss = _first_ms(trace, trace.state["pipe_c"] <= -1.0)
@@ -731,12 +811,14 @@ def _frozen_pipe_variant(seed: np.random.SeedSequence, span: Span, iv: SampleInt
     return Outcome(trace, span.at(fail), loss, {"pipe_exposure": round(exposure, 3)})
 
 
-def _slow_leak_variant(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
-                       noise: float, k: Mapping[str, float]) -> Outcome | None:
+def _slow_leak_variant(
+    seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float, k: Mapping[str, float]
+) -> Outcome | None:
     rng = rng_for(child(seed, 0))
     _, _, _, winter = _city(rng)
-    params = HomeParams(climate_mean_c=winter + _u(rng, 2, 8), occupants=int(k["occupants"]),
-                        humidity_base_pct=_u(rng, 45, 55))
+    params = HomeParams(
+        climate_mean_c=winter + _u(rng, 2, 8), occupants=int(k["occupants"]), humidity_base_pct=_u(rng, 45, 55)
+    )
     start, damage_l = k["leak_starts_h"] * HOUR_S, k["damage_l"]
     leak = SlowLeak(start, k["leak_lpm"], damage_l * k["sensor_wet_share"])
     trace = _home_trace(seed, span, iv, noise, params, leak)
@@ -744,8 +826,9 @@ def _slow_leak_variant(seed: np.random.SeedSequence, span: Span, iv: SampleInter
     return None if loss is None else Outcome(trace, span.at(start), loss)
 
 
-def _burst_pipe_variant(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
-                        noise: float, k: Mapping[str, float]) -> Outcome | None:
+def _burst_pipe_variant(
+    seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float, k: Mapping[str, float]
+) -> Outcome | None:
     rng = rng_for(child(seed, 0))
     params = HomeParams(climate_mean_c=_u(rng, 2, 12), occupants=int(rng.integers(1, 5)))
     burst_at = k["burst_h"] * HOUR_S
@@ -758,52 +841,68 @@ def _burst_pipe_variant(seed: np.random.SeedSequence, span: Span, iv: SampleInte
     return None if loss is None else Outcome(trace, span.at(drip_from), loss)
 
 
-def _mould_variant(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float,
-                   k: Mapping[str, float]) -> Outcome | None:
+def _mould_variant(
+    seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float, k: Mapping[str, float]
+) -> Outcome | None:
     rng = rng_for(child(seed, 0))
-    params = HomeParams(climate_mean_c=_u(rng, 6, 12), occupants=int(rng.integers(2, 5)),
-                        humidity_base_pct=k["base_rh_pct"], setpoint_c=_u(rng, 18, 20))
+    params = HomeParams(
+        climate_mean_c=_u(rng, 6, 12),
+        occupants=int(rng.integers(2, 5)),
+        humidity_base_pct=k["base_rh_pct"],
+        setpoint_c=_u(rng, 18, 20),
+    )
     damp_from = k["damp_starts_h"] * HOUR_S
     damp = Damp(damp_from, k["damp_rh_pct"], k["damp_tau_h"])
     trace, loss = _mould_run(seed, span, iv, noise, params, damp, k["mould_days"])
     return None if loss is None else Outcome(trace, span.at(damp_from), loss)
 
 
-def _electrical_fire_variant(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
-                             noise: float, k: Mapping[str, float]) -> Outcome | None:
+def _electrical_fire_variant(
+    seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float, k: Mapping[str, float]
+) -> Outcome | None:
     rng = rng_for(child(seed, 0))
     start = k["arcing_starts_h"] * HOUR_S
     fire = start + k["arcing_h"] * HOUR_S
     co_lead = min(k["smoulder_min"] * MINUTE_S, 0.6 * (fire - start))
     smoke_lead = min(k["smoke_min"] * MINUTE_S, 0.5 * co_lead)
-    fault = ElectricalFault(from_s=start, co_from_s=fire - co_lead, smoke_at_s=fire - smoke_lead,
-                            fire_at_s=fire)
+    fault = ElectricalFault(from_s=start, co_from_s=fire - co_lead, smoke_at_s=fire - smoke_lead, fire_at_s=fire)
     params = HomeParams(climate_mean_c=_u(rng, 0, 10), occupants=int(rng.integers(1, 5)))
     trace = _home_trace(seed, span, iv, noise, params, fault)
-    return Outcome(trace, span.at(start), span.at(fire),
-                   {"smoulder_min": round(co_lead / MINUTE_S, 3), "smoke_min": round(smoke_lead / MINUTE_S, 3)})
+    return Outcome(
+        trace,
+        span.at(start),
+        span.at(fire),
+        {"smoulder_min": round(co_lead / MINUTE_S, 3), "smoke_min": round(smoke_lead / MINUTE_S, 3)},
+    )
 
 
-def _power_cut_variant(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
-                       noise: float, k: Mapping[str, float]) -> Outcome | None:
+def _power_cut_variant(
+    seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float, k: Mapping[str, float]
+) -> Outcome | None:
     rng = rng_for(child(seed, 0))
     cut = k["cut_h"] * HOUR_S
     fill_h = k["pit_free_l"] / k["inflow_lph"]  # the stopped sump pump's pit fills up
     flood = cut + fill_h * HOUR_S
     cut_event = PowerCut(cut, flood + _u(rng, 2, 4) * HOUR_S, flood)
-    params = HomeParams(climate_mean_c=_u(rng, 8, 14), occupants=int(rng.integers(2, 5)),
-                        humidity_base_pct=_u(rng, 55, 65))
+    params = HomeParams(
+        climate_mean_c=_u(rng, 8, 14), occupants=int(rng.integers(2, 5)), humidity_base_pct=_u(rng, 55, 65)
+    )
     trace = _home_trace(seed, span, iv, noise, params, cut_event)
     return Outcome(trace, span.at(cut), span.at(flood), {"pit_fill_h": round(fill_h, 3)})
 
 
-def _battery_drain_variant(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
-                           noise: float, k: Mapping[str, float]) -> Outcome | None:
+def _battery_drain_variant(
+    seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float, k: Mapping[str, float]
+) -> Outcome | None:
     rng = rng_for(child(seed, 0))
     onset = k["fault_starts_h"] * HOUR_S
-    params = HomeParams(climate_mean_c=_u(rng, 3, 10), occupants=int(rng.integers(0, 2)),
-                        mains_powered=False, battery_start_pct=k["start_pct"],
-                        rssi_dbm=_u(rng, -85, -75))
+    params = HomeParams(
+        climate_mean_c=_u(rng, 3, 10),
+        occupants=int(rng.integers(0, 2)),
+        mains_powered=False,
+        battery_start_pct=k["start_pct"],
+        rssi_dbm=_u(rng, -85, -75),
+    )
     fault = BatteryFault(onset, k["drain_pct_per_h"])
     trace = _home_trace(seed, span, iv, noise, params, fault)
     if not len(trace) or len(trace) == len(span.grid(iv.home_ms)):
@@ -811,77 +910,112 @@ def _battery_drain_variant(seed: np.random.SeedSequence, span: Span, iv: SampleI
     return Outcome(trace, span.at(onset), int(trace.ts_ms[-1]) + iv.home_ms)
 
 
-def _stuck_sensor_variant(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
-                          noise: float, k: Mapping[str, float]) -> Outcome | None:
+def _stuck_sensor_variant(
+    seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float, k: Mapping[str, float]
+) -> Outcome | None:
     rng = rng_for(child(seed, 0))
     stuck = k["stuck_h"] * HOUR_S
-    params = HomeParams(climate_mean_c=_u(rng, 0, 8), climate_swing_c=k["climate_swing_c"],
-                        occupants=int(rng.integers(1, 5)))
+    params = HomeParams(
+        climate_mean_c=_u(rng, 0, 8), climate_swing_c=k["climate_swing_c"], occupants=int(rng.integers(1, 5))
+    )
     trace = _home_trace(seed, span, iv, noise, params, StuckSensor(stuck))
     return Outcome(trace, span.at(stuck), span.at(stuck + k["unmonitored_h"] * HOUR_S))
 
 
-def _fatigue_crash_variant(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
-                           noise: float, k: Mapping[str, float]) -> Outcome | None:
+def _fatigue_crash_variant(
+    seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float, k: Mapping[str, float]
+) -> Outcome | None:
     rng = rng_for(child(seed, 0))
     start = k["trip_starts_h"] * HOUR_S
     crash = start + k["driving_h"] * HOUR_S
-    trip = Trip(start, crash - start + 30 * MINUTE_S, "long_haul", crash_at_s=crash,
-                fatigue_from_s=start + k["fatigue_from_h"] * HOUR_S)
+    trip = Trip(
+        start,
+        crash - start + 30 * MINUTE_S,
+        "long_haul",
+        crash_at_s=crash,
+        fatigue_from_s=start + k["fatigue_from_h"] * HOUR_S,
+    )
     trace = _vehicle_trace(seed, span, iv, noise, _vehicle_params(rng, "fatigued"), trip)
     return Outcome(trace, span.at(start + 4 * HOUR_S), span.at(crash))
 
 
-def _risky_driving_crash_variant(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
-                                 noise: float, k: Mapping[str, float]) -> Outcome | None:
+def _risky_driving_crash_variant(
+    seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float, k: Mapping[str, float]
+) -> Outcome | None:
     rng = rng_for(child(seed, 0))
     start = k["trip_starts_h"] * HOUR_S
     crash = start + k["crash_after_min"] * MINUTE_S
     length = crash - start + _u(rng, 10, 40) * MINUTE_S  # where the trip was going
-    trip = _risky_trip(rng, start, length, crash, int(k["harsh_brakes"]),
-                       int(k["speeding_stretches"]), "highway", crash=True,
-                       brake_g=k["brake_g"], over_limit=k["over_limit"])
+    trip = _risky_trip(
+        rng,
+        start,
+        length,
+        crash,
+        int(k["harsh_brakes"]),
+        int(k["speeding_stretches"]),
+        "highway",
+        crash=True,
+        brake_g=k["brake_g"],
+        over_limit=k["over_limit"],
+    )
     trace = _vehicle_trace(seed, span, iv, noise, _vehicle_params(rng, "aggressive"), trip)
     return Outcome(trace, _first_harsh_or_speeding(trace, span.at(start)), span.at(crash))
 
 
-def _harsh_braking_trip_variant(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
-                                noise: float, k: Mapping[str, float]) -> Outcome | None:
+def _harsh_braking_trip_variant(
+    seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float, k: Mapping[str, float]
+) -> Outcome | None:
     rng = rng_for(child(seed, 0))
     start, length = k["trip_starts_h"] * HOUR_S, k["trip_min"] * MINUTE_S
-    trip = _risky_trip(rng, start, length, start + length, int(k["harsh_brakes"]),
-                       int(k["speeding_stretches"]), "suburban", crash=False,
-                       brake_g=k["brake_g"], over_limit=k["over_limit"])
+    trip = _risky_trip(
+        rng,
+        start,
+        length,
+        start + length,
+        int(k["harsh_brakes"]),
+        int(k["speeding_stretches"]),
+        "suburban",
+        crash=False,
+        brake_g=k["brake_g"],
+        over_limit=k["over_limit"],
+    )
     trace = _vehicle_trace(seed, span, iv, noise, _vehicle_params(rng, "aggressive"), trip)
     end_ms = _trip_end_ms(trace, iv)
-    return None if end_ms is None else Outcome(trace, _first_harsh_or_speeding(trace, span.at(start)),
-                                               end_ms)
+    return None if end_ms is None else Outcome(trace, _first_harsh_or_speeding(trace, span.at(start)), end_ms)
 
 
-def _bearing_failure_variant(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
-                             noise: float, k: Mapping[str, float]) -> Outcome | None:
+def _bearing_failure_variant(
+    seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float, k: Mapping[str, float]
+) -> Outcome | None:
     rng = rng_for(child(seed, 0))
     onset = k["onset_h"] * HOUR_S
     fail = onset + k["wear_h"] * HOUR_S
     v0 = k["baseline_mm_s"]
     wear = BearingWear(onset, fail, k["seize_mm_s"])
-    params = EquipmentParams(baseline_vibration_mm_s=v0, rated_current_a=_u(rng, 30, 150),
-                             pressure_kpa=_u(rng, 300, 800), ambient_c=_u(rng, 18, 34))
-    trace = simulate_equipment(child(seed, 1), span, params, wear, interval_ms=iv.equipment_ms,
-                               noise=noise)
+    params = EquipmentParams(
+        baseline_vibration_mm_s=v0,
+        rated_current_a=_u(rng, 30, 150),
+        pressure_kpa=_u(rng, 300, 800),
+        ambient_c=_u(rng, 18, 34),
+    )
+    trace = simulate_equipment(child(seed, 1), span, params, wear, interval_ms=iv.equipment_ms, noise=noise)
     return Outcome(trace, span.at(_wear_detectable_s(wear, v0)), span.at(fail))
 
 
-def _coldchain_failure_variant(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals,
-                               noise: float, k: Mapping[str, float]) -> Outcome | None:
+def _coldchain_failure_variant(
+    seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float, k: Mapping[str, float]
+) -> Outcome | None:
     rng = rng_for(child(seed, 0))
-    params = ColdChainParams(setpoint_c=_u(rng, 2.5, 5), ambient_mean_c=k["ambient_c"],
-                             box_tau_h=k["box_tau_h"], cooling_c_per_h=_u(rng, 8, 12),
-                             door_openings_per_h=_u(rng, 0.6, 1.8))
+    params = ColdChainParams(
+        setpoint_c=_u(rng, 2.5, 5),
+        ambient_mean_c=k["ambient_c"],
+        box_tau_h=k["box_tau_h"],
+        cooling_c_per_h=_u(rng, 8, 12),
+        door_openings_per_h=_u(rng, 0.6, 1.8),
+    )
     onset = k["leak_starts_h"] * HOUR_S
     leak = RefrigerantLeak(onset, onset + k["leak_ramp_h"] * HOUR_S)
-    trace = simulate_coldchain(child(seed, 1), span, params, leak, interval_ms=iv.coldchain_ms,
-                               noise=noise)
+    trace = simulate_coldchain(child(seed, 1), span, params, leak, interval_ms=iv.coldchain_ms, noise=noise)
     loss = _spoiled_ms(trace, iv, k["tolerance_min"])
     return None if loss is None else Outcome(trace, span.at(onset), loss)
 
@@ -893,8 +1027,13 @@ KNOBS: dict[str, tuple[Knob, ...]] = {
         _K("heating_fails_h", 2, 16, "h", "boiler locks out, hours after the span start"),
         _K("house_tau_h", 4, 12, "h", "how fast the empty house cools (poor to good insulation)"),
         _K("pipe_tau_h", 0.6, 2.5, "h", "pipe time constant (bare to lagged)"),
-        _K("pipe_exposure", 0.35, 0.65, "", "share of outdoor air at the pipe (capped so it "
-                                           "stays above 4 °C while heated)"),
+        _K(
+            "pipe_exposure",
+            0.35,
+            0.65,
+            "",
+            "share of outdoor air at the pipe (capped so it stays above 4 °C while heated)",
+        ),
     ),
     "slow_leak": (
         _K("leak_lpm", 0.3, 1.5, "l/min", "weeping joint's flow"),
@@ -913,8 +1052,13 @@ KNOBS: dict[str, tuple[Knob, ...]] = {
     ),
     "mould": (
         _K("damp_rh_pct", 83, 93, "%", "humidity the damp drives the room towards"),
-        _K("mould_days", 5, 10, "d", "days at 80 % RH (20 °C) equivalent until mould damage "
-                                     "(one to two weeks at 80 %, several days at 90 %)"),
+        _K(
+            "mould_days",
+            5,
+            10,
+            "d",
+            "days at 80 % RH (20 °C) equivalent until mould damage (one to two weeks at 80 %, several days at 90 %)",
+        ),
         _K("damp_tau_h", 3, 18, "h", "how fast the damp builds up (hours to most of a day)"),
         _K("base_rh_pct", 52, 62, "%", "the room's humidity before the damp"),
         _K("damp_starts_h", 6, 30, "h", "hours after the span start"),
@@ -999,45 +1143,149 @@ _H = HOUR_S
 SCENARIOS: dict[str, ScenarioSpec] = {
     s.name: replace(s, knobs=KNOBS[s.name], variant=_VARIANTS[s.name])
     for s in (
-        ScenarioSpec("frozen_pipe", "home", "Empty home in a cold snap, boiler out: pipe freezes",
-                     ("freeze_risk",), "frozen_pipe_burst", (5_000, 30_000), 36 * _H, 8 * _H,
-                     _frozen_pipe),
-        ScenarioSpec("slow_leak", "home", "Weeping joint: low flow that never stops",
-                     ("slow_leak", "water_leak"), "water_damage", (8_000, 60_000), 48 * _H, 8 * _H,
-                     _slow_leak),
-        ScenarioSpec("burst_pipe", "home", "Pipe gives way: high flow, leak sensor wet",
-                     ("burst_pipe", "water_leak"), "water_damage", (20_000, 100_000), 24 * _H,
-                     2 * _H, _burst_pipe),
-        ScenarioSpec("mould", "home", "Humidity above 80 % for days: mould",
-                     ("mould_risk",), "mould_damage", (5_000, 40_000), 10 * 24 * _H, 6 * 24 * _H,
-                     _mould),
-        ScenarioSpec("electrical_fire", "home", "Arcing connection: heat, CO, smoke, fire",
-                     ("fire_risk",), "fire", (100_000, 1_000_000), 24 * _H, 8 * _H,
-                     _electrical_fire),
-        ScenarioSpec("power_cut", "home", "Power cut stops the sump pump: basement floods",
-                     ("power_cut",), "basement_flood", (10_000, 80_000), 24 * _H, 8 * _H,
-                     _power_cut),
-        ScenarioSpec("battery_drain", "home", "Sensor pack drains and goes silent",
-                     ("battery_drain",), "device_offline", (1_000, 10_000), 48 * _H, 12 * _H,
-                     _battery_drain),
-        ScenarioSpec("stuck_sensor", "home", "Temperature board hangs: flatline",
-                     ("sensor_stuck",), "unmonitored_exposure", (2_000, 20_000), 36 * _H, 12 * _H,
-                     _stuck_sensor),
-        ScenarioSpec("fatigue_crash", "vehicle", "Long haul past 4 h without a break ends in a crash",
-                     ("driver_fatigue",), "collision", (10_000, 200_000), 12 * _H, 8 * _H,
-                     _fatigue_crash),
-        ScenarioSpec("risky_driving_crash", "vehicle", "Harsh braking and speeding, then a crash",
-                     ("harsh_braking", "speeding"), "collision", (10_000, 200_000), 6 * _H, 3 * _H,
-                     _risky_driving_crash),
-        ScenarioSpec("harsh_braking_trip", "vehicle", "A trip of harsh braking and speeding",
-                     ("harsh_braking", "speeding"), "risky_driving", (1_000, 10_000), 4 * _H,
-                     1.5 * _H, _harsh_braking_trip),
-        ScenarioSpec("bearing_failure", "equipment", "Bearing wear to seizure",
-                     ("bearing_failure",), "machinery_breakdown", (50_000, 500_000), 48 * _H,
-                     12 * _H, _bearing_failure),
-        ScenarioSpec("coldchain_failure", "coldchain", "Refrigerant leak: compressor trips, load spoils",
-                     ("coldchain_failure",), "spoiled_goods", (20_000, 200_000), 24 * _H, 8 * _H,
-                     _coldchain_failure),
+        ScenarioSpec(
+            "frozen_pipe",
+            "home",
+            "Empty home in a cold snap, boiler out: pipe freezes",
+            ("freeze_risk",),
+            "frozen_pipe_burst",
+            (5_000, 30_000),
+            36 * _H,
+            8 * _H,
+            _frozen_pipe,
+        ),
+        ScenarioSpec(
+            "slow_leak",
+            "home",
+            "Weeping joint: low flow that never stops",
+            ("slow_leak", "water_leak"),
+            "water_damage",
+            (8_000, 60_000),
+            48 * _H,
+            8 * _H,
+            _slow_leak,
+        ),
+        ScenarioSpec(
+            "burst_pipe",
+            "home",
+            "Pipe gives way: high flow, leak sensor wet",
+            ("burst_pipe", "water_leak"),
+            "water_damage",
+            (20_000, 100_000),
+            24 * _H,
+            2 * _H,
+            _burst_pipe,
+        ),
+        ScenarioSpec(
+            "mould",
+            "home",
+            "Humidity above 80 % for days: mould",
+            ("mould_risk",),
+            "mould_damage",
+            (5_000, 40_000),
+            10 * 24 * _H,
+            6 * 24 * _H,
+            _mould,
+        ),
+        ScenarioSpec(
+            "electrical_fire",
+            "home",
+            "Arcing connection: heat, CO, smoke, fire",
+            ("fire_risk",),
+            "fire",
+            (100_000, 1_000_000),
+            24 * _H,
+            8 * _H,
+            _electrical_fire,
+        ),
+        ScenarioSpec(
+            "power_cut",
+            "home",
+            "Power cut stops the sump pump: basement floods",
+            ("power_cut",),
+            "basement_flood",
+            (10_000, 80_000),
+            24 * _H,
+            8 * _H,
+            _power_cut,
+        ),
+        ScenarioSpec(
+            "battery_drain",
+            "home",
+            "Sensor pack drains and goes silent",
+            ("battery_drain",),
+            "device_offline",
+            (1_000, 10_000),
+            48 * _H,
+            12 * _H,
+            _battery_drain,
+        ),
+        ScenarioSpec(
+            "stuck_sensor",
+            "home",
+            "Temperature board hangs: flatline",
+            ("sensor_stuck",),
+            "unmonitored_exposure",
+            (2_000, 20_000),
+            36 * _H,
+            12 * _H,
+            _stuck_sensor,
+        ),
+        ScenarioSpec(
+            "fatigue_crash",
+            "vehicle",
+            "Long haul past 4 h without a break ends in a crash",
+            ("driver_fatigue",),
+            "collision",
+            (10_000, 200_000),
+            12 * _H,
+            8 * _H,
+            _fatigue_crash,
+        ),
+        ScenarioSpec(
+            "risky_driving_crash",
+            "vehicle",
+            "Harsh braking and speeding, then a crash",
+            ("harsh_braking", "speeding"),
+            "collision",
+            (10_000, 200_000),
+            6 * _H,
+            3 * _H,
+            _risky_driving_crash,
+        ),
+        ScenarioSpec(
+            "harsh_braking_trip",
+            "vehicle",
+            "A trip of harsh braking and speeding",
+            ("harsh_braking", "speeding"),
+            "risky_driving",
+            (1_000, 10_000),
+            4 * _H,
+            1.5 * _H,
+            _harsh_braking_trip,
+        ),
+        ScenarioSpec(
+            "bearing_failure",
+            "equipment",
+            "Bearing wear to seizure",
+            ("bearing_failure",),
+            "machinery_breakdown",
+            (50_000, 500_000),
+            48 * _H,
+            12 * _H,
+            _bearing_failure,
+        ),
+        ScenarioSpec(
+            "coldchain_failure",
+            "coldchain",
+            "Refrigerant leak: compressor trips, load spoils",
+            ("coldchain_failure",),
+            "spoiled_goods",
+            (20_000, 200_000),
+            24 * _H,
+            8 * _H,
+            _coldchain_failure,
+        ),
     )
 }
 
@@ -1059,19 +1307,29 @@ def _quiet_vehicle(habit: str, driver: str) -> QuietRun:
 Range = tuple[float, float]
 
 
-def _quiet_home(occupants: tuple[int, int], climate: Range, mains: bool, *,
-                house_tau_h: Range = (7, 12), setpoint_c: Range = (19, 22),
-                exposure: Range = (0.15, 0.3), humidity_pct: Range = (42, 58)) -> QuietRun:
+def _quiet_home(
+    occupants: tuple[int, int],
+    climate: Range,
+    mains: bool,
+    *,
+    house_tau_h: Range = (7, 12),
+    setpoint_c: Range = (19, 22),
+    exposure: Range = (0.15, 0.3),
+    humidity_pct: Range = (42, 58),
+) -> QuietRun:
     """A lived-in home with working heating in a climate whose winter mean is ``climate``."""
 
     def run(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float) -> Trace:
         rng = rng_for(child(seed, 0))
         params = HomeParams(
-            climate_mean_c=_u(rng, *climate), climate_swing_c=_u(rng, 3, 6),
-            house_tau_h=_u(rng, *house_tau_h), setpoint_c=_u(rng, *setpoint_c),
+            climate_mean_c=_u(rng, *climate),
+            climate_swing_c=_u(rng, 3, 6),
+            house_tau_h=_u(rng, *house_tau_h),
+            setpoint_c=_u(rng, *setpoint_c),
             pipe_exposure=_u(rng, *exposure),
             occupants=int(rng.integers(occupants[0], occupants[1] + 1)),
-            humidity_base_pct=_u(rng, *humidity_pct), mains_powered=mains,
+            humidity_base_pct=_u(rng, *humidity_pct),
+            mains_powered=mains,
             battery_start_pct=100.0 if mains else _u(rng, 70, 100),
         )
         return _home_trace(seed, span, iv, noise, params)
@@ -1079,32 +1337,40 @@ def _quiet_home(occupants: tuple[int, int], climate: Range, mains: bool, *,
     return run
 
 
-def _quiet_pump(*, vibration_mm_s: Range = (1.2, 3.0), ambient_c: Range = (18, 32),
-                stops_per_day: Range = (0.5, 2)) -> QuietRun:
+def _quiet_pump(
+    *, vibration_mm_s: Range = (1.2, 3.0), ambient_c: Range = (18, 32), stops_per_day: Range = (0.5, 2)
+) -> QuietRun:
     """A healthy pump on its duty cycle."""
 
     def run(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float) -> Trace:
         rng = rng_for(child(seed, 0))
-        params = EquipmentParams(baseline_vibration_mm_s=_u(rng, *vibration_mm_s),
-                                 rated_current_a=_u(rng, 30, 150), pressure_kpa=_u(rng, 300, 800),
-                                 ambient_c=_u(rng, *ambient_c), stops_per_day=_u(rng, *stops_per_day))
-        return simulate_equipment(child(seed, 1), span, params, interval_ms=iv.equipment_ms,
-                                  noise=noise)
+        params = EquipmentParams(
+            baseline_vibration_mm_s=_u(rng, *vibration_mm_s),
+            rated_current_a=_u(rng, 30, 150),
+            pressure_kpa=_u(rng, 300, 800),
+            ambient_c=_u(rng, *ambient_c),
+            stops_per_day=_u(rng, *stops_per_day),
+        )
+        return simulate_equipment(child(seed, 1), span, params, interval_ms=iv.equipment_ms, noise=noise)
 
     return run
 
 
-def _quiet_reefer(*, ambient_c: Range = (15, 32), box_tau_h: Range = (4, 7),
-                  doors_per_h: Range = (0.5, 2.0)) -> QuietRun:
+def _quiet_reefer(
+    *, ambient_c: Range = (15, 32), box_tau_h: Range = (4, 7), doors_per_h: Range = (0.5, 2.0)
+) -> QuietRun:
     """A working refrigerated box: the compressor cycles, the doors open on deliveries."""
 
     def run(seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float) -> Trace:
         rng = rng_for(child(seed, 0))
-        params = ColdChainParams(setpoint_c=_u(rng, 3, 5), ambient_mean_c=_u(rng, *ambient_c),
-                                 box_tau_h=_u(rng, *box_tau_h), cooling_c_per_h=_u(rng, 9, 13),
-                                 door_openings_per_h=_u(rng, *doors_per_h))
-        return simulate_coldchain(child(seed, 1), span, params, interval_ms=iv.coldchain_ms,
-                                  noise=noise)
+        params = ColdChainParams(
+            setpoint_c=_u(rng, 3, 5),
+            ambient_mean_c=_u(rng, *ambient_c),
+            box_tau_h=_u(rng, *box_tau_h),
+            cooling_c_per_h=_u(rng, 9, 13),
+            door_openings_per_h=_u(rng, *doors_per_h),
+        )
+        return simulate_coldchain(child(seed, 1), span, params, interval_ms=iv.coldchain_ms, noise=noise)
 
     return run
 
@@ -1125,11 +1391,15 @@ QUIET_PROFILES: dict[str, tuple[tuple[str, QuietRun], ...]] = {
         ("city_flat", _quiet_home((1, 2), (4, 14), True)),
         ("sensor_pack", _quiet_home((1, 3), (0, 10), False)),
         # a northern home in a hard winter, well built, heating on: cold outside, warm pipes
-        ("cold_north_home", _quiet_home((2, 4), (-12, -4), True, house_tau_h=(10, 16),
-                                        setpoint_c=(20, 23), exposure=(0.08, 0.2))),
+        (
+            "cold_north_home",
+            _quiet_home((2, 4), (-12, -4), True, house_tau_h=(10, 16), setpoint_c=(20, 23), exposure=(0.08, 0.2)),
+        ),
         # a humid southern flat in a mild winter, heating hardly ever on
-        ("mild_south_flat", _quiet_home((1, 3), (10, 17), True, house_tau_h=(5, 8),
-                                        setpoint_c=(17, 19), humidity_pct=(55, 66))),
+        (
+            "mild_south_flat",
+            _quiet_home((1, 3), (10, 17), True, house_tau_h=(5, 8), setpoint_c=(17, 19), humidity_pct=(55, 66)),
+        ),
     ),
     "equipment": (
         ("pump", _quiet_pump()),
@@ -1157,8 +1427,14 @@ def quiet_profile(kind: str, ordinal: int) -> str:
     return profiles[ordinal % len(profiles)][0]
 
 
-def simulate_quiet(kind: str, ordinal: int, seed: np.random.SeedSequence, span: Span,
-                   intervals: SampleIntervals = DEFAULT_INTERVALS, noise: float = 1.0) -> Trace:
+def simulate_quiet(
+    kind: str,
+    ordinal: int,
+    seed: np.random.SeedSequence,
+    span: Span,
+    intervals: SampleIntervals = DEFAULT_INTERVALS,
+    noise: float = 1.0,
+) -> Trace:
     """An ordinary device of ``kind``; ``ordinal`` picks among the kind's quiet profiles."""
     profiles = QUIET_PROFILES[kind]
     _, run = profiles[ordinal % len(profiles)]

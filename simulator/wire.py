@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from forewarn.contract import MAX_BATCH, METRICS, telemetry_topic
+from core.contract import MAX_BATCH, METRICS, telemetry_topic
 from simulator.fleet import Fleet, SimCustomer, SimDevice, SimReading
 from simulator.scenarios import Incident, child
 
@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 REPLAY_VERSION = 1
 DAY_MS = 86_400_000
 
-# garbage kind -> the reason forewarn.contract.parse_payload gives it
+# garbage kind -> the reason core.contract.parse_payload gives it
 GARBAGE_REASONS: dict[str, str] = {
     "malformed_json": "malformed_json",
     "nan": "malformed_json",  # NaN is not JSON: the parser refuses the literal
@@ -106,8 +106,7 @@ def _pick(rng: Rng, options: Sequence[Any]) -> Any:
     return options[min(int(rng.random() * len(options)), len(options) - 1)]
 
 
-def corrupt(reading: SimReading | Mapping[str, Any], kind: str, rng: Rng,
-            future_ms: int | None = None) -> bytes:
+def corrupt(reading: SimReading | Mapping[str, Any], kind: str, rng: Rng, future_ms: int | None = None) -> bytes:
     """Break one reading the ``kind`` way (see :data:`GARBAGE_KINDS`) into payload bytes.
 
     ``future_ms`` is the timestamp a ``future_ts`` message carries (default: a year after
@@ -146,8 +145,9 @@ def corrupt(reading: SimReading | Mapping[str, Any], kind: str, rng: Rng,
     raise ValueError(f"unknown garbage kind {kind!r}; known: {GARBAGE_KINDS}")
 
 
-def garbage_payloads(rng: Rng, n: int, *, now_ms: int | None = None, tenant: str = "demo",
-                     device: str = "garbage-probe") -> list[tuple[str, bytes, str]]:
+def garbage_payloads(
+    rng: Rng, n: int, *, now_ms: int | None = None, tenant: str = "demo", device: str = "garbage-probe"
+) -> list[tuple[str, bytes, str]]:
     """``n`` contract-breaking messages as (topic, payload, expected reject reason).
 
     Timestamps are ``now_ms`` (default: the wall clock) for the value-level faults, so the
@@ -162,10 +162,15 @@ def garbage_payloads(rng: Rng, n: int, *, now_ms: int | None = None, tenant: str
     out: list[tuple[str, bytes, str]] = []
     for i in range(n):
         kind = GARBAGE_KINDS[i % len(GARBAGE_KINDS)]
-        base = {"ts": now_ms - int(rng.random() * 60_000), "seq": i,
-                "metrics": {"temp_c": round(15 + 10 * rng.random(), 2),
-                            "humidity_pct": round(40 + 20 * rng.random(), 1),
-                            "water_leak": False}}
+        base = {
+            "ts": now_ms - int(rng.random() * 60_000),
+            "seq": i,
+            "metrics": {
+                "temp_c": round(15 + 10 * rng.random(), 2),
+                "humidity_pct": round(40 + 20 * rng.random(), 1),
+                "water_leak": False,
+            },
+        }
         future = now_ms + int((1 + 23 * rng.random()) * 3_600_000)
         out.append((topic, corrupt(base, kind, rng, future_ms=future), GARBAGE_REASONS[kind]))
     return out
@@ -174,8 +179,14 @@ def garbage_payloads(rng: Rng, n: int, *, now_ms: int | None = None, tenant: str
 # ---------------------------------------------------------------------------- messages
 
 
-def _device_messages(fleet: Fleet, device: SimDevice, batch_ms: int, garbage_rate: float,
-                     rng: np.random.Generator, interval_ms: int | None) -> Iterator[WireMessage]:
+def _device_messages(
+    fleet: Fleet,
+    device: SimDevice,
+    batch_ms: int,
+    garbage_rate: float,
+    rng: np.random.Generator,
+    interval_ms: int | None,
+) -> Iterator[WireMessage]:
     topic = device.topic
     batch: list[SimReading] = []
 
@@ -195,9 +206,13 @@ def _device_messages(fleet: Fleet, device: SimDevice, batch_ms: int, garbage_rat
         yield from flush()
 
 
-def wire_messages(fleet: Fleet, *, batch_ms: int | Mapping[str, int] | None = None,
-                  garbage_rate: float | None = None, interval_ms: int | None = None
-                  ) -> Iterator[WireMessage]:
+def wire_messages(
+    fleet: Fleet,
+    *,
+    batch_ms: int | Mapping[str, int] | None = None,
+    garbage_rate: float | None = None,
+    interval_ms: int | None = None,
+) -> Iterator[WireMessage]:
     """Every device's messages merged in send order, garbage interleaved.
 
     A device sends a batch once its readings span ``batch_ms`` (per kind; default 10 s for
@@ -213,8 +228,9 @@ def wire_messages(fleet: Fleet, *, batch_ms: int | Mapping[str, int] | None = No
     elif batch_ms is not None:
         per_kind.update(batch_ms)
     streams = [
-        _device_messages(fleet, d, per_kind.get(d.kind, 0), rate,
-                         np.random.default_rng(child(fleet.seed_of(d), 7)), interval_ms)
+        _device_messages(
+            fleet, d, per_kind.get(d.kind, 0), rate, np.random.default_rng(child(fleet.seed_of(d), 7)), interval_ms
+        )
         for d in fleet.devices
     ]
     return heapq.merge(*streams, key=lambda m: m.ts_ms)
@@ -232,40 +248,50 @@ def _fleet_manifest(fleet: Fleet) -> dict[str, Any]:
         "end_ms": fleet.end_ms,
         "customers": [{"id": c.id, "name": c.name, "locale": c.locale} for c in fleet.customers],
         "devices": [
-            {"tenant": d.tenant, "device": d.device, "kind": d.kind, "customer": d.customer,
-             "scenario": d.scenario, "profile": fleet.profile(d), "parameters": fleet.parameters(d)}
+            {
+                "tenant": d.tenant,
+                "device": d.device,
+                "kind": d.kind,
+                "customer": d.customer,
+                "scenario": d.scenario,
+                "profile": fleet.profile(d),
+                "parameters": fleet.parameters(d),
+            }
             for d in fleet.devices
         ],
         "incidents": [i.to_json() for i in fleet.incidents],
     }
 
 
-def write_jsonl(fleet: Fleet, path: str | Path, *, incidents_path: str | Path | None = None,
-                batch_ms: int | Mapping[str, int] | None = None,
-                garbage_rate: float | None = None, interval_ms: int | None = None
-                ) -> ReplaySummary:
+def write_jsonl(
+    fleet: Fleet,
+    path: str | Path,
+    *,
+    incidents_path: str | Path | None = None,
+    batch_ms: int | Mapping[str, int] | None = None,
+    garbage_rate: float | None = None,
+    interval_ms: int | None = None,
+) -> ReplaySummary:
     """Write the fleet's messages to ``path`` (JSON lines) and the ground truth beside it."""
     path = Path(path)
     truth_path = Path(incidents_path) if incidents_path else path.parent / "incidents.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     messages = readings = garbage = 0
     with path.open("w", encoding="utf-8") as out:
-        for m in wire_messages(fleet, batch_ms=batch_ms, garbage_rate=garbage_rate,
-                               interval_ms=interval_ms):
+        for m in wire_messages(fleet, batch_ms=batch_ms, garbage_rate=garbage_rate, interval_ms=interval_ms):
             topic = json.dumps(m.topic)
             if m.expect_reject is None:
                 out.write(f'{{"topic":{topic},"ts":{m.ts_ms},"payload":{m.payload.decode()}}}\n')
             else:
                 raw = json.dumps(m.payload.decode("utf-8", errors="replace"), ensure_ascii=False)
-                out.write(f'{{"topic":{topic},"ts":{m.ts_ms},"payload":{raw},'
-                          f'"reject":{json.dumps(m.expect_reject)}}}\n')
+                out.write(
+                    f'{{"topic":{topic},"ts":{m.ts_ms},"payload":{raw},"reject":{json.dumps(m.expect_reject)}}}\n'
+                )
                 garbage += 1
             messages += 1
             readings += m.readings
-    truth_path.write_text(json.dumps(_fleet_manifest(fleet), ensure_ascii=False, indent=1),
-                          encoding="utf-8")
-    logger.info("wrote %d messages (%d readings, %d garbage) to %s", messages, readings, garbage,
-                path)
+    truth_path.write_text(json.dumps(_fleet_manifest(fleet), ensure_ascii=False, indent=1), encoding="utf-8")
+    logger.info("wrote %d messages (%d readings, %d garbage) to %s", messages, readings, garbage, path)
     return ReplaySummary(path, truth_path, messages, readings, garbage)
 
 
@@ -292,7 +318,6 @@ def read_ground_truth(path: str | Path) -> GroundTruth:
         tenant=str(doc["tenant"]),
         seed=int(doc["seed"]),
         customers=[SimCustomer(c["id"], c["name"], c["locale"]) for c in doc["customers"]],
-        devices=[SimDevice(d["tenant"], d["device"], d["kind"], d["customer"], d["scenario"])
-                 for d in doc["devices"]],
+        devices=[SimDevice(d["tenant"], d["device"], d["kind"], d["customer"], d["scenario"]) for d in doc["devices"]],
         incidents=[Incident.from_json(i) for i in doc["incidents"]],
     )

@@ -1,6 +1,6 @@
 """The Faust app: store readings, score each device, decide warnings, notify. The only faust module.
 
-Agents are thin ``async for`` loops around pure code (``forewarn.contract`` to decode,
+Agents are thin ``async for`` loops around pure code (``core.contract`` to decode,
 ``streams.decisions`` to score and decide, ``notifiers`` to deliver). Topics are consumed as
 raw bytes and validated here, because Faust acknowledges values it cannot decode. At least
 once, with idempotent sinks: ``readings`` has a unique key, warnings have deterministic ids,
@@ -20,7 +20,7 @@ from typing import Any
 import faust
 import orjson
 
-from forewarn.contract import (
+from core.contract import (
     TOPIC_READINGS,
     TOPIC_WARNINGS,
     ContractError,
@@ -28,8 +28,8 @@ from forewarn.contract import (
     WarningEvent,
     decode_readings_record,
 )
-from forewarn.db import Store
-from forewarn.settings import get_settings
+from core.db import Store
+from core.settings import get_settings
 from notifiers.dispatch import Dispatcher
 from streams.decisions import DeviceMonitor
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from core.contract import Action, Reading, WarningEvent, warning_id
 from detectors.base import SEVERITIES, Finding, RiskDetector
 from detectors.profiles import build_detectors
-from forewarn.contract import Action, Reading, WarningEvent, warning_id
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,9 +17,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from forewarn import db, stack
+from core import db
+from core.settings import Settings, host_port
+from forewarn import launcher
 from forewarn.runner import Child, spawn
-from forewarn.settings import Settings
 from forewarn.sink import HttpSink
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,22 +38,22 @@ class Services:
 @pytest.fixture(scope="session")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     logs = tmp_path_factory.mktemp("service-logs")
-    started: list[stack.Service] = []
+    started: list[launcher.Service] = []
     try:
-        if stack._find("mosquitto", "/usr/sbin", "/usr/local/sbin"):
-            svc = stack.start_mosquitto(log_dir=logs)
+        if launcher._find("mosquitto", "/usr/sbin", "/usr/local/sbin"):
+            svc = launcher.start_mosquitto(log_dir=logs)
             started.append(svc)
             mqtt_url = svc.url
         else:
             mqtt_url = Settings().mqtt_url
-            host, port = stack._host_port(mqtt_url, 1883)
-            assert stack.reachable(host, port), f"no mosquitto binary and no MQTT broker at {mqtt_url}"
-        tansu = stack.start_tansu(log_dir=logs)
+            host, port = host_port(mqtt_url, 1883)
+            assert launcher.reachable(host, port), f"no mosquitto binary and no MQTT broker at {mqtt_url}"
+        tansu = launcher.start_tansu(log_dir=logs)
         started.append(tansu)
         base_db = Settings().database_url
-        host, port = stack._host_port(base_db, 5432)
-        if not stack.reachable(host, port):
-            pg = stack.start_postgres()
+        host, port = host_port(base_db, 5432)
+        if not launcher.reachable(host, port):
+            pg = launcher.start_postgres()
             started.append(pg)
             base_db = pg.url
         name = f"forewarn_test_{uuid.uuid4().hex[:8]}"
@@ -72,7 +73,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         for svc in reversed(started):
-            holder = stack.LocalStack("", "", "", [svc])
+            holder = launcher.LocalStack("", "", "", [svc])
             holder.stop()
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from forewarn import db
-from forewarn.contract import Reading, ReadingsBatch
+from core import db
+from core.contract import Reading, ReadingsBatch
 
 pytestmark = pytest.mark.integration
 

@@ -10,11 +10,11 @@ import time
 import orjson
 import pytest
 
-from forewarn import bus, db
-from forewarn.contract import TOPIC_REJECTS, telemetry_topic
-from forewarn.mqtt import Publisher
+from core import bus, db
+from core.contract import TOPIC_REJECTS, telemetry_topic
+from core.mqtt import Publisher
+from core.settings import host_port
 from forewarn.runner import publish_fleet, register_fleet
-from forewarn.stack import _host_port
 from simulator.fleet import demo_fleet
 from simulator.wire import to_payload
 
@@ -51,7 +51,7 @@ def test_a_simulated_fleet_is_warned_before_the_loss(services, sink, ingest_proc
     time.sleep(2.5)  # ingest refreshes its registry on the first unknown device
 
     # a malformed message in the middle of the traffic
-    publisher = Publisher(*_host_port(services.mqtt_url, 1883), client_id="e2e-garbage")
+    publisher = Publisher(*host_port(services.mqtt_url, 1883), client_id="e2e-garbage")
     publisher.start()
     device = fleet.devices[0]
     publisher.flush([publisher.publish(telemetry_topic(device.tenant, device.device), b'{"ts": oops')])
@@ -124,7 +124,7 @@ def test_a_simulated_fleet_is_warned_before_the_loss(services, sink, ingest_proc
 
     # a device that resends its whole history (at-least-once upstream) changes nothing
     replayed = [r for r in fleet.merged() if r.device.device == braking.device]
-    publisher = Publisher(*_host_port(services.mqtt_url, 1883), client_id="e2e-replay")
+    publisher = Publisher(*host_port(services.mqtt_url, 1883), client_id="e2e-replay")
     publisher.start()
     topic = telemetry_topic("demo", braking.device)
     infos = [publisher.publish(topic, to_payload(replayed[i : i + 1000])) for i in range(0, len(replayed), 1000)]

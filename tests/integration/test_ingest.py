@@ -9,10 +9,10 @@ import time
 import orjson
 import pytest
 
-from forewarn import bus, db
-from forewarn.contract import TOPIC_READINGS, TOPIC_REJECTS, telemetry_topic
-from forewarn.mqtt import Publisher
-from forewarn.stack import _host_port
+from core import bus, db
+from core.contract import TOPIC_READINGS, TOPIC_REJECTS, telemetry_topic
+from core.mqtt import Publisher
+from core.settings import host_port
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,7 @@ async def test_good_and_bad_messages(services, ingest_process) -> None:  # type:
     time.sleep(2.5)  # let ingest's registry refresh on the first miss
     now = int(time.time() * 1000)
     topic = telemetry_topic("acme", "ingest-d1")
-    publisher = Publisher(*_host_port(services.mqtt_url, 1883), client_id="test-ingest-pub")
+    publisher = Publisher(*host_port(services.mqtt_url, 1883), client_id="test-ingest-pub")
     publisher.start()
     infos = [
         publisher.publish(topic, b'{"ts": 1, "metrics": {NaN}}'),

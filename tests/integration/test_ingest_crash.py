@@ -10,11 +10,12 @@ import uuid
 import orjson
 import pytest
 
-from forewarn import db
-from forewarn.contract import telemetry_topic
-from forewarn.mqtt import Publisher
+from core import db
+from core.contract import telemetry_topic
+from core.mqtt import Publisher
+from core.settings import host_port
+from forewarn.launcher import LocalStack, start_mosquitto
 from forewarn.runner import spawn
-from forewarn.stack import LocalStack, _host_port, start_mosquitto
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +35,7 @@ def test_a_killed_ingest_loses_no_accepted_reading(services, worker_process, tmp
     }
     ingest = spawn("ingest", ["ingest"], env, tmp_path / "ingest-1.log").ready("ingest ready", 60)
 
-    publisher = Publisher(*_host_port(mqtt_url, 1883), client_id="crash-pub")
+    publisher = Publisher(*host_port(mqtt_url, 1883), client_id="crash-pub")
     publisher.start()
     now = int(time.time() * 1000) - MESSAGES * 1000
     topic = telemetry_topic("acme", "crash-d")

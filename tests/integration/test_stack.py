@@ -4,26 +4,26 @@ from __future__ import annotations
 
 import pytest
 
-from forewarn import stack
+from forewarn import launcher
 
 pytestmark = pytest.mark.integration
 
 
 def test_reuses_running_services_and_starts_only_the_missing_broker(services) -> None:  # type: ignore[no-untyped-def]
-    port = stack.free_port()
-    running = stack.bring_up(services.mqtt_url, f"kafka://127.0.0.1:{port}", services.database_url, progress=print)
+    port = launcher.free_port()
+    running = launcher.bring_up(services.mqtt_url, f"kafka://127.0.0.1:{port}", services.database_url, progress=print)
     try:
         how = {name: state for name, _, state in running.describe()}
         assert how == {"mqtt": "reused", "kafka (tansu)": "started", "postgresql": "reused"}
-        assert running.kafka_url == f"kafka://127.0.0.1:{port}" and stack.reachable("127.0.0.1", port)
+        assert running.kafka_url == f"kafka://127.0.0.1:{port}" and launcher.reachable("127.0.0.1", port)
     finally:
         running.stop()
-    assert not stack.reachable("127.0.0.1", port), "what the launcher started, it stops"
+    assert not launcher.reachable("127.0.0.1", port), "what the launcher started, it stops"
 
 
 def test_a_missing_binary_is_named_with_the_package_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stack, "_find", lambda *a, **k: None)
-    with pytest.raises(stack.StackError, match="apt-get install mosquitto"):
-        stack.start_mosquitto()
-    with pytest.raises(stack.StackError, match="apt-get install postgresql"):
-        stack.start_postgres()
+    monkeypatch.setattr(launcher, "_find", lambda *a, **k: None)
+    with pytest.raises(launcher.StackError, match="apt-get install mosquitto"):
+        launcher.start_mosquitto()
+    with pytest.raises(launcher.StackError, match="apt-get install postgresql"):
+        launcher.start_postgres()

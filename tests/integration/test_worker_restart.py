@@ -12,11 +12,11 @@ import time
 import orjson
 import pytest
 
-from forewarn import db
-from forewarn.contract import telemetry_topic
-from forewarn.mqtt import Publisher
+from core import db
+from core.contract import telemetry_topic
+from core.mqtt import Publisher
+from core.settings import host_port
 from forewarn.runner import spawn
-from forewarn.stack import _host_port
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +55,7 @@ def test_state_survives_a_worker_crash(services, sink, ingest_process, worker_pr
     mine = lambda: [d for d in sink.received if d.path.strip("/") == "restart-c"]  # noqa: E731
     stored = lambda: db.query(url, "SELECT count(*) AS n FROM readings WHERE device = 'restart-home'")[0]["n"]  # noqa: E731
 
-    publisher = Publisher(*_host_port(services.mqtt_url, 1883), client_id="restart-pub")
+    publisher = Publisher(*host_port(services.mqtt_url, 1883), client_id="restart-pub")
     publisher.start()
     start = int(time.time() * 1000) - 3600_000
     leak_readings(publisher, start, range(0, 5))

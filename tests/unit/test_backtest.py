@@ -127,9 +127,7 @@ class _Switchable(Detector):
         return 0.0
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"), [("true", True), ("Off", False), ("1", True), ("no", False)]
-)
+@pytest.mark.parametrize(("text", "expected"), [("true", True), ("Off", False), ("1", True), ("no", False)])
 def test_boolean_params(monkeypatch: pytest.MonkeyPatch, text: str, expected: bool) -> None:
     monkeypatch.setitem(UNIVARIATE, "switchable", _Switchable)
     assert convert_params("switchable", {"enabled": text}) == {"enabled": expected}
@@ -182,9 +180,7 @@ def test_nab_windowed_gaussian_baseline_is_reproduced(tmp_path: Path) -> None:
     nab_dir = nab.default_nab_dir()
     if not (nab_dir / "combined_windows.json").is_file():
         pytest.fail(f"NAB dev subset not found at {nab_dir}", pytrace=False)
-    report = score_nab_corpus_with(
-        "windowed_gaussian", {}, nab_dir, tmp_path, score_digits=12
-    )
+    report = score_nab_corpus_with("windowed_gaussian", {}, nab_dir, tmp_path, score_digits=12)
     assert {k: round(v, 2) for k, v in report.normalised.items()} == {
         "standard": 12.07,
         "reward_low_FP_rate": 4.81,

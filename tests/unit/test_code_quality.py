@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ["forewarn", "ingest", "streams", "detectors", "notifiers", "simulator", "evaluation", "benchmarks"]
+PACKAGES = ["core", "forewarn", "ingest", "streams", "detectors", "notifiers", "simulator", "evaluation", "benchmarks"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forewarn.contract import (
+from core.contract import (
     ContractError,
     Reading,
     WarningEvent,

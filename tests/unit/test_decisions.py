@@ -5,8 +5,8 @@ from __future__ import annotations
 import pickle
 from collections.abc import Mapping
 
+from core.contract import Reading
 from detectors.base import Finding, RiskDetector
-from forewarn.contract import Reading
 from streams.decisions import DeviceMonitor, WarningPolicy
 
 MIN = 60_000

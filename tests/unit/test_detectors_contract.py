@@ -22,10 +22,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.contract import DEVICE_KINDS, METRICS
 from detectors.base import SEVERITIES, Finding, RiskDetector
 from detectors.device import SensorStuck
 from detectors.profiles import PROFILES, REGISTRY, RISK_TYPES, build_detectors
-from forewarn.contract import DEVICE_KINDS, METRICS
 
 T0 = 1_763_654_400.0
 
@@ -33,9 +33,20 @@ CLASSES = sorted(REGISTRY.values(), key=lambda cls: cls.risk)
 
 # The risk names are a contract with the simulator and the notifier templates.
 EXPECTED_RISKS = {
-    "water_leak", "freeze_risk", "harsh_braking", "speeding", "driver_fatigue", "slow_leak",
-    "burst_pipe", "mould_risk", "fire_risk", "power_cut", "bearing_failure",
-    "coldchain_failure", "battery_drain", "sensor_stuck",
+    "water_leak",
+    "freeze_risk",
+    "harsh_braking",
+    "speeding",
+    "driver_fatigue",
+    "slow_leak",
+    "burst_pipe",
+    "mould_risk",
+    "fire_risk",
+    "power_cut",
+    "bearing_failure",
+    "coldchain_failure",
+    "battery_drain",
+    "sensor_stuck",
 }
 
 # An ordinary reading per risk type: nothing wrong, so the score is 0 before any learning.
@@ -59,8 +70,14 @@ QUIET: dict[str, dict[str, float]] = {
 # Parameters each class must refuse.
 BAD_PARAMS: dict[str, list[dict[str, Any]]] = {
     "water_leak": [{"debounce_s": -1.0}, {"debounce_s": math.nan}],
-    "freeze_risk": [{"horizon_s": 0.0}, {"min_span_s": 3 * 3600.0}, {"min_points": 2.5},
-                    {"draw_lpm": 0.0}, {"draw_c": -1.0}, {"max_rate_c_per_h": math.nan}],
+    "freeze_risk": [
+        {"horizon_s": 0.0},
+        {"min_span_s": 3 * 3600.0},
+        {"min_points": 2.5},
+        {"draw_lpm": 0.0},
+        {"draw_c": -1.0},
+        {"max_rate_c_per_h": math.nan},
+    ],
     "harsh_braking": [{"threshold_g": 0.8}, {"threshold_g": -0.4}, {"window_s": 0}],
     "speeding": [{"margin": -0.1}, {"min_duration_s": math.inf}, {"severe_margin": 0.1}],
     "driver_fatigue": [{"advisory_s": 5 * 3600.0}, {"utc_offset_h": 20.0}, {"break_s": 0.0}],
@@ -70,15 +87,20 @@ BAD_PARAMS: dict[str, list[dict[str, Any]]] = {
     "fire_risk": [{"co_warning_ppm": 300.0}, {"rise_c": True}, {"rise_window_s": 0.0}],
     "power_cut": [{"hold_s": 60.0}, {"min_v": "150"}, {"min_duration_s": -1.0}],
     "bearing_failure": [{"warning_mm_s": 8.0}, {"alpha": 0.0}, {"grace_period": 0}],
-    "coldchain_failure": [{"max_c": math.nan}, {"window_s": -1.0}, {"min_points": 1},
-                          {"cut_in_c": 9.0}, {"cut_in_c": math.inf}, {"margin_c": 0.0}],
+    "coldchain_failure": [
+        {"max_c": math.nan},
+        {"window_s": -1.0},
+        {"min_points": 1},
+        {"cut_in_c": 9.0},
+        {"cut_in_c": math.inf},
+        {"margin_c": 0.0},
+    ],
     "battery_drain": [{"low_pct": 3.0}, {"horizon_s": 0.0}, {"empty_pct": 150.0}],
     "sensor_stuck": [{"metric": ""}, {"ignore_values": [0.0]}, {"min_readings": 1}],
 }
 
 # Metrics a fuzzed reading may carry besides the detector's own (context other detectors use).
-CONTEXT = ("speed_kmh", "speed_limit_kmh", "ignition", "water_leak", "flow_lpm", "temp_c",
-           "door_open", "compressor_on")
+CONTEXT = ("speed_kmh", "speed_limit_kmh", "ignition", "water_leak", "flow_lpm", "temp_c", "door_open", "compressor_on")
 
 
 def _value(name: str) -> st.SearchStrategy[float]:
@@ -199,15 +221,12 @@ def test_rejects_bad_params(cls: type[RiskDetector], bad: dict[str, Any]) -> Non
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
 def test_copes_with_a_reading_without_time_or_with_garbage(cls: type[RiskDetector]) -> None:
     detector = cls()
-    for x in ({}, {"ts": T0}, {"ts": math.nan, **QUIET[cls.risk]},
-              {"ts": T0, **{m: math.inf for m in cls.metrics}}):
+    for x in ({}, {"ts": T0}, {"ts": math.nan, **QUIET[cls.risk]}, {"ts": T0, **{m: math.inf for m in cls.metrics}}):
         _assert_well_formed(detector.assess_one(x), cls)
         detector.learn_one(x)
 
 
-FUZZ = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
-)
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
@@ -327,8 +346,14 @@ def test_a_sensor_stuck_instance_wants_only_its_metric() -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["detectors._common", "detectors.home", "detectors.vehicle", "detectors.equipment",
-     "detectors.device", "detectors.profiles"],
+    [
+        "detectors._common",
+        "detectors.home",
+        "detectors.vehicle",
+        "detectors.equipment",
+        "detectors.device",
+        "detectors.profiles",
+    ],
 )
 def test_doctests(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module), verbose=False)

@@ -287,10 +287,7 @@ def test_a_half_g_brake_fires_and_a_gentle_one_does_not() -> None:
 def test_harsh_brakes_are_counted_per_hour_and_per_trip() -> None:
     readings: list[Reading] = []
     for brake_at in (600.0, 1500.0, 2400.0):  # three 2-second brakes at 10 Hz
-        readings += [
-            {"ts": T0 + brake_at + i / 10, "accel_long_g": -0.55, "speed_kmh": 60.0}
-            for i in range(20)
-        ]
+        readings += [{"ts": T0 + brake_at + i / 10, "accel_long_g": -0.55, "speed_kmh": 60.0} for i in range(20)]
     readings.append({"ts": T0 + 2500, "accel_long_g": 0.0, "ignition": 0.0})  # parked
     readings.append({"ts": T0 + 3000, "accel_long_g": -0.6, "ignition": 1.0})  # next trip
     results = firing(run(HarshBraking(), readings))
@@ -302,9 +299,7 @@ def test_harsh_brakes_are_counted_per_hour_and_per_trip() -> None:
 
 def drive(start: float, hours: float, speed: float = 90.0, every_s: float = 60.0) -> list[Reading]:
     n = int(hours * HOUR / every_s)
-    return [
-        {"ts": start + i * every_s, "ignition": 1.0, "speed_kmh": speed} for i in range(n + 1)
-    ]
+    return [{"ts": start + i * every_s, "ignition": 1.0, "speed_kmh": speed} for i in range(n + 1)]
 
 
 def park(start: float, minutes: float, every_s: float = 300.0) -> list[Reading]:
@@ -353,9 +348,7 @@ def test_long_driving_after_midnight_is_one_level_more_urgent() -> None:
 
 
 def test_speeding_20_percent_over_for_30_seconds_fires() -> None:
-    readings = [
-        {"ts": T0 + s, "speed_kmh": 130.0, "speed_limit_kmh": 100.0} for s in range(0, 61, 5)
-    ]
+    readings = [{"ts": T0 + s, "speed_kmh": 130.0, "speed_limit_kmh": 100.0} for s in range(0, 61, 5)]
     x, finding = first_firing(run(Speeding(), readings))
     assert x["ts"] - T0 == 30
     assert finding.evidence["over_pct"] == 30.0 and finding.severity == "warning"
@@ -371,8 +364,7 @@ def test_speeding_uses_the_last_posted_limit_and_flags_extreme_speed() -> None:
 def test_a_little_over_the_limit_or_a_short_overtake_is_not_speeding() -> None:
     steady = [{"ts": T0 + s, "speed_kmh": 115.0, "speed_limit_kmh": 100.0} for s in range(0, 600, 5)]
     overtake = [
-        {"ts": T0 + 600 + s, "speed_kmh": 130.0 if s < 20 else 95.0, "speed_limit_kmh": 100.0}
-        for s in range(0, 120, 5)
+        {"ts": T0 + 600 + s, "speed_kmh": 130.0 if s < 20 else 95.0, "speed_limit_kmh": 100.0} for s in range(0, 120, 5)
     ]
     assert quiet(run(Speeding(), steady + overtake))
 
@@ -458,8 +450,7 @@ def test_a_thermostat_cycling_and_a_door_opened_for_loading_are_not_a_failure() 
         x["compressor_on"] = 0.0 if (x["ts"] - T0) % 1200 < 600 else 1.0
         x["door_open"] = 0.0
     loading = [
-        {"ts": T0 + 25 * HOUR + 60 * m, "temp_c": 12.0, "door_open": 1.0, "compressor_on": 1.0}
-        for m in range(8)
+        {"ts": T0 + 25 * HOUR + 60 * m, "temp_c": 12.0, "door_open": 1.0, "compressor_on": 1.0} for m in range(8)
     ]
     assert quiet(run(ColdChain(), readings + loading))
 
@@ -470,7 +461,9 @@ def test_a_thermostat_cycling_and_a_door_opened_for_loading_are_not_a_failure() 
 def test_a_draining_battery_is_forecast_to_go_flat() -> None:
     rng = random.Random(31)
     readings = series(
-        "battery_pct", lambda t: round(80.0 - 2.0 * t / HOUR + rng.uniform(-0.5, 0.5)), hours=36,
+        "battery_pct",
+        lambda t: round(80.0 - 2.0 * t / HOUR + rng.uniform(-0.5, 0.5)),
+        hours=36,
         every_s=900,
     )
     results = run(BatteryDrain(), readings)

@@ -33,9 +33,20 @@ Draw = tuple[float, float, float]  # (local hour it starts, minutes, litres per 
 # An evening and a morning of a two-person household: washing up, toilets, a night-time
 # flush, two showers, a washing machine.
 HOUSEHOLD: tuple[Draw, ...] = (
-    (18.5, 3, 5.0), (19.2, 1, 7.0), (20.0, 12, 9.0), (21.3, 4, 10.0), (22.6, 1, 7.0),
-    (23.4, 2, 4.0), (2.7, 1, 7.0), (6.6, 10, 9.5), (7.1, 1, 7.0), (7.4, 3, 4.5), (8.2, 2, 6.0),
-    (12.3, 2, 5.0), (13.0, 1, 7.0), (17.6, 3, 5.0),
+    (18.5, 3, 5.0),
+    (19.2, 1, 7.0),
+    (20.0, 12, 9.0),
+    (21.3, 4, 10.0),
+    (22.6, 1, 7.0),
+    (23.4, 2, 4.0),
+    (2.7, 1, 7.0),
+    (6.6, 10, 9.5),
+    (7.1, 1, 7.0),
+    (7.4, 3, 4.5),
+    (8.2, 2, 6.0),
+    (12.3, 2, 5.0),
+    (13.0, 1, 7.0),
+    (17.6, 3, 5.0),
 )
 
 
@@ -109,9 +120,7 @@ def home(
 
 @pytest.mark.parametrize("flow_meter", [True, False], ids=["with_flow_meter", "pipe_sensor_only"])
 @pytest.mark.parametrize("seed", [1, 2])
-def test_a_heated_home_whose_pipe_steps_down_at_every_tap_is_not_a_frost(
-    flow_meter: bool, seed: int
-) -> None:
+def test_a_heated_home_whose_pipe_steps_down_at_every_tap_is_not_a_frost(flow_meter: bool, seed: int) -> None:
     """Each draw fills the pipe with 5 °C mains water: a fall of several degrees in a minute,
     then a slow return. A line through that is no cooling trend; the pipe never nears 0 °C."""
     readings, truth = home(flow_meter=flow_meter, seed=seed)
@@ -126,14 +135,16 @@ def test_a_heated_home_whose_pipe_steps_down_at_every_tap_is_not_a_frost(
 def test_a_cold_night_with_the_heating_cycling_and_set_back_is_not_a_frost(exposure: float) -> None:
     """−10 °C outside at 03:00, the thermostat set back 3 °C at 23:00 and cycling all night, a
     pipe partly exposed to the outside: it cools for hours and levels off well above 0 °C."""
-    readings, truth = home(outdoor_mean_c=-6.0, swing_c=4.0, exposure=exposure,
-                           draws=((2.7, 1, 7.0), (6.6, 10, 9.5)))
+    readings, truth = home(outdoor_mean_c=-6.0, swing_c=4.0, exposure=exposure, draws=((2.7, 1, 7.0), (6.6, 10, 9.5)))
     assert 5.0 < min(truth) < 10.0
     assert not firing(run(FreezeRisk(), readings))
 
 
-@pytest.mark.xfail(strict=True, reason="known limit: a linear trend cannot see from the pipe alone "
-                   "that the set-back room has stopped cooling; needs the room air (temp_c)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limit: a linear trend cannot see from the pipe alone "
+    "that the set-back room has stopped cooling; needs the room air (temp_c)",
+)
 def test_a_half_exposed_pipe_levelling_off_at_4c_after_the_night_set_back_is_not_a_frost() -> None:
     """Half outside (50 %), −8 °C at 03:00, set back 3 °C: after the set-back the pipe falls
     over 1 °C/h and a straight line through it reaches 0 °C within six hours; it levels off at
@@ -148,7 +159,7 @@ def test_a_weeping_joint_holding_the_pipe_at_mains_temperature_is_not_a_frost() 
     towards the 5 °C mains water within half an hour and stays there. Moving mains water does
     not freeze (the slow-leak detector's job is the leak)."""
     readings, truth = home(draws=(), leak_lpm=0.4, leak_from_h=3.0)
-    assert min(truth[3 * 60 + 60:]) > 4.0 and truth[3 * 60 - 1] - truth[3 * 60 + 30] > 2.5
+    assert min(truth[3 * 60 + 60 :]) > 4.0 and truth[3 * 60 - 1] - truth[3 * 60 + 30] > 2.5
     assert not firing(run(FreezeRisk(), readings))
 
 
@@ -157,8 +168,7 @@ def test_a_boiler_failing_on_a_frosty_night_still_warns_hours_ahead(flow_meter: 
     """The same household; the boiler locks out at 19:00, a front makes the night 6 °C colder
     from 20:00, the pipe is half exposed. The evening's showers and flushes each restart the
     trend, but they must neither hide the frost nor let an open warning lapse before it."""
-    readings, truth = home(front_c=6.0, front_at_h=2.0, heating_fails_at_h=1.0, exposure=0.5,
-                           flow_meter=flow_meter)
+    readings, truth = home(front_c=6.0, front_at_h=2.0, heating_fails_at_h=1.0, exposure=0.5, flow_meter=flow_meter)
     freezes = next(x["ts"] for x, t in zip(readings, truth, strict=True) if t <= 0.0)
     assert freezes - readings[0]["ts"] > 6 * HOUR  # it freezes after midnight
     results = run(FreezeRisk(), readings)
@@ -223,12 +233,14 @@ def cold_room(
             on = False
         warming = (ambient_c - temp) / ((1.2 if door else tau_h) * HOUR)
         temp += (warming - (cooling_c_per_h * capacity / HOUR if on else 0.0)) * MINUTE
-        readings.append({
-            "ts": T0 + t,
-            "temp_c": round(temp + rng.gauss(0, 0.1), 2),
-            "door_open": float(door),
-            "compressor_on": float(on),
-        })
+        readings.append(
+            {
+                "ts": T0 + t,
+                "temp_c": round(temp + rng.gauss(0, 0.1), 2),
+                "door_open": float(door),
+                "compressor_on": float(on),
+            }
+        )
     return readings
 
 
@@ -247,9 +259,7 @@ def off_cycles_min(readings: list[Reading]) -> list[float]:
     ("ambient_c", "tau_h", "setpoint_c"),
     [(30.0, 5.0, 4.0), (24.0, 6.0, 3.0), (32.0, 4.0, 5.0), (18.0, 7.0, 4.0)],
 )
-def test_a_cold_room_cycling_normally_all_day_is_quiet(
-    ambient_c: float, tau_h: float, setpoint_c: float
-) -> None:
+def test_a_cold_room_cycling_normally_all_day_is_quiet(ambient_c: float, tau_h: float, setpoint_c: float) -> None:
     """The compressor stays off for 15–60 minutes at a time while the box warms a few °C/h
     towards its cut-in; door openings for loading make it warm faster. It never gets near
     8 °C, so nothing is wrong."""

@@ -110,10 +110,7 @@ def test_null_detector_scores_zero(nab_dir: Path, tmp_path: Path) -> None:
 
 
 def test_perfect_detector_scores_one_hundred(nab_dir: Path, tmp_path: Path) -> None:
-    starts = {
-        series: {a.split(".")[0] for a, _ in limits}
-        for series, limits in nab.load_windows(nab_dir).items()
-    }
+    starts = {series: {a.split(".")[0] for a, _ in limits} for series, limits in nab.load_windows(nab_dir).items()}
     _write_results(nab_dir, tmp_path, lambda series, i, ts: 1.0 if ts in starts[series] else 0.0)
     report = nab.score_corpus(tmp_path, nab_dir)
     for profile in report.profiles.values():
@@ -142,9 +139,7 @@ def test_missing_series_is_named(nab_dir: Path, tmp_path: Path) -> None:
 
 def test_bad_score_row_is_named_by_file_and_line(nab_dir: Path, tmp_path: Path) -> None:
     bad = "artificialWithAnomaly/art_daily_flatmiddle.csv"
-    _write_results(
-        nab_dir, tmp_path, lambda series, i, ts: "oops" if series == bad and i == 9 else 0.1
-    )
+    _write_results(nab_dir, tmp_path, lambda series, i, ts: "oops" if series == bad and i == 9 else 0.1)
     with pytest.raises(nab.NabDataError, match=r"art_daily_flatmiddle\.csv, line 11: .*'oops'"):
         nab.score_corpus(tmp_path, nab_dir)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.contract import WarningEvent
 from detectors.profiles import REGISTRY
-from forewarn.contract import WarningEvent
 from notifiers.catalog import CATALOG
 from notifiers.render import format_duration, render_warning
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from forewarn.contract import METRICS, SEGMENT_RE, ContractError, parse_payload
+from core.contract import METRICS, SEGMENT_RE, ContractError, parse_payload
 from simulator.clock import CompressedClock, paced
 from simulator.devices import Span
 from simulator.fleet import (
@@ -52,15 +52,21 @@ def library() -> Fleet:
     built = time.perf_counter() - started
     count = fleet.count_readings()
     total = time.perf_counter() - started
-    print(f"\nstandard_library: {len(fleet.devices)} devices, {len(fleet.incidents)} incidents, "
-          f"built in {built:.2f} s, {count} readings generated in {total:.2f} s total")
+    print(
+        f"\nstandard_library: {len(fleet.devices)} devices, {len(fleet.incidents)} incidents, "
+        f"built in {built:.2f} s, {count} readings generated in {total:.2f} s total"
+    )
     return fleet
 
 
 def _small_fleet(seed: int = 3, scenarios: list[str] | None = None, **kw: object) -> Fleet:
-    return build_fleet(seed, scenarios=scenarios or ["frozen_pipe", "harsh_braking_trip",
-                                                     "bearing_failure", "coldchain_failure"],
-                       start_ms=START_MS, duration_s=12 * 3600, **kw)  # type: ignore[arg-type]
+    return build_fleet(
+        seed,
+        scenarios=scenarios or ["frozen_pipe", "harsh_braking_trip", "bearing_failure", "coldchain_failure"],
+        start_ms=START_MS,
+        duration_s=12 * 3600,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def _hours(fleet: Fleet, ts_ms: int) -> float:
@@ -91,8 +97,13 @@ def test_another_seed_gives_another_stream() -> None:
 
 def test_adding_devices_does_not_change_any_other_device() -> None:
     few = build_fleet(11, scenarios=["frozen_pipe"], start_ms=START_MS, duration_s=24 * 3600)
-    many = build_fleet(11, scenarios=["frozen_pipe", "slow_leak", "burst_pipe", "power_cut"],
-                       devices=12, start_ms=START_MS, duration_s=24 * 3600)
+    many = build_fleet(
+        11,
+        scenarios=["frozen_pipe", "slow_leak", "burst_pipe", "power_cut"],
+        devices=12,
+        start_ms=START_MS,
+        duration_s=24 * 3600,
+    )
     shared = [d for d in few.devices if d in many.devices]
     assert len(shared) == len(few.devices) >= 2  # the scenario device and a quiet one
     for device in shared:
@@ -153,8 +164,19 @@ def test_the_clean_stream_uses_only_catalog_metrics_within_range(library: Fleet)
                     assert isinstance(value, float) and math.isfinite(value), (name, value)
                     assert metric.low <= value <= metric.high, (device.device, name, value)
     # every kind reports its own metrics
-    assert {"speed_kmh", "accel_long_g", "impact_g", "pipe_temp_c", "flow_lpm", "co_ppm",
-            "vibration_mm_s", "bearing_temp_c", "compressor_on", "door_open", "mains_v"} <= seen
+    assert {
+        "speed_kmh",
+        "accel_long_g",
+        "impact_g",
+        "pipe_temp_c",
+        "flow_lpm",
+        "co_ppm",
+        "vibration_mm_s",
+        "bearing_temp_c",
+        "compressor_on",
+        "door_open",
+        "mains_v",
+    } <= seen
 
 
 def test_every_payload_the_fleet_sends_is_accepted_by_the_contract() -> None:
@@ -171,8 +193,7 @@ def test_every_payload_the_fleet_sends_is_accepted_by_the_contract() -> None:
 # ----------------------------------------------------------------------- ground truth
 
 
-def test_the_library_has_every_scenario_replicated_with_incidents_inside_the_span(
-        library: Fleet) -> None:
+def test_the_library_has_every_scenario_replicated_with_incidents_inside_the_span(library: Fleet) -> None:
     by_scenario: dict[str, list[Incident]] = defaultdict(list)
     for incident in library.incidents:
         by_scenario[incident.scenario].append(incident)
@@ -230,8 +251,7 @@ def test_ground_truth_follows_each_replicas_physics(library: Fleet) -> None:
         assert incident.warning_window_s == pytest.approx((p["driving_h"] - 4) * 3600, abs=1)
     for incident in _replicas(library, "power_cut"):  # the sump pit fills, then floods
         p = library.parameters(incident.device)
-        assert incident.warning_window_s == pytest.approx(p["pit_free_l"] / p["inflow_lph"] * 3600,
-                                                          abs=1)
+        assert incident.warning_window_s == pytest.approx(p["pit_free_l"] / p["inflow_lph"] * 3600, abs=1)
     for incident in _replicas(library, "electrical_fire"):
         p = library.parameters(incident.device)
         assert incident.warning_window_s == pytest.approx(p["arcing_h"] * 3600, abs=1)
@@ -321,8 +341,7 @@ def _harsh_brakes(fleet: Fleet, device: str) -> list[int]:
     return [int(t) for k, t in enumerate(hits) if k == 0 or t - hits[k - 1] > 5_000]
 
 
-def test_the_aggressive_driver_brakes_hard_and_speeds_and_calm_drivers_do_not(library: Fleet
-                                                                              ) -> None:
+def test_the_aggressive_driver_brakes_hard_and_speeds_and_calm_drivers_do_not(library: Fleet) -> None:
     counts, fastest = [], []
     for risky in _replicas(library, "harsh_braking_trip"):
         p = library.parameters(risky.device)
@@ -334,9 +353,13 @@ def test_the_aggressive_driver_brakes_hard_and_speeds_and_calm_drivers_do_not(li
         # the hardest brake: the replica's deceleration (each brake within ±0.05 g), plus noise
         assert -accel.min() == pytest.approx(p["brake_g"], abs=0.09), (risky.device, p)
         if p["speeding_stretches"]:
-            fastest.append(max(r.metrics["speed_kmh"] / r.metrics["speed_limit_kmh"]
-                               for r in library.readings(risky.device)
-                               if "speed_limit_kmh" in r.metrics))
+            fastest.append(
+                max(
+                    r.metrics["speed_kmh"] / r.metrics["speed_limit_kmh"]
+                    for r in library.readings(risky.device)
+                    if "speed_limit_kmh" in r.metrics
+                )
+            )
     assert max(counts) >= 3
     assert fastest and max(fastest) > 1.2  # well above the posted limit for minutes at a time
     for car in (d for d in library.devices if d.kind == "vehicle" and d.scenario is None):
@@ -358,8 +381,7 @@ def _longest_drive_h(fleet: Fleet, device: str) -> float:
     return longest
 
 
-def test_the_fatigued_driver_drives_over_four_hours_and_crashes_at_the_loss(library: Fleet
-                                                                            ) -> None:
+def test_the_fatigued_driver_drives_over_four_hours_and_crashes_at_the_loss(library: Fleet) -> None:
     for incident in _replicas(library, "fatigue_crash"):
         driving_h = library.parameters(incident.device)["driving_h"]
         assert _longest_drive_h(library, incident.device) == pytest.approx(driving_h, abs=0.05)
@@ -425,15 +447,21 @@ def test_the_demo_fleet_is_pinned() -> None:
     """The live demo and the end-to-end test rely on these exact incidents: replicas and new
     quiet profiles must leave the demo alone."""
     fleet = demo_fleet(7, START_MS, 12 * 3600)
-    assert [(i.device, i.precursor_start_ms, i.loss_at_ms, i.expected_cost_cny)
-            for i in fleet.incidents] == [
+    assert [(i.device, i.precursor_start_ms, i.loss_at_ms, i.expected_cost_cny) for i in fleet.incidents] == [
         ("home-frozen-pipe-01", 1736880370312, 1736896320000, 13800.0),
         ("vehicle-harsh-braking-trip-01", 1736871700559, 1736875079559, 4500.0),
         ("home-burst-pipe-01", 1736881492617, 1736885520000, 66900.0),
     ]
     assert [fleet.profile(d) for d in fleet.devices] == [
-        "frozen_pipe", "harsh_braking_trip", "burst_pipe", "quiet:commuter", "quiet:family_home",
-        "quiet:pump", "quiet:reefer", "quiet:city_flat"]
+        "frozen_pipe",
+        "harsh_braking_trip",
+        "burst_pipe",
+        "quiet:commuter",
+        "quiet:family_home",
+        "quiet:pump",
+        "quiet:reefer",
+        "quiet:city_flat",
+    ]
     assert all(fleet.parameters(d) == {} for d in fleet.devices)  # the typical draws, no knobs
 
 
@@ -489,8 +517,7 @@ def _reject_reasons(payload: bytes) -> set[str]:
 def test_garbage_payloads_are_rejected_with_the_expected_reason(rng: object) -> None:
     garbage = garbage_payloads(rng, 40, now_ms=NOW_MS)  # type: ignore[arg-type]
     assert len(garbage) == 40
-    assert {reason for _, _, reason in garbage} >= {"malformed_json", "out_of_range",
-                                                    "unknown_metric", "future_ts"}
+    assert {reason for _, _, reason in garbage} >= {"malformed_json", "out_of_range", "unknown_metric", "future_ts"}
     for topic, payload, reason in garbage:
         assert topic == "forewarn/v1/demo/garbage-probe/telemetry"
         assert _reject_reasons(payload) == {reason}, payload
@@ -527,8 +554,7 @@ def test_a_replay_file_round_trips_with_its_ground_truth(tmp_path) -> None:  # t
     assert len(replayed) == len(written) == summary.messages
     assert summary.garbage == sum(1 for m in written if m.expect_reject)
     for original, copy in zip(written, replayed, strict=True):
-        assert (copy.topic, copy.ts_ms, copy.expect_reject) == (original.topic, original.ts_ms,
-                                                                original.expect_reject)
+        assert (copy.topic, copy.ts_ms, copy.expect_reject) == (original.topic, original.ts_ms, original.expect_reject)
         if original.expect_reject is None:
             assert parse_payload(copy.payload, NOW_MS) == parse_payload(original.payload, NOW_MS)
         else:
@@ -602,12 +628,12 @@ def test_bad_requests_fail_loudly() -> None:
 
 
 def test_build_fleet_counts_devices_and_spreads_quiet_ones_over_kinds() -> None:
-    fleet = build_fleet(1, devices=10, quiet_ratio=0.4, scenarios=["burst_pipe"],
-                        start_ms=START_MS, duration_s=6 * 3600)
+    fleet = build_fleet(
+        1, devices=10, quiet_ratio=0.4, scenarios=["burst_pipe"], start_ms=START_MS, duration_s=6 * 3600
+    )
     assert len(fleet.devices) == 10
     assert sum(d.scenario == "burst_pipe" for d in fleet.devices) == 6
-    assert {d.kind for d in fleet.devices if d.scenario is None} == {"vehicle", "home",
-                                                                     "equipment", "coldchain"}
+    assert {d.kind for d in fleet.devices if d.scenario is None} == {"vehicle", "home", "equipment", "coldchain"}
     assert len({d.device for d in fleet.devices}) == 10
     assert all(fleet.customer(d).locale in ("zh-CN", "en") for d in fleet.devices)
 
@@ -624,8 +650,7 @@ def test_bad_library_requests_fail_loudly() -> None:
 
 
 def test_every_garbage_kind_is_known() -> None:
-    assert set(GARBAGE_KINDS) == {"malformed_json", "nan", "out_of_range", "unknown_metric",
-                                  "future_ts"}
+    assert set(GARBAGE_KINDS) == {"malformed_json", "nan", "out_of_range", "unknown_metric", "future_ts"}
 
 
 def test_readings_are_sim_readings_of_the_right_device(library: Fleet) -> None:

@@ -23,10 +23,7 @@ IDS = [name for name, _ in DETECTORS]
 def _readings(n: int, seed: int = 1) -> list[dict[str, float]]:
     """A noisy daily cycle sampled every 5 minutes."""
     rng = random.Random(seed)
-    return [
-        {"ts": 300.0 * i, "value": 20 + 3 * math.sin(i / 288 * 2 * math.pi) + rng.gauss(0, 0.3)}
-        for i in range(n)
-    ]
+    return [{"ts": 300.0 * i, "value": 20 + 3 * math.sin(i / 288 * 2 * math.pi) + rng.gauss(0, 0.3)} for i in range(n)]
 
 
 def _trained(cls: type[Detector], n: int = 600) -> Detector:

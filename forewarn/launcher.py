@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from core.settings import host_port
+
 log = logging.getLogger(__name__)
 
 
@@ -57,11 +59,6 @@ def wait_for(
             raise StackError(f"{what} exited with code {proc.returncode} before listening on {host}:{port}")
         time.sleep(0.1)
     raise StackError(f"{what} did not listen on {host}:{port} within {timeout:.0f} s")
-
-
-def _host_port(url: str, default_port: int) -> tuple[str, int]:
-    parts = urlsplit(url if "://" in url else f"x://{url}")
-    return parts.hostname or "127.0.0.1", parts.port or default_port
 
 
 def tansu_binary() -> Path:
@@ -234,7 +231,7 @@ def bring_up(
     stack = LocalStack(mqtt_url, kafka_url, database_url)
     atexit.register(stack.stop)
     try:
-        host, port = _host_port(mqtt_url, 1883)
+        host, port = host_port(mqtt_url, 1883)
         if reachable(host, port):
             stack.services.append(Service("mqtt", mqtt_url, False))
         else:
@@ -242,7 +239,7 @@ def bring_up(
             svc = start_mosquitto(port if host in ("127.0.0.1", "localhost") else None)
             stack.services.append(svc)
             stack.mqtt_url = svc.url
-        host, port = _host_port(kafka_url, 9092)
+        host, port = host_port(kafka_url, 9092)
         if not fresh_kafka and reachable(host, port):
             stack.services.append(Service("kafka", kafka_url, False))
         else:
@@ -251,7 +248,7 @@ def bring_up(
             svc = start_tansu(wanted)
             stack.services.append(svc)
             stack.kafka_url = svc.url
-        host, port = _host_port(database_url, 5432)
+        host, port = host_port(database_url, 5432)
         if reachable(host, port):
             stack.services.append(Service("postgresql", database_url, False))
         else:

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from forewarn.contract import KAFKA_TOPICS
+from core.contract import KAFKA_TOPICS
 
 log = logging.getLogger(__name__)
 

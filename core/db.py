@@ -24,7 +24,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from forewarn.contract import DEVICE_KINDS, LOCALES, SEGMENT_RE, ReadingsBatch
+from core.contract import DEVICE_KINDS, LOCALES, SEGMENT_RE, ReadingsBatch
 
 log = logging.getLogger(__name__)
 

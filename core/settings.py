@@ -30,13 +30,18 @@ class Settings(BaseSettings):
 
     @property
     def mqtt_host_port(self) -> tuple[str, int]:
-        parts = urlsplit(self.mqtt_url if "://" in self.mqtt_url else f"mqtt://{self.mqtt_url}")
-        return parts.hostname or "127.0.0.1", parts.port or 1883
+        return host_port(self.mqtt_url, 1883)
 
     @property
     def mqtt_credentials(self) -> tuple[str | None, str | None]:
         parts = urlsplit(self.mqtt_url)
         return parts.username, parts.password
+
+
+def host_port(url: str, default_port: int) -> tuple[str, int]:
+    """``scheme://[user@]host[:port]/…`` (or a bare ``host:port``) → (host, port), loopback by default."""
+    parts = urlsplit(url if "://" in url else f"x://{url}")
+    return parts.hostname or "127.0.0.1", parts.port or default_port
 
 
 def kafka_bootstrap(url: str) -> str:
