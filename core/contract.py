@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import orjson
 
+from core.lifecycle import Action
+
 CONTRACT_VERSION = 1
 
 SEGMENT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -348,7 +350,6 @@ def reject_record(reason: str, detail: str, topic: str, payload: Any, received_m
     )
 
 
-Action = Literal["open", "escalate", "resolve", "expire"]
 _NAMESPACE = uuid.UUID("6f1c1c1e-57a1-4b0b-9d1e-0f0e0a0c0d0e")
 
 

@@ -24,6 +24,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from core import lifecycle
 from core.contract import DEVICE_KINDS, LOCALES, SEGMENT_RE, ReadingsBatch
 
 log = logging.getLogger(__name__)
@@ -235,6 +236,22 @@ def channel_key(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()
 
 
+async def _advance(
+    conn: psycopg.AsyncConnection[Any], warning_id: str, event: lifecycle.Event, fields: str, values: tuple[Any, ...]
+) -> None:
+    """Apply one lifecycle event to a stored warning, by :mod:`core.lifecycle`'s table.
+
+    ``fields`` (``col = %s, …``) are set with the status; nothing changes in a status the
+    event does not leave."""
+    target = {src: lifecycle.next_status(src, event) for src in lifecycle.sources(event)}
+    cases = " ".join(f"WHEN '{src}' THEN '{dst}'" for src, dst in target.items())
+    await conn.execute(
+        f"UPDATE warnings SET status = CASE status {cases} END, {fields}, updated_at = now()"  # noqa: S608
+        " WHERE id = %s AND status = ANY(%s)",
+        (*values, warning_id, list(target)),
+    )
+
+
 async def _stage(conn: psycopg.AsyncConnection[Any]) -> None:
     """Each pooled connection gets its staging table for COPY once, not per write."""
     await conn.execute(
@@ -319,26 +336,19 @@ class Store:
                     Jsonb(event.evidence),
                 ),
             )
-            if event.action == "escalate":
-                await conn.execute(
-                    "UPDATE warnings SET severity = %s, status = 'escalated', score = %s,"
-                    " predicted_loss_at = %s, evidence = %s, updated_at = now()"
-                    " WHERE id = %s AND status NOT IN ('resolved', 'expired')",
-                    (
-                        event.severity,
-                        event.score,
-                        _ts(event.predicted_loss_at_ms),
-                        Jsonb(event.evidence),
-                        event.warning_id,
-                    ),
-                )
-            elif event.action in ("resolve", "expire"):
-                status = "resolved" if event.action == "resolve" else "expired"
-                await conn.execute(
-                    "UPDATE warnings SET status = %s, resolved_at = %s, updated_at = now()"
-                    " WHERE id = %s AND status NOT IN ('resolved', 'expired')",
-                    (status, _ts(event.at_ms), event.warning_id),
-                )
+            if event.action == "open":
+                return
+            fields = (
+                "resolved_at = %s"
+                if event.action in ("resolve", "expire")
+                else ("severity = %s, score = %s, predicted_loss_at = %s, evidence = %s")
+            )
+            values: tuple[Any, ...] = (
+                (_ts(event.at_ms),)
+                if event.action in ("resolve", "expire")
+                else (event.severity, event.score, _ts(event.predicted_loss_at_ms), Jsonb(event.evidence))
+            )
+            await _advance(conn, event.warning_id, event.action, fields, values)
 
     async def claim_delivery(self, warning_id: str, action: str, url: str, masked_url: str) -> bool:
         """Reserve (warning, action, channel); False when it was already sent."""
@@ -359,9 +369,5 @@ class Store:
                 " attempted_at = now() WHERE warning_id = %s AND action = %s AND channel_key = %s",
                 ("sent" if ok else "failed", error, warning_id, action, channel_key(url)),
             )
-            if ok and action == "open":
-                await conn.execute(
-                    "UPDATE warnings SET status = 'notified', notified_at = coalesce(notified_at, now()),"
-                    " updated_at = now() WHERE id = %s AND status = 'open'",
-                    (warning_id,),
-                )
+            if ok and action in lifecycle.NOTIFY_ACTIONS:
+                await _advance(conn, warning_id, "notified", "notified_at = coalesce(notified_at, now())", ())

@@ -5,8 +5,10 @@ from __future__ import annotations
 from functools import lru_cache
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.localtime import DEFAULT_TIMEZONE, check_zone
 
 
 class Settings(BaseSettings):
@@ -23,6 +25,14 @@ class Settings(BaseSettings):
     worker_web_port: int = 6066
     state_dir: str = ".forewarn"
     log_level: str = "INFO"
+    timezone: str = DEFAULT_TIMEZONE
+    """Customers without a zone of their own see times on this clock (IANA name)."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        check_zone(value)
+        return value
 
     @property
     def kafka_bootstrap(self) -> str:

@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 
 from core.contract import WarningEvent
 from core.db import Store
+from core.lifecycle import NOTIFY_ACTIONS
 from notifiers import channels
 from notifiers.render import Message, render_warning
 
 log = logging.getLogger(__name__)
-
-NOTIFY_ACTIONS = ("open", "escalate")
 
 
 @dataclass

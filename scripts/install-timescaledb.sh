@@ -64,7 +64,7 @@ run() {  # run CMD... : verbose output goes to the log only
 }
 
 echo "setup: TimescaleDB not found for PostgreSQL $pg_major; building its Apache-2 edition from" \
-     "Debian $suite's source (a few minutes; log: $log)"
+     "Debian $suite's source (about a minute; log: $log)"
 
 # --- build dependencies, from the machine's normal apt sources, only when missing -------------
 deps=(postgresql-server-dev-"$pg_major" cmake make gcc libc6-dev libssl-dev dpkg-dev xz-utils)

@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from core.contract import Action, Reading, WarningEvent, warning_id
+from core.contract import Reading, WarningEvent, warning_id
+from core.lifecycle import Action
 from detectors.base import SEVERITIES, Finding, RiskDetector
 from detectors.profiles import build_detectors
 
