@@ -73,7 +73,7 @@ class MigrationReport:
 
 
 def _migration_files() -> list[tuple[str, str]]:
-    folder = resources.files("forewarn") / "migrations"
+    folder = resources.files("core") / "migrations"
     files = sorted((p for p in folder.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
     return [(p.name, p.read_text(encoding="utf-8")) for p in files]
 
@@ -90,7 +90,7 @@ def migrate(url: str, progress: Callable[[str], None] = log.info) -> MigrationRe
                 " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
             )
             done = {r[0] for r in conn.execute("SELECT name FROM schema_migrations")}
-            timescale, licence = _enable_timescale(conn)
+            timescale, licence = _enable_timescale(conn, progress)
             for name, text in _migration_files():
                 if name in done:
                     continue
@@ -111,17 +111,33 @@ def migrate(url: str, progress: Callable[[str], None] = log.info) -> MigrationRe
     return MigrationReport(tuple(applied), timescale, licence)
 
 
-def _enable_timescale(conn: psycopg.Connection[Any]) -> tuple[bool, str | None]:
-    row = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
-    if row is None:
-        return False, None
-    try:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-    except psycopg.Error as exc:  # available but not preloaded, or no privilege
-        log.warning("timescaledb is installed but cannot be enabled (%s); using plain tables", exc)
-        return False, None
+def _enable_timescale(conn: psycopg.Connection[Any], progress: Callable[[str], None]) -> tuple[bool, str | None]:
+    """Enable TimescaleDB when the server can run it; say which way it went and why."""
+    if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone() is None:
+        if conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone() is None:
+            progress("TimescaleDB is not installed on this server: plain PostgreSQL tables")
+            return False, None
+        if not timescale_preloaded(conn):
+            # CREATE EXTENSION would fail and close the connection: say what to set instead
+            progress(
+                "TimescaleDB is installed but not preloaded: set shared_preload_libraries = 'timescaledb'"
+                " in postgresql.conf and restart PostgreSQL to use it; continuing on plain PostgreSQL tables"
+            )
+            return False, None
+        try:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        except psycopg.Error as exc:  # no privilege, or a broken installation
+            progress(f"TimescaleDB cannot be enabled ({exc}); continuing on plain PostgreSQL tables")
+            return False, None
     licence = conn.execute("SELECT current_setting('timescaledb.license', true)").fetchone()
     return True, (licence[0] if licence else None)
+
+
+def timescale_preloaded(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the server loads TimescaleDB at start (``shared_preload_libraries``)."""
+    row = conn.execute("SELECT current_setting('shared_preload_libraries', true)").fetchone()
+    libraries = [part.strip() for part in str(row[0] if row and row[0] else "").split(",")]
+    return any(lib == "timescaledb" or lib.startswith("timescaledb-") for lib in libraries)
 
 
 def _hypertable(conn: psycopg.Connection[Any], licence: str | None, progress: Callable[[str], None]) -> None:

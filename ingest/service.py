@@ -34,6 +34,7 @@ from core.contract import (
 )
 from core.db import Store
 from core.mqtt import MqttMessage, Subscriber
+from core.readiness import StatusFile
 from core.settings import Settings
 from ingest.validate import validate_message
 
@@ -59,6 +60,16 @@ class IngestStats:
     rejects: Counter[str] = field(default_factory=Counter)
     kafka_retries: int = 0
 
+    def counts(self) -> dict[str, object]:
+        """The counters as plain data, for the status file."""
+        return {
+            "messages": self.messages,
+            "readings": self.readings,
+            "records": self.records,
+            "rejects": dict(self.rejects),
+            "kafka_retries": self.kafka_retries,
+        }
+
     def line(self) -> str:
         rej = ", ".join(f"{k} {v}" for k, v in self.rejects.most_common()) or "none"
         return f"{self.messages} messages, {self.readings} readings in {self.records} records, rejects: {rej}"
@@ -74,6 +85,7 @@ class Ingest:
         self._registry_at = 0.0
         self._queue: asyncio.Queue[MqttMessage] = asyncio.Queue()
         self.subscriber: Subscriber | None = None
+        self.status = StatusFile.from_env()
 
     async def refresh_registry(self) -> None:
         self.registry = await self.store.devices()
@@ -95,6 +107,7 @@ class Ingest:
         )
         await asyncio.to_thread(self.subscriber.start)
         log.info("ingest ready: %d devices registered", len(self.registry))
+        self.status.mark_ready(devices=len(self.registry), **self.stats.counts())
         last_report = last_beat = time.monotonic()
         rounds: asyncio.Queue[Round] = asyncio.Queue(maxsize=ROUNDS_IN_FLIGHT)
         acker = asyncio.create_task(self._ack_in_order(rounds))
@@ -119,6 +132,7 @@ class Ingest:
                 if time.monotonic() - last_beat > 1:
                     last_beat = time.monotonic()
                     HEARTBEAT.touch()
+                    self.status.update(devices=len(self.registry), **self.stats.counts())
                 if time.monotonic() - last_report > 10:
                     last_report = time.monotonic()
                     log.info("ingest: %s", self.stats.line())
@@ -235,5 +249,6 @@ async def run_ingest(settings: Settings, stop: asyncio.Event | None = None) -> I
     finally:
         await producer.stop()
         await store.close()
+        ingest.status.update(stopped=True, **ingest.stats.counts())
         log.info("ingest stopped: %s", ingest.stats.line())
     return ingest.stats

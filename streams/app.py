@@ -29,6 +29,7 @@ from core.contract import (
     decode_readings_record,
 )
 from core.db import Store
+from core.readiness import StatusFile
 from core.settings import get_settings
 from notifiers.dispatch import Dispatcher
 from streams.decisions import DeviceMonitor
@@ -182,9 +183,13 @@ async def notify_customers(stream: faust.StreamT[bytes]) -> None:
         await _retry("recording a warning", functools.partial(dispatcher.handle, event))  # type: ignore[union-attr]
 
 
+status = StatusFile.from_env()
+
+
 @app.timer(interval=15.0)
 async def report_progress() -> None:
     HEARTBEAT.touch()  # the container health check reads its age
+    status.update(**counters)
     log.info(
         "worker: %(readings_stored)d readings stored, %(batches_scored)d batches scored, "
         "%(warnings)d warning events, %(bad_records)d bad records",
@@ -196,5 +201,10 @@ def run_worker(loglevel: str = "info") -> None:
     """Run the worker in the foreground (``forewarn worker``)."""
     from faust.worker import Worker
 
+    class ReportingWorker(Worker):  # type: ignore[misc]
+        async def on_startup_finished(self) -> None:
+            await super().on_startup_finished()
+            status.mark_ready(**counters)  # joined its group, tables recovered: consuming
+
     Path(settings.state_dir, "faust").mkdir(parents=True, exist_ok=True)  # Faust's datadir lives here
-    Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    ReportingWorker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
