@@ -2,7 +2,7 @@
 
 Everything runs as in production, on private services started for the occasion: Mosquitto
 and Tansu on free loopback ports, a fresh ``forewarn_bench_<hex>`` database (dropped at the
-end), ``forewarn ingest`` and ``forewarn worker`` as child processes (``forewarn.runner.spawn``)
+end), ``forewarn ingest`` and ``forewarn worker`` as child processes (``forewarn.children.spawn``)
 in a scratch directory. ``--devices`` devices (kinds in turn) are registered; several
 ``core.mqtt.Publisher`` clients (threads) publish ``--messages`` messages of K readings
 (2-3 metrics each, timestamps in the last hour, seq rising per device) at QoS 1.
@@ -52,7 +52,7 @@ from core.contract import METRICS, TOPIC_READINGS, TOPIC_REJECTS, telemetry_topi
 from core.mqtt import Publisher
 from core.settings import host_port
 from forewarn import launcher
-from forewarn.runner import Child, spawn
+from forewarn.children import Child, spawn
 from forewarn.sink import HttpSink
 from ingest.validate import validate_message
 
@@ -397,16 +397,16 @@ def child_env(brokers: Brokers, database_url: str, args: argparse.Namespace, wor
     return env
 
 
-def start_child(name: str, cli: list[str], env: dict[str, str], log: Path, ready: str, timeout: float) -> Child:
+def start_child(name: str, cli: list[str], env: dict[str, str], log: Path, timeout: float) -> Child:
     child = spawn(name, cli, env, log)
     deadline = time.monotonic() + timeout
     t0 = time.monotonic()
-    while not child.wait_for(ready, min(5.0, max(0.1, deadline - time.monotonic()))):
+    while not child.wait_ready(min(5.0, max(0.1, deadline - time.monotonic()))):
         if child.proc.poll() is not None or time.monotonic() >= deadline:
             tail = child.text()[-3000:]
             code = child.proc.poll()
             child.stop()
-            raise RuntimeError(f"{name} did not get ready ({ready!r}; exit code {code}):\n{tail}")
+            raise RuntimeError(f"{name} did not get ready (exit code {code}):\n{tail}")
         say(f"waiting for {name} to be ready … {time.monotonic() - t0:.0f} s")
     say(f"{name} ready after {time.monotonic() - t0:.0f} s (pid {child.proc.pid})")
     return child
@@ -446,7 +446,7 @@ async def ingest_alone(
     rss: dict[str, float] = {}
     try:
         env = child_env(brokers, database_url, args, workdir)
-        ingest = start_child("ingest", ["ingest"], env, workdir / "a-ingest.log", "ingest ready", 60)
+        ingest = start_child("ingest", ["ingest"], env, workdir / "a-ingest.log", 60)
         counts = KafkaCount()
         counter = asyncio.create_task(count_readings(brokers.bootstrap, counts))
         pids = {
@@ -559,8 +559,8 @@ async def end_to_end(
     extra: dict[str, object] = {}
     try:
         env = child_env(brokers, database_url, args, workdir)
-        ingest = start_child("ingest", ["ingest"], env, workdir / "b-ingest.log", "ingest ready", 60)
-        worker = start_child("worker", ["worker"], env, workdir / "b-worker.log", "[^Worker]: Ready", 180)
+        ingest = start_child("ingest", ["ingest"], env, workdir / "b-ingest.log", 60)
+        worker = start_child("worker", ["worker"], env, workdir / "b-worker.log", 180)
         counts = KafkaCount()
         counter = asyncio.create_task(count_readings(brokers.bootstrap, counts))
         pids = {
@@ -651,8 +651,10 @@ async def end_to_end(
         extra["changelog"] = await topic_size(brokers.bootstrap, changelog)
         extra["readings records"] = counts.records
         extra["readings topic rejects"] = dict(counts.rejects)
-        worker_lines = [line for line in worker.text().splitlines() if "batches scored" in line]
-        extra["worker last report"] = worker_lines[-1].split("worker: ", 1)[-1] if worker_lines else "—"
+        report = worker.status()
+        extra["worker last report"] = {
+            k: report[k] for k in ("readings_stored", "batches_scored", "warnings") if k in report
+        } or "—"
         extra["tansu rss MB"] = rss_mb(brokers.tansu.proc.pid)  # type: ignore[union-attr]
     finally:
         if counter is not None:

@@ -248,6 +248,44 @@ def query(url: str, statement: str, params: Sequence[Any] = ()) -> list[dict[str
 # ------------------------------------------------------------------- async store (services)
 
 
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """What one tenant's run left in the database since a moment (the demo's summary)."""
+
+    readings: int
+    """Distinct (device, time) readings stored."""
+    values: int
+    """Metric values stored."""
+    warnings: list[dict[str, Any]]
+    """Warnings opened, oldest first: id, device, risk, severity, status, opened_at."""
+    deliveries: dict[str, int]
+    """Delivery attempts by status (sent, failed, sending)."""
+
+
+def run_summary(url: str, tenant: str, since: datetime) -> RunSummary:
+    stored = query(
+        url,
+        "SELECT count(DISTINCT (device, ts)) AS readings, count(*) AS values FROM readings"
+        " WHERE ts >= %s AND tenant = %s",
+        (since, tenant),
+    )[0]
+    warnings = query(
+        url,
+        "SELECT id, device, risk, severity, status, opened_at FROM warnings WHERE opened_at >= %s"
+        " AND tenant = %s ORDER BY opened_at",
+        (since, tenant),
+    )
+    deliveries = query(
+        url,
+        "SELECT d.status, count(*) AS n FROM deliveries d JOIN warnings w ON w.id = d.warning_id"
+        " WHERE w.opened_at >= %s AND w.tenant = %s GROUP BY d.status",
+        (since, tenant),
+    )
+    return RunSummary(
+        int(stored["readings"]), int(stored["values"]), warnings, {r["status"]: int(r["n"]) for r in deliveries}
+    )
+
+
 def channel_key(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()
 

@@ -27,11 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from core.contract import Reading, WarningEvent
+from evaluation.matching import match
 from streams.decisions import DeviceMonitor, WarningPolicy
 
 DEFAULT_MIN_LEAD_S = 30 * 60.0
-FALSE_WARNING_GRACE_S = 6 * 3600.0  # a warning this long after the loss still belongs to it
-EARLY_SLACK_S = 3600.0  # ... and one this long before its precursor started
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,13 +168,9 @@ def evaluate(
     results: list[IncidentResult] = []
     matched: set[str] = set()
     for incident in fleet.incidents:
-        lo = incident.precursor_start_ms - int(EARLY_SLACK_S * 1000)
-        hi = incident.loss_at_ms + int(FALSE_WARNING_GRACE_S * 1000)
-        candidates = [e for e in opened.get(incident.device, []) if e.risk in incident.risks and lo <= e.at_ms <= hi]
-        before = [e for e in candidates if e.at_ms <= incident.loss_at_ms]
-        after = [e for e in candidates if e.at_ms > incident.loss_at_ms]
-        first = min(before, key=lambda e: e.at_ms) if before else None
-        matched.update(e.warning_id for e in candidates)
+        found = match(incident, opened.get(incident.device, []))
+        first = found.first
+        matched.update(e.warning_id for e in found.candidates)
         results.append(
             IncidentResult(
                 device=incident.device,
@@ -187,7 +182,7 @@ def evaluate(
                 expected_cost_cny=float(incident.expected_cost_cny),
                 first_warning_ms=first.at_ms if first else None,
                 first_warning_risk=first.risk if first else None,
-                warned_after_loss=first is None and bool(after),
+                warned_after_loss=found.warned_after_loss,
             )
         )
     false = [e for events in opened.values() for e in events if e.warning_id not in matched]

@@ -171,7 +171,7 @@ def simulate(
     """Publish a seeded fleet over MQTT (registering its customers and devices first), write it
     to a file, or replay such a file. Timestamps are never in the future: the simulated clock
     starts in the past and catches up with the wall clock at the end."""
-    from forewarn.runner import simulate_command
+    from forewarn.publish import simulate_command
 
     _logging("WARNING")
     try:
@@ -197,7 +197,7 @@ def simulate(
 @app.command()
 def up() -> None:
     """The whole stack in the foreground: reuse or start the services, run ingest and worker."""
-    from forewarn.runner import up_command
+    from forewarn.up import up_command
 
     _logging("WARNING")
     with _service_errors():
@@ -211,7 +211,7 @@ def demo(
     hours: Annotated[float, typer.Option(help="Simulated hours covered.")] = 12.0,
 ) -> None:
     """`up` plus the simulator: shows warnings live and ends with a summary (under two minutes)."""
-    from forewarn.runner import demo_command
+    from forewarn.demo import demo_command
 
     _logging("WARNING")
     with _service_errors():

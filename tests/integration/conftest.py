@@ -20,7 +20,7 @@ import pytest
 from core import db
 from core.settings import Settings, host_port
 from forewarn import launcher
-from forewarn.runner import Child, spawn
+from forewarn.children import Child, spawn
 from forewarn.sink import HttpSink
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,7 +89,7 @@ def ingest_process(services: Services, tmp_path_factory: pytest.TempPathFactory)
     """ingest as a real process, once per session."""
     ingest = spawn("ingest", ["ingest"], services.env, tmp_path_factory.mktemp("ingest") / "ingest.log")
     try:
-        yield ingest.ready("ingest ready", 60)
+        yield ingest.ready(60)
     finally:
         ingest.stop()
 
@@ -99,6 +99,6 @@ def worker_process(services: Services, tmp_path_factory: pytest.TempPathFactory)
     """The Faust worker as a real process, once per session (it takes ~30 s to join its group)."""
     worker = spawn("worker", ["worker"], services.env, tmp_path_factory.mktemp("worker") / "worker.log")
     try:
-        yield worker.ready("[^Worker]: Ready", 150)
+        yield worker.ready(150)
     finally:
         worker.stop()

@@ -14,7 +14,7 @@ from core import bus, db
 from core.contract import TOPIC_REJECTS, telemetry_topic
 from core.mqtt import Publisher
 from core.settings import host_port
-from forewarn.runner import publish_fleet, register_fleet
+from forewarn.publish import publish_fleet, register_fleet
 from simulator.fleet import demo_fleet
 from simulator.wire import to_payload
 

@@ -14,8 +14,8 @@ from core import db
 from core.contract import telemetry_topic
 from core.mqtt import Publisher
 from core.settings import host_port
+from forewarn.children import spawn
 from forewarn.launcher import LocalStack, start_mosquitto
-from forewarn.runner import spawn
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +33,7 @@ def test_a_killed_ingest_loses_no_accepted_reading(services, worker_process, tmp
         "FOREWARN_MQTT_URL": mqtt_url,
         "FOREWARN_INGEST_CLIENT_ID": f"crash-ingest-{uuid.uuid4().hex[:6]}",
     }
-    ingest = spawn("ingest", ["ingest"], env, tmp_path / "ingest-1.log").ready("ingest ready", 60)
+    ingest = spawn("ingest", ["ingest"], env, tmp_path / "ingest-1.log").ready(60)
 
     publisher = Publisher(*host_port(mqtt_url, 1883), client_id="crash-pub")
     publisher.start()
@@ -51,7 +51,7 @@ def test_a_killed_ingest_loses_no_accepted_reading(services, worker_process, tmp
 
     restarted = spawn("ingest", ["ingest"], env, tmp_path / "ingest-2.log")
     try:
-        restarted.ready("ingest ready", 60)
+        restarted.ready(60)
         deadline = time.monotonic() + 90
         stored = 0
         while time.monotonic() < deadline:

@@ -5,7 +5,6 @@ the warning stays open, nothing is sent twice, and the readings sent meanwhile a
 
 from __future__ import annotations
 
-import re
 import signal
 import time
 
@@ -16,7 +15,7 @@ from core import db
 from core.contract import telemetry_topic
 from core.mqtt import Publisher
 from core.settings import host_port
-from forewarn.runner import spawn
+from forewarn.children import Child, spawn
 
 pytestmark = pytest.mark.integration
 
@@ -34,10 +33,9 @@ def leak_readings(publisher: Publisher, start_ms: int, seqs: range) -> None:
     )
 
 
-def scored(log: str) -> int:
-    """Batches scored, from the worker's progress line (printed every 15 s)."""
-    found = re.findall(r"(\d+) batches scored", log)
-    return int(found[-1]) if found else 0
+def scored(worker: Child) -> int:
+    """Batches scored, from the worker's status file (reported every 15 s)."""
+    return int(worker.status().get("batches_scored", 0))
 
 
 def wait(what: str, probe, timeout: float) -> None:  # type: ignore[no-untyped-def]
@@ -69,10 +67,10 @@ def test_state_survives_a_worker_crash(services, sink, ingest_process, worker_pr
 
     restarted = spawn("worker", ["worker"], services.env, tmp_path / "worker-2.log")
     try:
-        restarted.ready("[^Worker]: Ready", 150)
+        restarted.ready(150)
         wait("the readings sent during the outage", lambda: stored() == 20 * 2, 90)
         # the restarted worker did score the new readings (with the state it recovered) …
-        wait("the restarted worker to score the outage's readings", lambda: scored(restarted.text()) >= 1, 60)
+        wait("the restarted worker to score the outage's readings", lambda: scored(restarted) >= 1, 60)
         time.sleep(3)  # … and its notifier had time to act on them
         assert len(mine()) == 1, "the open warning must not be sent again after a restart"
         rows = db.query(url, "SELECT status FROM warnings WHERE device = 'restart-home'")

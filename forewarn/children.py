@@ -1,0 +1,92 @@
+"""forewarn's own processes (ingest, worker) as children of the launcher, the demo, tests and benchmarks.
+
+Each child gets its settings in its environment and a status file (``core.readiness``) it
+writes when it is ready and as it works; :meth:`Child.ready` waits on that file, never on a
+log line. Stopping sends SIGTERM and, after a grace period, SIGKILL.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.readiness import STATUS_FILE_ENV, read_status, wait_ready
+from core.settings import Settings
+
+
+class ChildError(RuntimeError):
+    """A child process did not become ready; the message ends with its log."""
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path | None
+    status_path: Path
+
+    def text(self) -> str:
+        """The child's log so far (empty when it logs to the terminal)."""
+        return self.log.read_text(errors="replace") if self.log and self.log.exists() else ""
+
+    def status(self) -> dict[str, Any]:
+        """What the child last reported about itself (``{}`` before its first report)."""
+        doc = read_status(self.status_path)
+        return doc if doc is not None and doc.get("pid") == self.proc.pid else {}
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait_ready(self, timeout: float) -> bool:
+        return wait_ready(self.status_path, self.proc.pid, timeout, alive=self.alive) is not None
+
+    def ready(self, timeout: float) -> Child:
+        """Wait until the child reports ready; raise with the end of its log otherwise."""
+        if not self.wait_ready(timeout):
+            why = f"exited with code {self.proc.returncode}" if not self.alive() else f"not ready in {timeout:.0f} s"
+            raise ChildError(f"{self.name} {why}:\n{self.text()[-3000:]}")
+        return self
+
+    def stop(self, grace_s: float = 20.0) -> None:
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def spawn(name: str, args: list[str], env: dict[str, str], log: Path | None, status_dir: Path | None = None) -> Child:
+    """Run ``forewarn ARGS`` as a child process with the given settings in its environment."""
+    folder = status_dir or (log.parent if log else Path(tempfile.mkdtemp(prefix="forewarn-status-")))
+    folder.mkdir(parents=True, exist_ok=True)
+    status_path = folder / f"{name}.status.json"
+    status_path.unlink(missing_ok=True)
+    out: Any = open(log, "wb") if log else None  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "forewarn.cli", *args],
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1", STATUS_FILE_ENV: str(status_path)},
+        stdout=out,
+        stderr=subprocess.STDOUT if out else None,
+    )
+    if out is not None:
+        out.close()  # the child has its own copy of the descriptor
+    return Child(name, proc, log, status_path)
+
+
+def settings_env(settings: Settings, mqtt_url: str, kafka_url: str, database_url: str) -> dict[str, str]:
+    """The ``FOREWARN_*`` variables that point a child at the services in use."""
+    return {
+        "FOREWARN_MQTT_URL": mqtt_url,
+        "FOREWARN_KAFKA_URL": kafka_url,
+        "FOREWARN_DATABASE_URL": database_url,
+        "FOREWARN_PARTITIONS": str(settings.partitions),
+        "FOREWARN_TIMEZONE": settings.timezone,
+    }
