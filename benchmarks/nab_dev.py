@@ -29,8 +29,6 @@ from detectors.univariate import UNIVARIATE
 from evaluation.backtest import score_nab_corpus_with
 from evaluation.nab import PROFILE_NAMES, default_nab_dir, score_corpus
 
-log = logging.getLogger(__name__)
-
 SHORT = {"standard": "standard", "reward_low_FP_rate": "low FP", "reward_low_FN_rate": "low FN"}
 
 

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
@@ -15,8 +14,6 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from core.contract import KAFKA_TOPICS
-
-log = logging.getLogger(__name__)
 
 
 class BusError(RuntimeError):

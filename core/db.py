@@ -4,16 +4,24 @@ Migrations are the numbered ``migrations/*.sql`` files, applied once each under 
 lock; when the ``timescaledb`` extension is available, ``readings`` becomes a hypertable
 (with compression, retention and an hourly continuous aggregate under the Timescale licence).
 Without it the same schema stays plain tables, and ``readings_hourly`` is a ``date_bin`` view.
+
+Under TimescaleDB's Apache licence (no continuous aggregates, no jobs) ``readings_hourly`` is a
+roll-up table kept current by :func:`refresh_rollups`, and :func:`apply_retention` drops whole
+chunks; the worker runs both on a timer. :func:`series` reads one device's series at a chosen
+resolution, with the same buckets (origin 2000-01-03 UTC) on every path.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import logging
+import re
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -78,8 +86,18 @@ def _migration_files() -> list[tuple[str, str]]:
     return [(p.name, p.read_text(encoding="utf-8")) for p in files]
 
 
-def migrate(url: str, progress: Callable[[str], None] = log.info) -> MigrationReport:
-    """Bring the schema up to date; safe to run again and from several processes at once."""
+def migrate(
+    url: str, progress: Callable[[str], None] = log.info, *, retention_days: int | None = None
+) -> MigrationReport:
+    """Bring the schema up to date; safe to run again and from several processes at once.
+
+    ``retention_days`` (default ``FOREWARN_RETENTION_DAYS``) sets the retention policy where
+    TimescaleDB runs its own jobs (Timescale licence); elsewhere :func:`apply_retention` applies it.
+    """
+    if retention_days is None:
+        from core.settings import get_settings
+
+        retention_days = get_settings().retention_days
     ensure_database(url)
     applied: list[str] = []
     with psycopg.connect(url, autocommit=True) as conn:
@@ -106,6 +124,8 @@ def migrate(url: str, progress: Callable[[str], None] = log.info) -> MigrationRe
                         _hypertable(conn, licence, progress)
                 applied.append(name)
             _hourly_view(conn, timescale, licence, progress)
+            if licence == "timescale":
+                _retention_policy(conn, retention_days, progress)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_ID,))
     return MigrationReport(tuple(applied), timescale, licence)
@@ -131,6 +151,19 @@ def _enable_timescale(conn: psycopg.Connection[Any], progress: Callable[[str], N
             return False, None
     licence = conn.execute("SELECT current_setting('timescaledb.license', true)").fetchone()
     return True, (licence[0] if licence else None)
+
+
+def timescale_status(url: str) -> str:
+    """``preloaded`` (TimescaleDB usable), ``not_preloaded`` (installed, not loaded at start),
+    ``not_installed``, or ``unreachable``, for the server ``url`` points at."""
+    try:
+        with psycopg.connect(make_conninfo(url, dbname="postgres"), connect_timeout=5) as conn:
+            if timescale_preloaded(conn):
+                return "preloaded"
+            row = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
+            return "not_preloaded" if row else "not_installed"
+    except psycopg.Error:
+        return "unreachable"
 
 
 def timescale_preloaded(conn: psycopg.Connection[Any]) -> bool:

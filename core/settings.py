@@ -59,7 +59,7 @@ def kafka_bootstrap(url: str) -> str:
     return url.split("://", 1)[1] if "://" in url else url
 
 
-def masked(url: str) -> str:
+def hide_password(url: str) -> str:
     """A URL with its password hidden, for logs."""
     parts = urlsplit(url)
     if parts.password is None:

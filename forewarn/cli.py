@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from core.settings import get_settings, masked
+from core.settings import get_settings, hide_password
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="forewarn: warn the policyholder before the loss.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -72,7 +72,8 @@ def db_migrate() -> None:
         f"TimescaleDB ({report.timescale_licence or 'unknown'} licence)" if report.timescale else "plain PostgreSQL"
     )
     console.print(
-        f"schema up to date on {masked(settings.database_url)} ({flavour}); {len(report.applied)} migration(s) applied"
+        f"schema up to date on {hide_password(settings.database_url)} ({flavour}); "
+        f"{len(report.applied)} migration(s) applied"
     )
 
 

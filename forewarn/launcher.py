@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from core import db
 from core.settings import host_port
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,20 @@ def start_mosquitto(port: int | None = None, log_dir: Path | None = None) -> Ser
     return Service("mqtt (mosquitto)", f"mqtt://127.0.0.1:{port}", True, proc, workdir=workdir)
 
 
-def start_postgres(port: int | None = None) -> Service:
+def timescale_installed() -> bool:
+    """Whether this machine's PostgreSQL has the TimescaleDB extension's files (set-up builds them)."""
+    return any(Path("/usr/share/postgresql").glob("*/extension/timescaledb.control"))
+
+
+def start_postgres(
+    port: int | None = None, *, preload_timescale: bool = False, data_dir: Path | None = None
+) -> Service:
+    """A PostgreSQL cluster of the project's own on loopback.
+
+    ``preload_timescale`` loads TimescaleDB at start; ``data_dir`` keeps the cluster there across
+    runs (created on first use, stopped but never deleted); without it the cluster lives in a
+    temporary folder that :meth:`LocalStack.stop` deletes.
+    """
     bindirs = _pg_bindir()
     initdb = _find("initdb", *bindirs)
     pg_ctl = _find("pg_ctl", *bindirs)
@@ -182,7 +196,11 @@ def start_postgres(port: int | None = None) -> Service:
             "(the test and demo set-up in the README does this for you)"
         )
     port = port or free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="forewarn-pg-"))
+    if data_dir is not None:
+        workdir = data_dir.resolve()
+        workdir.mkdir(parents=True, exist_ok=True)
+    else:
+        workdir = Path(tempfile.mkdtemp(prefix="forewarn-pg-"))
     data = workdir / "data"
     run_as: list[str] = []
     if os.geteuid() == 0:  # PostgreSQL refuses to run as root: hand the cluster to 'postgres'
@@ -195,25 +213,31 @@ def start_postgres(port: int | None = None) -> Service:
         os.chown(workdir, pw.pw_uid, pw.pw_gid)
         runuser = _find("runuser", "/usr/sbin", "/sbin") or "su"
         run_as = [runuser, "-u", "postgres", "--"]
-    subprocess.run(
-        [*run_as, initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    if not (data / "PG_VERSION").exists():
+        subprocess.run(
+            [*run_as, initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
     opts = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={workdir} -c fsync=off"
-    subprocess.run(
+    if preload_timescale:
+        opts += " -c shared_preload_libraries=timescaledb -c timescaledb.telemetry_level=off"
+    started = subprocess.run(
         [*run_as, pg_ctl, "-D", str(data), "-l", str(workdir / "pg.log"), "-o", opts, "-w", "start"],
-        check=True,
         capture_output=True,
         timeout=120,
+        check=False,
     )
+    if started.returncode != 0:
+        tail = (workdir / "pg.log").read_text(errors="replace")[-1500:] if (workdir / "pg.log").exists() else ""
+        raise StackError(f"PostgreSQL in {data} did not start: {started.stderr.decode(errors='replace')}\n{tail}")
     return Service(
-        "postgresql (private cluster)",
+        "postgresql (private cluster" + (", TimescaleDB)" if preload_timescale else ")"),
         f"postgresql://postgres@127.0.0.1:{port}/forewarn",
         True,
         stop_cmd=[*run_as, pg_ctl, "-D", str(data), "-m", "fast", "stop"],
-        workdir=workdir,
+        workdir=None if data_dir is not None else workdir,
     )
 
 
@@ -223,10 +247,14 @@ def bring_up(
     database_url: str,
     progress: Callable[[str], None] = log.info,
     fresh_kafka: bool = False,
+    pg_data_dir: Path | None = None,
 ) -> LocalStack:
     """Reuse what answers at the configured URLs; start what is missing on free loopback ports.
 
-    ``fresh_kafka`` always starts a private Tansu (tests: no state from earlier runs).
+    ``fresh_kafka`` always starts a private Tansu (tests: no state from earlier runs). A local
+    PostgreSQL that answers but does not preload TimescaleDB, on a machine where TimescaleDB is
+    installed, is left alone: a cluster of our own with TimescaleDB preloaded is started instead
+    (kept in ``pg_data_dir`` across runs when given).
     """
     stack = LocalStack(mqtt_url, kafka_url, database_url)
     atexit.register(stack.stop)
@@ -249,11 +277,24 @@ def bring_up(
             stack.services.append(svc)
             stack.kafka_url = svc.url
         host, port = host_port(database_url, 5432)
-        if reachable(host, port):
+        local = host in ("127.0.0.1", "localhost")
+        answering = reachable(host, port)
+        timescale = db.timescale_status(database_url) if answering else "unreachable"
+        if answering and (timescale == "preloaded" or not local or not timescale_installed()):
+            if timescale != "preloaded":
+                progress(f"PostgreSQL at {host}:{port} has no TimescaleDB ({timescale}): plain tables")
             stack.services.append(Service("postgresql", database_url, False))
         else:
-            progress(f"no PostgreSQL at {host}:{port}: starting a private cluster")
-            svc = start_postgres(port if host in ("127.0.0.1", "localhost") else None)
+            why = (
+                f"PostgreSQL at {host}:{port} does not preload TimescaleDB ({timescale}) and is not ours to restart"
+                if answering
+                else f"no PostgreSQL at {host}:{port}"
+            )
+            preload = timescale_installed()
+            progress(f"{why}: starting a cluster of our own" + (" with TimescaleDB preloaded" if preload else ""))
+            svc = start_postgres(
+                None if answering or not local else port, preload_timescale=preload, data_dir=pg_data_dir
+            )
             svc.url = svc.url.rsplit("/", 1)[0] + (urlsplit(database_url).path or "/forewarn")
             stack.services.append(svc)
             stack.database_url = svc.url

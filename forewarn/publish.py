@@ -126,8 +126,8 @@ def make_fleet(
     """Build the fleet to publish, placed so that its last reading is about now.
 
     Returns (fleet, start_ms, hours covered)."""
-    from simulator.devices import SampleIntervals
     from simulator.fleet import build_fleet, demo_fleet, standard_library
+    from simulator.signals import SampleIntervals
 
     intervals = None
     if interval_s is not None:

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from core import db
 from core.bus import ensure_topics
-from core.settings import Settings, kafka_bootstrap, masked
+from core.settings import Settings, hide_password, kafka_bootstrap
 from forewarn import launcher
 from forewarn.children import settings_env, spawn
 
@@ -35,9 +35,10 @@ def start_stack(settings: Settings, console: Console) -> launcher.LocalStack:
         settings.kafka_url,
         settings.database_url,
         progress=lambda m: console.print(f"[dim]{m}[/dim]"),
+        pg_data_dir=Path(settings.state_dir) / "postgres",
     )
     for name, url, how in running.describe():
-        console.print(f"  {name:<30} {masked(url):<55} {how}")
+        console.print(f"  {name:<30} {hide_password(url):<55} {how}")
     db.migrate(running.database_url, progress=lambda m: console.print(f"[dim]  {m}[/dim]"))
     asyncio.run(ensure_topics(kafka_bootstrap(running.kafka_url), settings.partitions))
     return running

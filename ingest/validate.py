@@ -7,16 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from core.contract import ContractError, Reading, parse_payload, parse_telemetry_topic
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    reason: str
-    detail: str
-    item: Any
+from core.contract import ContractError, Reading, Rejected, parse_payload, parse_telemetry_topic
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +19,7 @@ class Verdict:
     device: str | None
     kind: str | None
     readings: tuple[Reading, ...] = ()
-    refusals: tuple[Refusal, ...] = field(default_factory=tuple)
+    refusals: tuple[Rejected, ...] = field(default_factory=tuple)
 
     @property
     def key(self) -> str | None:
@@ -45,14 +37,14 @@ def validate_message(
     try:
         where = parse_telemetry_topic(topic)
     except ContractError as exc:
-        return Verdict(None, None, None, refusals=(Refusal(exc.reason, exc.detail, None),))
+        return Verdict(None, None, None, refusals=(Rejected(exc.reason, exc.detail, None),))
     kind = registry.get(where.key)
     if kind is None:
-        refusal = Refusal("unknown_device", f"device {where.key} is not registered ('forewarn device add')", None)
+        refusal = Rejected("unknown_device", f"device {where.key} is not registered ('forewarn device add')", None)
         return Verdict(where.tenant, where.device, None, refusals=(refusal,))
     try:
         parsed = parse_payload(payload, now_ms, retention_days)
     except ContractError as exc:
-        return Verdict(where.tenant, where.device, kind, refusals=(Refusal(exc.reason, exc.detail, None),))
-    refusals = tuple(Refusal(r.reason, r.detail, r.item) for r in parsed.rejected)
+        return Verdict(where.tenant, where.device, kind, refusals=(Rejected(exc.reason, exc.detail, None),))
+    refusals = tuple(parsed.rejected)
     return Verdict(where.tenant, where.device, kind, tuple(parsed.readings), refusals)

@@ -6,12 +6,9 @@ One :class:`apprise.Apprise` per URL, so each channel's outcome is known (appris
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import apprise
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

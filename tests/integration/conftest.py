@@ -52,13 +52,17 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
         started.append(tansu)
         base_db = Settings().database_url
         host, port = host_port(base_db, 5432)
-        if not launcher.reachable(host, port):
-            pg = launcher.start_postgres()
+        # the suite runs on TimescaleDB when the machine has it; a server that does not preload
+        # it is not ours to restart, so a cluster of our own is started with it preloaded
+        preload = launcher.timescale_installed()
+        if not launcher.reachable(host, port) or (preload and db.timescale_status(base_db) != "preloaded"):
+            pg = launcher.start_postgres(preload_timescale=preload)
             started.append(pg)
             base_db = pg.url
         name = f"forewarn_test_{uuid.uuid4().hex[:8]}"
         database_url = base_db.rsplit("/", 1)[0] + "/" + name
-        db.migrate(database_url, progress=lambda m: None)
+        report = db.migrate(database_url, progress=lambda m: None)
+        assert report.timescale or not preload, "TimescaleDB is installed, yet the test database does not use it"
         env = {
             "FOREWARN_MQTT_URL": mqtt_url,
             "FOREWARN_KAFKA_URL": tansu.url,
