@@ -11,9 +11,8 @@ timestamp in the future.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -53,14 +52,6 @@ class CompressedClock:
         """The wall time (epoch seconds) at which the simulated clock reaches ``sim_ms``."""
         return self.wall_start_s + (sim_ms - self.start_ms) / 1000 / self.compression
 
-    def wall_duration_s(self, sim_duration_s: float) -> float:
-        return sim_duration_s / self.compression
-
-
-def not_in_future(ts_ms: int, now_ms: int) -> int:
-    """A timestamp no later than ``now_ms``."""
-    return min(ts_ms, now_ms)
-
 
 def _due_s(clock: CompressedClock, ts_ms: int) -> float:
     # due when the simulated clock has reached ts AND the wall clock has too
@@ -84,15 +75,4 @@ def paced(
         due = _due_s(clock, ts_of(item))
         while (wait := due - now()) > 0:
             sleep(min(wait, 0.5))
-        yield item
-
-
-async def apaced(
-    items: Iterable[T], clock: CompressedClock, ts_of: Callable[[T], int], *, now: Callable[[], float] = time.time
-) -> AsyncIterator[T]:
-    """:func:`paced` for asyncio publishers."""
-    for item in items:
-        due = _due_s(clock, ts_of(item))
-        while (wait := due - now()) > 0:
-            await asyncio.sleep(min(wait, 0.5))
         yield item

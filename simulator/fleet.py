@@ -25,17 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.contract import DEVICE_KINDS, LOCALES, METRICS, check_segment, device_key, telemetry_topic
-from simulator.devices import HOUR_S, SampleIntervals, Span, Trace, rng_for
-from simulator.scenarios import (
-    QUIET_DURATION_S,
-    QUIET_PROFILES,
-    SCENARIOS,
-    Incident,
-    Outcome,
-    child,
-    quiet_profile,
-    simulate_quiet,
-)
+from simulator.incidents import Incident, Outcome
+from simulator.scenarios import QUIET_DURATION_S, QUIET_PROFILES, SCENARIOS, quiet_profile, simulate_quiet
+from simulator.signals import HOUR_S, SampleIntervals, Span, Trace, child, rng_for
 
 logger = logging.getLogger(__name__)
 

@@ -30,7 +30,8 @@ import numpy as np
 
 from core.contract import MAX_BATCH, METRICS, telemetry_topic
 from simulator.fleet import Fleet, SimCustomer, SimDevice, SimReading
-from simulator.scenarios import Incident, child
+from simulator.incidents import Incident
+from simulator.signals import child
 
 logger = logging.getLogger(__name__)
 

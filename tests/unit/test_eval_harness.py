@@ -12,7 +12,7 @@ from detectors.base import Finding, RiskDetector
 from evaluation import harness
 from evaluation.harness import evaluate, percentile
 from simulator.fleet import SimDevice, SimReading, build_fleet
-from simulator.scenarios import Incident
+from simulator.incidents import Incident
 
 H = 3600_000
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from core.contract import METRICS, SEGMENT_RE, ContractError, parse_payload
+from core.risks import RISK_TYPES
 from simulator.clock import CompressedClock, paced
-from simulator.devices import Span
 from simulator.fleet import (
     IDEAL,
     QUIET_PROFILES,
@@ -27,7 +27,10 @@ from simulator.fleet import (
     replica_spread,
     standard_library,
 )
-from simulator.scenarios import RISK_TYPES, SCENARIOS, Incident, mould_dose_days
+from simulator.home import mould_dose_days
+from simulator.incidents import Incident
+from simulator.scenarios import SCENARIOS
+from simulator.signals import Span, Trace
 from simulator.wire import (
     GARBAGE_KINDS,
     garbage_payloads,
@@ -279,8 +282,6 @@ def test_mould_takes_days_of_damp_as_the_mould_models_say(library: Fleet) -> Non
 
 
 def test_mould_dose_follows_humidity_and_warmth() -> None:
-    from simulator.devices import Trace
-
     offsets = np.arange(0, 4 * 86400 + 1, 600.0)
     ts = (START_MS + offsets * 1000).astype(np.int64)
 
