@@ -38,6 +38,9 @@ class MqttMessage:
     mid: int
     retain: bool
     received_monotonic: float
+    topic_is_utf8: bool = True
+    """False: the topic bytes are not UTF-8 and ``topic`` shows them backslash-escaped;
+    ingest refuses the message as ``bad_topic`` (and still acknowledges it)."""
 
 
 def _client(client_id: str, username: str | None, password: str | None) -> paho.Client:
@@ -91,13 +94,21 @@ class Subscriber:
         log.warning("MQTT disconnected (%s); paho reconnects with the same session", reason)
 
     def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
+        # paho's ``msg.topic`` raises UnicodeDecodeError on a topic that is not UTF-8: decode
+        # the raw bytes ourselves, so such a message still reaches ingest (refused, acknowledged)
+        raw_topic: bytes = msg._topic
+        try:
+            topic, utf8 = raw_topic.decode("utf-8"), True
+        except UnicodeDecodeError:
+            topic, utf8 = raw_topic.decode("utf-8", errors="backslashreplace"), False
+            log.warning("message on a topic that is not UTF-8: %s payload %r", topic[:200], bytes(msg.payload[:120]))
         try:
             self._deliver(
-                MqttMessage(msg.topic, bytes(msg.payload), msg.qos, msg.mid, bool(msg.retain), time.monotonic())
+                MqttMessage(topic, bytes(msg.payload), msg.qos, msg.mid, bool(msg.retain), time.monotonic(), utf8)
             )
         except Exception:  # the callback must never raise into paho
             self.callback_errors += 1
-            log.exception("message handler failed for topic %s payload %r", msg.topic, bytes(msg.payload[:120]))
+            log.exception("message handler failed for topic %s payload %r", topic[:200], bytes(msg.payload[:120]))
 
     def start(self, timeout: float = 15.0) -> None:
         props = Properties(PacketTypes.CONNECT)

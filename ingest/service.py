@@ -28,6 +28,7 @@ from core.contract import (
     TOPIC_REJECTS,
     ContractError,
     Reading,
+    Rejected,
     parse_telemetry_topic,
     readings_record,
     reject_record,
@@ -36,7 +37,7 @@ from core.db import Store
 from core.mqtt import MqttMessage, Subscriber
 from core.readiness import StatusFile
 from core.settings import Settings
-from ingest.validate import validate_message
+from ingest.validate import Verdict, validate_message
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +167,11 @@ class Ingest:
         per_device: dict[str, tuple[str, str, str, list[Reading]]] = {}
         rejects: list[tuple[str, bytes]] = []
         for msg in messages:
-            verdict = validate_message(msg.topic, msg.payload, self.registry, now_ms, self.settings.retention_days)
+            verdict = (
+                validate_message(msg.topic, msg.payload, self.registry, now_ms, self.settings.retention_days)
+                if msg.topic_is_utf8
+                else _not_utf8(msg.topic)
+            )
             self.stats.messages += 1
             key = verdict.key or msg.topic
             for refusal in verdict.refusals:
@@ -225,6 +230,11 @@ class Ingest:
 def _hand_over(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[MqttMessage], message: MqttMessage) -> None:
     """paho's thread → the asyncio loop."""
     loop.call_soon_threadsafe(queue.put_nowait, message)
+
+
+def _not_utf8(topic: str) -> Verdict:
+    """A topic whose bytes are not UTF-8 (``topic`` shows them escaped): refused whole."""
+    return Verdict(None, None, None, refusals=(Rejected("bad_topic", f"topic {topic[:200]!r} is not UTF-8", None),))
 
 
 def _unknown(topic: str, registry: dict[str, str]) -> bool:

@@ -1,0 +1,284 @@
+"""The worker's agents without a broker or a database, through Faust's ``agent.test_context()``.
+
+Each test puts raw records on an agent's local test channel, as Kafka would deliver them, and
+checks what a user of the system would see: readings stored, a warning published, a message
+on the customer's phone (a real local HTTP sink reached through apprise), a failed channel
+recorded. The database is an in-memory stand-in for the five ``Store`` calls the agents
+make; the integration tests run the same agents on real services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import Any
+from unittest.mock import AsyncMock, patch
+
+import orjson
+import pytest
+
+import streams.app as worker
+from core.contract import Reading, ReadingsBatch, WarningEvent, readings_record, warning_id
+from core.db import Store
+from forewarn.sink import HttpSink
+
+NOW_MS = 1_763_700_000_000
+MINUTE_MS = 60_000
+
+
+class MemoryStore(Store):
+    """The Store calls the agents make, kept in dicts with the database's idempotence.
+
+    Its own pool is never opened: a Store call the agents were not expected to make fails.
+    """
+
+    def __init__(self, customers: dict[tuple[str, str], dict[str, Any]] | None = None) -> None:
+        super().__init__("postgresql://in-memory.invalid/unused")
+        self.customers = customers or {}
+        self.readings: dict[tuple[str, str, str, int], float] = {}  # unique (tenant, device, metric, ts)
+        self.batches_seen = 0
+        self.warnings: list[tuple[str, str, str | None]] = []  # (warning id, action, customer id)
+        self.deliveries: dict[tuple[str, str, str], tuple[str, str | None]] = {}  # → (status, error)
+        self.attempts: Counter[tuple[str, str, str]] = Counter()
+
+    async def store_readings(self, batches: Iterable[ReadingsBatch]) -> int:
+        new = 0
+        for batch in batches:
+            self.batches_seen += 1
+            for reading in batch.readings:
+                for metric, value in reading.metrics.items():
+                    key = (batch.tenant, batch.device, metric, reading.ts)
+                    if key not in self.readings:  # ON CONFLICT DO NOTHING
+                        self.readings[key] = value
+                        new += 1
+        return new
+
+    async def customer_of(self, tenant: str, device: str) -> dict[str, Any] | None:
+        return self.customers.get((tenant, device))
+
+    async def record_warning(self, event: Any, customer_id: str | None) -> None:
+        self.warnings.append((event.warning_id, event.action, customer_id))
+
+    async def claim_delivery(self, warning_id: str, action: str, url: str, masked_url: str) -> bool:
+        status, _ = self.deliveries.get((warning_id, action, url), ("new", None))
+        if status == "sent":
+            return False
+        self.deliveries[(warning_id, action, url)] = ("sending", None)
+        return True
+
+    async def record_delivery(self, warning_id: str, action: str, url: str, ok: bool, error: str | None) -> None:
+        self.deliveries[(warning_id, action, url)] = ("sent" if ok else "failed", error)
+        self.attempts[(warning_id, action, url)] += 1
+
+
+@pytest.fixture
+async def memory() -> AsyncIterator[MemoryStore]:
+    """The worker's app on this test's loop (Faust's testing guide), with an in-memory store."""
+    worker.app.loop = asyncio.get_running_loop()
+    worker.app.finalize()
+    worker.app.flow_control.resume()
+    db = MemoryStore()
+    worker.use_store(db)
+    yield db
+    worker.use_store(None)
+
+
+@pytest.fixture
+def sink() -> Iterator[HttpSink]:
+    """The customer's phone: a local HTTP endpoint that apprise ``json://`` URLs reach."""
+    phone = HttpSink(fail_paths=("/down",)).start()
+    yield phone
+    phone.stop()
+
+
+@pytest.fixture
+def published() -> Iterator[AsyncMock]:
+    """What ``score_device_readings`` sends to the warnings topic (the topic mocked, as Faust's guide says)."""
+    with patch.object(worker.warnings_topic, "send", new_callable=AsyncMock) as send:
+        yield send
+
+
+def home_record(device: str, *readings: tuple[int, dict[str, float]]) -> bytes:
+    """A ``forewarn.readings`` record, as ingest writes it, for a home device of tenant acme."""
+    batch = [Reading(ts, metrics, seq) for seq, (ts, metrics) in enumerate(readings)]
+    return readings_record("acme", device, "home", batch, NOW_MS)
+
+
+def warnings_sent(send: AsyncMock) -> list[tuple[bytes, dict[str, Any]]]:
+    return [(call.kwargs["key"], orjson.loads(call.kwargs["value"])) for call in send.await_args_list]
+
+
+def counted(name: str) -> Callable[[], int]:
+    """How much the worker's counter ``name`` has grown since now."""
+    start = worker.counters[name]
+    return lambda: worker.counters[name] - start
+
+
+async def until(what: str, probe: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait for the agent to get there: ``put`` returns once the agent has taken the value."""
+    deadline = time.monotonic() + timeout
+    while not probe():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+# ------------------------------------------------------------------------ score_device_readings
+
+
+async def test_a_wet_leak_sensor_publishes_one_open_water_leak_warning(
+    memory: MemoryStore, published: AsyncMock
+) -> None:
+    scored = counted("batches_scored")
+    async with worker.score_device_readings.test_context() as agent:
+        await agent.put(home_record("leak-home", (NOW_MS, {"water_leak": 1.0, "flow_lpm": 4.5})), key=b"acme/leak-home")
+        await until("the leak to be published", lambda: published.await_count == 1)
+        # still wet a minute later: the warning is open already, nothing new is published
+        await agent.put(home_record("leak-home", (NOW_MS + MINUTE_MS, {"water_leak": 1.0})), key=b"acme/leak-home")
+        await until("the second batch to be scored", lambda: scored() == 2)
+
+    [(key, warning)] = warnings_sent(published)
+    assert key == b"acme/leak-home"
+    assert {k: warning[k] for k in ("tenant", "device", "kind", "risk", "action", "severity", "opened_at_ms")} == {
+        "tenant": "acme",
+        "device": "leak-home",
+        "kind": "home",
+        "risk": "water_leak",
+        "action": "open",
+        "severity": "critical",
+        "opened_at_ms": NOW_MS,
+    }
+    assert warning["warning_id"] == warning_id("acme", "leak-home", "water_leak", NOW_MS)
+    assert WarningEvent.from_json(warning).key == "acme/leak-home"  # what notify_customers will read
+
+
+async def test_a_dry_home_publishes_nothing(memory: MemoryStore, published: AsyncMock) -> None:
+    scored = counted("batches_scored")
+    async with worker.score_device_readings.test_context() as agent:
+        await agent.put(home_record("dry-home", (NOW_MS, {"water_leak": 0.0, "temp_c": 21.0})), key=b"acme/dry-home")
+        await until("the batch to be scored", lambda: scored() == 1)
+
+    assert published.await_count == 0
+
+
+async def test_records_breaking_the_contract_are_counted_and_skipped_and_scoring_goes_on(
+    memory: MemoryStore, published: AsyncMock
+) -> None:
+    bad = counted("bad_records")
+    async with worker.score_device_readings.test_context() as agent:
+        await agent.put(b"not json at all")
+        await agent.put(orjson.dumps({"v": 1, "tenant": "acme"}))  # no device, kind, readings
+        await agent.put(orjson.dumps({"v": 99, "tenant": "acme", "device": "x", "kind": "home", "readings": []}))
+        await agent.put(home_record("after-bad", (NOW_MS, {"water_leak": 1.0})))
+        await until("the good record's warning", lambda: published.await_count == 1)
+
+    assert bad() == 3
+    assert [w["device"] for _, w in warnings_sent(published)] == ["after-bad"]
+
+
+# ------------------------------------------------------------------------------ store_readings
+
+
+async def test_readings_are_stored_once_even_when_the_record_is_replayed(memory: MemoryStore) -> None:
+    stored = counted("readings_stored")
+    bad = counted("bad_records")
+    record = home_record(
+        "store-home",
+        (NOW_MS, {"temp_c": 20.5, "water_leak": 0.0}),
+        (NOW_MS + MINUTE_MS, {"temp_c": 20.25, "water_leak": 1.0}),
+    )
+    async with worker.store_readings.test_context() as agent:
+        await agent.put(record)
+        await agent.put(b"\x00 not a readings record")
+        await agent.put(record)  # at-least-once: Kafka may deliver it again
+        await until("both copies to reach the store", lambda: memory.batches_seen == 2)
+
+    assert memory.readings == {
+        ("acme", "store-home", "temp_c", NOW_MS): 20.5,
+        ("acme", "store-home", "water_leak", NOW_MS): 0.0,
+        ("acme", "store-home", "temp_c", NOW_MS + MINUTE_MS): 20.25,
+        ("acme", "store-home", "water_leak", NOW_MS + MINUTE_MS): 1.0,
+    }
+    assert stored() == 4
+    assert bad() == 1
+
+
+# ---------------------------------------------------------------------------- notify_customers
+
+
+def leak_warning(device: str) -> WarningEvent:
+    return WarningEvent(
+        warning_id=warning_id("acme", device, "water_leak", NOW_MS),
+        tenant="acme",
+        device=device,
+        kind="home",
+        risk="water_leak",
+        action="open",
+        severity="critical",
+        score=1.0,
+        at_ms=NOW_MS,
+        opened_at_ms=NOW_MS,
+        predicted_loss_at_ms=NOW_MS + 20 * MINUTE_MS,
+        evidence={"water_leak": True, "flow_lpm": 4.5},
+    )
+
+
+async def test_a_warning_reaches_the_customers_phone_and_a_failed_channel_is_recorded(
+    memory: MemoryStore, sink: HttpSink
+) -> None:
+    phone, broken = sink.url("ana"), sink.url("down")
+    memory.customers[("acme", "ana-home")] = {
+        "id": "c-ana",
+        "name": "Ana",
+        "locale": "en",
+        "notify_urls": [phone, broken],
+    }
+    event = leak_warning("ana-home")
+    record = orjson.dumps(event.to_json())
+
+    async with worker.notify_customers.test_context() as agent:
+        await agent.put(record, key=b"acme/ana-home")
+        await until("both channels to be tried", lambda: sum(memory.attempts.values()) == 2)
+        # the record again (a replay after a crash): the phone that got it is not messaged twice,
+        # the channel that failed is tried again
+        await agent.put(record, key=b"acme/ana-home")
+        await until("the failed channel to be retried", lambda: sum(memory.attempts.values()) == 3)
+
+    assert memory.warnings == [(event.warning_id, "open", "c-ana")] * 2
+    assert memory.attempts == {(event.warning_id, "open", phone): 1, (event.warning_id, "open", broken): 2}
+    assert [d.path for d in sink.received] == ["/ana"]
+    assert "water" in sink.received[0].body["title"].lower()
+    assert memory.deliveries[(event.warning_id, "open", phone)] == ("sent", None)
+    status, error = memory.deliveries[(event.warning_id, "open", broken)]
+    assert status == "failed" and error and "refused or did not answer" in error
+
+
+async def test_a_resolve_is_recorded_but_sends_no_message(memory: MemoryStore, sink: HttpSink) -> None:
+    memory.customers[("acme", "bo-home")] = {
+        "id": "c-bo",
+        "name": "Bo",
+        "locale": "en",
+        "notify_urls": [sink.url("bo")],
+    }
+    opened = leak_warning("bo-home")
+    resolved = WarningEvent.from_json({**opened.to_json(), "action": "resolve", "at_ms": NOW_MS + 30 * MINUTE_MS})
+
+    async with worker.notify_customers.test_context() as agent:
+        await agent.put(orjson.dumps(resolved.to_json()))
+        await until("the resolve to be recorded", lambda: len(memory.warnings) == 1)
+
+    assert memory.warnings == [(opened.warning_id, "resolve", "c-bo")]
+    assert memory.deliveries == {} and sink.received == []
+
+
+async def test_a_warning_record_breaking_the_contract_is_counted_and_skipped(memory: MemoryStore) -> None:
+    bad = counted("bad_records")
+    async with worker.notify_customers.test_context() as agent:
+        await agent.put(b"{}")  # no version
+        await agent.put(b"[not json")
+        await agent.put(orjson.dumps(leak_warning("no-customer").to_json()))
+        await until("the good record to be recorded", lambda: len(memory.warnings) == 1)
+
+    assert bad() == 2
+    assert memory.warnings == [(leak_warning("no-customer").warning_id, "open", None)]

@@ -1,0 +1,212 @@
+"""ingest's MQTT edge without a broker: a real paho ``MQTTMessage`` handed to our callback.
+
+As Home Assistant's MQTT tests do, each test builds the message paho's network thread would
+build and calls the ``on_message`` paho would call. The callback must never raise into paho
+(paho re-raises and its network loop dies, leaving the message unacknowledged); every
+message, good or bad, must come out of ingest as a Kafka record and be acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import paho.mqtt.client as paho
+import pytest
+
+import ingest.service
+from core.contract import TOPIC_READINGS, TOPIC_REJECTS, telemetry_topic
+from core.mqtt import MqttMessage, Subscriber
+from core.settings import Settings
+from ingest.service import Ingest
+
+NOW_MS = int(time.time() * 1000)
+GOOD_TOPIC = telemetry_topic("acme", "home-1").encode()
+NOT_UTF8_TOPIC = b"forewarn/v1/acme/\xff\xfe/telemetry"
+LEAK = orjson.dumps({"ts": NOW_MS, "seq": 7, "metrics": {"water_leak": True, "flow_lpm": 4.5}})
+
+
+def mqtt_message(topic: bytes, payload: bytes, mid: int = 1, qos: int = 1, retain: bool = False) -> paho.MQTTMessage:
+    """What paho's network thread builds from a PUBLISH packet."""
+    msg = paho.MQTTMessage(mid, topic)
+    msg.payload = payload
+    msg.qos = qos
+    msg.retain = retain
+    return msg
+
+
+def paho_calls_on_message(subscriber: Subscriber, msg: paho.MQTTMessage) -> None:
+    """Call the handler the way paho's loop does (paho re-raises what the handler raises)."""
+    client = subscriber._client
+    on_message = client.on_message
+    assert on_message is not None, "the subscriber registers its handler with paho"
+    on_message(client, None, msg)
+
+
+def subscriber_into(received: list[MqttMessage]) -> Subscriber:
+    return Subscriber("127.0.0.1", 1, "test-ingest", "forewarn/v1/+/+/telemetry", received.append)
+
+
+# ------------------------------------------------------------------ the callback on its own
+
+
+def test_a_telemetry_message_becomes_an_immutable_value() -> None:
+    received: list[MqttMessage] = []
+    subscriber = subscriber_into(received)
+
+    paho_calls_on_message(subscriber, mqtt_message(GOOD_TOPIC, LEAK, mid=42, qos=1))
+
+    assert len(received) == 1
+    value = received[0]
+    assert (value.topic, value.payload, value.qos, value.mid, value.retain) == (
+        "forewarn/v1/acme/home-1/telemetry",
+        LEAK,
+        1,
+        42,
+        False,
+    )
+    assert value.topic_is_utf8
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        value.topic = "forewarn/v1/acme/other/telemetry"  # type: ignore[misc]
+    assert subscriber.callback_errors == 0
+
+
+def test_a_topic_that_is_not_utf8_reaches_ingest_instead_of_raising_into_paho() -> None:
+    received: list[MqttMessage] = []
+    subscriber = subscriber_into(received)
+    msg = mqtt_message(NOT_UTF8_TOPIC, LEAK, mid=9)
+    with pytest.raises(UnicodeDecodeError):
+        _ = msg.topic  # what paho's own accessor does with these bytes
+
+    paho_calls_on_message(subscriber, msg)
+
+    assert [(m.topic, m.topic_is_utf8, m.mid) for m in received] == [
+        ("forewarn/v1/acme/\\xff\\xfe/telemetry", False, 9)
+    ]
+    assert subscriber.callback_errors == 0
+
+
+def test_a_handler_that_fails_is_counted_and_does_not_raise_into_paho() -> None:
+    def broken(message: MqttMessage) -> None:
+        raise RuntimeError("the event loop is closed")
+
+    subscriber = Subscriber("127.0.0.1", 1, "test-ingest", "forewarn/v1/+/+/telemetry", broken)
+
+    paho_calls_on_message(subscriber, mqtt_message(NOT_UTF8_TOPIC, b"\x00" * 500))
+    paho_calls_on_message(subscriber, mqtt_message(GOOD_TOPIC, LEAK))
+
+    assert subscriber.callback_errors == 2
+
+
+# ------------------------------------------------- through ingest's loop: Kafka record + ack
+
+
+class RegistryStore:
+    """The one Store call ingest's loop makes: the device registry."""
+
+    async def devices(self) -> dict[str, str]:
+        return {"acme/home-1": "home"}
+
+
+class KafkaProducer:
+    """Accepts every record at once, like a healthy Kafka."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, dict[str, Any]]] = []
+
+    async def send(self, topic: str, key: str, value: bytes) -> asyncio.Future[object]:
+        self.sent.append((topic, key, orjson.loads(value)))
+        done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+class BrokerlessSubscriber(Subscriber):
+    """The real subscriber and its paho client, minus the network: acks are recorded."""
+
+    def start(self, timeout: float = 15.0) -> None:
+        self.acks: list[tuple[int, int]] = []
+        self.connected.set()
+
+    def ack(self, mid: int, qos: int) -> None:
+        self.acks.append((mid, qos))
+
+    def stop(self) -> None:
+        return
+
+
+async def until(what: str, probe: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+async def ingest_one(
+    msg: paho.MQTTMessage, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> tuple[Ingest, list[tuple[str, str, dict[str, Any]]]]:
+    """Run ingest's loop, deliver ``msg`` from a thread as paho would, stop once it is acknowledged."""
+    made: list[BrokerlessSubscriber] = []
+
+    def subscriber(*args: Any, **kwargs: Any) -> BrokerlessSubscriber:
+        made.append(BrokerlessSubscriber(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(ingest.service, "Subscriber", subscriber)
+    monkeypatch.setattr(ingest.service, "HEARTBEAT", tmp_path / "ingest.alive")
+    producer = KafkaProducer()
+    edge = Ingest(Settings(), RegistryStore(), producer)  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    running = asyncio.create_task(edge.run(stop))
+    await until("ingest to subscribe", lambda: bool(made) and made[0].connected.is_set())
+
+    await asyncio.to_thread(paho_calls_on_message, made[0], msg)  # paho's network thread
+
+    await until("the acknowledgement", lambda: bool(made[0].acks))
+    stop.set()
+    await asyncio.wait_for(running, 5)
+    assert made[0].callback_errors == 0
+    assert made[0].acks == [(msg.mid, msg.qos)], "every message is acknowledged once Kafka has its record"
+    return edge, producer.sent
+
+
+async def test_a_valid_message_becomes_a_readings_record(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    edge, sent = await ingest_one(mqtt_message(GOOD_TOPIC, LEAK, mid=3), monkeypatch, tmp_path)
+
+    assert len(sent) == 1
+    topic, key, record = sent[0]
+    assert (topic, key, record["tenant"], record["device"], record["kind"]) == (
+        TOPIC_READINGS,
+        "acme/home-1",
+        "acme",
+        "home-1",
+        "home",
+    )
+    assert record["readings"] == [{"ts": NOW_MS, "seq": 7, "metrics": {"water_leak": 1.0, "flow_lpm": 4.5}}]
+    assert edge.stats.readings == 1 and not edge.stats.rejects
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "reason", "shown_topic"),
+    [
+        (NOT_UTF8_TOPIC, LEAK, "bad_topic", "forewarn/v1/acme/\\xff\\xfe/telemetry"),
+        (GOOD_TOPIC, b"", "malformed_json", "forewarn/v1/acme/home-1/telemetry"),
+        (GOOD_TOPIC, b"temp=21.5;leak=1", "malformed_json", "forewarn/v1/acme/home-1/telemetry"),
+    ],
+    ids=["topic-not-utf8", "empty-payload", "payload-not-json"],
+)
+async def test_a_refused_message_goes_to_rejects_with_its_reason(
+    topic: bytes, payload: bytes, reason: str, shown_topic: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    edge, sent = await ingest_one(mqtt_message(topic, payload, mid=5), monkeypatch, tmp_path)
+
+    assert [(t, r["reason"], r["topic"], r["payload"]) for t, _, r in sent] == [
+        (TOPIC_REJECTS, reason, shown_topic, payload.decode())
+    ]
+    assert edge.stats.rejects == {reason: 1}
+    assert edge.stats.readings == 0
