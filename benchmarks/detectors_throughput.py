@@ -7,11 +7,13 @@ in time order, booleans as 0.0 / 1.0). Printed per kind:
 
 - readings/s and µs per reading through ``DeviceMonitor.observe`` (best of ``--repeat``);
 - where that time goes, per detector (one extra timed pass; relative shares);
-- the pickled size of a DeviceMonitor (what the worker writes to its changelogged table for
-  every record), early in a device's life and at the end, and pickle + unpickle time;
+- the size of a DeviceMonitor's saved state (``orjson.dumps(monitor.to_state())``, what the
+  worker writes to its changelogged table for every record), early in a device's life and at
+  the end, and the time to save it and to restore it (``DeviceMonitor.from_state``);
 - the worker's per-record scoring cost for records of K readings
-  (unpickle + K × observe + pickle), the records/s and readings/s that allows on one core,
-  and the same with Faust's own per-event cost from FIELD-NOTES added.
+  (restore + K × observe + save; the worker restores only when its live monitor is stale),
+  the records/s and readings/s that allows on one core, and the same with Faust's own
+  per-event cost from FIELD-NOTES added.
 
 Figures only, no assertions. Pure CPU: no services needed. About 1-1.5 minutes.
 
@@ -22,12 +24,12 @@ from __future__ import annotations
 
 import argparse
 import gc
-import pickle  # nosec B403 - our own objects, as the worker does
 import statistics
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 
+import orjson
 from benchlib import machine, say, table  # this folder's helper
 
 from core.contract import DEVICE_KINDS, Reading, check_metric
@@ -82,17 +84,17 @@ def per_detector(devices: Sequence[tuple[SimDevice, list[Reading]]]) -> dict[str
     return dict(spent)
 
 
-def pickle_cost(monitors: Sequence[DeviceMonitor], budget_s: float = 2.0) -> tuple[float, float]:
-    """Median seconds to pickle (protocol 5) and to unpickle one monitor."""
+def state_cost(monitors: Sequence[DeviceMonitor], budget_s: float = 2.0) -> tuple[float, float]:
+    """Median seconds to save one monitor's state as JSON bytes and to restore it from them."""
     dumps_t, loads_t = [], []
     deadline = time.perf_counter() + budget_s
     rounds = 0
     while rounds < 5 or (time.perf_counter() < deadline and rounds < 200):
         for monitor in monitors:
             t0 = time.perf_counter()
-            blob = pickle.dumps(monitor, protocol=5)
+            blob = orjson.dumps(monitor.to_state())
             t1 = time.perf_counter()
-            pickle.loads(blob)  # nosec B301
+            DeviceMonitor.from_state(orjson.loads(blob))
             t2 = time.perf_counter()
             dumps_t.append(t1 - t0)
             loads_t.append(t2 - t1)
@@ -101,7 +103,7 @@ def pickle_cost(monitors: Sequence[DeviceMonitor], budget_s: float = 2.0) -> tup
 
 
 def sizes(monitors: Sequence[DeviceMonitor]) -> list[int]:
-    return [len(pickle.dumps(m, protocol=5)) for m in monitors]
+    return [len(orjson.dumps(m.to_state())) for m in monitors]
 
 
 def early_monitors(devices: Sequence[tuple[SimDevice, list[Reading]]], n: int) -> list[DeviceMonitor]:
@@ -130,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     speed_rows, detail, state_rows, record_rows = [], {}, [], []
     obs_cost: dict[str, float] = {}
-    pick_cost: dict[str, tuple[float, float]] = {}
+    state_costs: dict[str, tuple[float, float]] = {}
     for kind in ("home", "vehicle", "equipment", "coldchain"):
         devices = by_kind[kind]
         n = sum(len(r) for _, r in devices)
@@ -161,8 +163,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         early = sizes(early_monitors(devices, 20))
         late = sizes(monitors)
-        dumps_s, loads_s = pickle_cost(monitors)
-        pick_cost[kind] = (dumps_s, loads_s)
+        dumps_s, loads_s = state_cost(monitors)
+        state_costs[kind] = (dumps_s, loads_s)
         state_rows.append(
             [
                 kind,
@@ -212,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         parts = ", ".join(f"{name} {share:.0%}" for name, _, share in rows[:5])
         print(f"- {kind}: {parts}")
     print()
-    print("## DeviceMonitor state: pickled size (protocol 5) and cost per record")
+    print("## DeviceMonitor state: saved size (JSON of to_state) and cost per record")
     print()
     print(
         table(
@@ -221,8 +223,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "bytes after 20 readings (median)",
                 "bytes at end (median)",
                 "bytes at end (max)",
-                "pickle µs",
-                "unpickle µs",
+                "save µs",
+                "restore µs",
                 "round trip µs",
                 "round trip / one observe",
             ],
@@ -230,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     )
     print()
-    print("## The scoring agent's cost per Kafka record of K readings: unpickle + K × observe + pickle")
+    print("## The scoring agent's cost per Kafka record of K readings: restore + K × observe + save")
     print("(ours = our code on one core; + Faust = adding FIELD-NOTES' 1.7k events/s with one Table update per event)")
     print()
     print(
@@ -239,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "kind",
                 "K",
                 "ours µs/record",
-                "pickle share",
+                "state share",
                 "records/s (ours)",
                 "readings/s (ours)",
                 "records/s (+ Faust)",

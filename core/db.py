@@ -34,6 +34,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from core import lifecycle
 from core.contract import DEVICE_KINDS, LOCALES, SEGMENT_RE, ReadingsBatch
+from core.risks import check_risk
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +96,9 @@ def migrate(
     TimescaleDB runs its own jobs (Timescale licence); elsewhere :func:`apply_retention` applies it.
     """
     if retention_days is None:
-        from core.settings import get_settings
+        from core.settings import Settings
 
-        retention_days = get_settings().retention_days
+        retention_days = Settings().retention_days  # read now, not cached: tests set the environment late
     ensure_database(url)
     applied: list[str] = []
     with psycopg.connect(url, autocommit=True) as conn:
@@ -184,38 +185,480 @@ def _hypertable(conn: psycopg.Connection[Any], licence: str | None, progress: Ca
             "ALTER TABLE readings SET (timescaledb.compress, timescaledb.compress_segmentby = 'tenant, device, metric')"
         )
         conn.execute("SELECT add_compression_policy('readings', interval '7 days', if_not_exists => true)")
-        conn.execute("SELECT add_retention_policy('readings', interval '90 days', if_not_exists => true)")
+        # the retention policy (FOREWARN_RETENTION_DAYS) is set by _retention_policy after the files
+
+
+ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)
+"""Where every bucket grid starts, on every path: time_bucket's default origin (a Monday),
+given to date_bin too, so both cut time at the same instants."""
+_ORIGIN_SQL = "timestamptz '2000-01-03 00:00:00+00'"  # +00: never the session's time zone
+HOUR = timedelta(hours=1)
+LATE_DATA = timedelta(days=3)
+"""How late a reading may be stored (after its own time) and still be rolled up by a default
+:func:`refresh_rollups` (the same window as the continuous aggregate's policy)."""
+RECENT_DATA = timedelta(hours=1)
+"""The window of the worker's frequent refreshes (every few minutes): readings stored later
+than this after their own time wait for its hourly refresh over :data:`LATE_DATA`."""
+_REALTIME_MARGIN = timedelta(minutes=15)
+""":func:`series` reads raw readings from this long before the last refresh on: rows whose
+transaction was still open when the refresh took its snapshot are there, not yet rolled up."""
+_ROLLUP_LOCK = 0x0F0E_3A2F  # one refresh at a time (several workers run the same timer)
+_RETENTION_LOCK = 0x0F0E_3A30
+_HOURLY_COLUMNS = "tenant, device, metric, bucket, avg_value, min_value, max_value, n, sum_value"
+_HOURLY_SELECT = (
+    "SELECT tenant, device, metric, {bucket} AS bucket, avg(value) AS avg_value, min(value) AS min_value,"
+    " max(value) AS max_value, count(*) AS n, sum(value) AS sum_value FROM readings{where}"
+    " GROUP BY tenant, device, metric, bucket"
+)
+
+
+def _bucket_sql(timescale: bool, width: str = "interval '1 hour'", column: str = "ts") -> str:
+    """time_bucket on TimescaleDB, date_bin elsewhere: same origin, so the same buckets."""
+    return f"{'time_bucket' if timescale else 'date_bin'}({width}, {column}, {_ORIGIN_SQL})"
+
+
+def _floor(moment: datetime, width: timedelta) -> datetime:
+    """The start of ``moment``'s bucket of ``width`` (Python's twin of date_bin/time_bucket)."""
+    return moment - (moment - ORIGIN) % width
+
+
+def _has_timescale(conn: psycopg.Connection[Any]) -> bool:
+    return conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone() is not None
+
+
+def _has_column(conn: psycopg.Connection[Any], relation: str, column: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = %s AND NOT attisdropped",
+        (relation, column),
+    ).fetchone()
+    return row is not None
+
+
+def _rollup_kind(conn: psycopg.Connection[Any]) -> str | None:
+    """What ``readings_hourly`` is here: ``table``, ``view``, ``cagg`` (continuous aggregate), or None."""
+    row = conn.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass('readings_hourly')").fetchone()
+    if row is None:
+        return None
+    if row[0] in ("r", "p"):
+        return "table"
+    if (
+        _has_timescale(conn)
+        and conn.execute(
+            "SELECT 1 FROM timescaledb_information.continuous_aggregates WHERE view_name = 'readings_hourly'"
+        ).fetchone()
+    ):
+        return "cagg"
+    return "view"
 
 
 def _hourly_view(
     conn: psycopg.Connection[Any], timescale: bool, licence: str | None, progress: Callable[[str], None]
 ) -> None:
-    exists = conn.execute("SELECT to_regclass('readings_hourly')").fetchone()
-    if exists and exists[0] is not None:
-        return
-    select = (
-        " SELECT tenant, device, metric, {bucket} AS bucket, avg(value) AS avg_value,"
-        " min(value) AS min_value, max(value) AS max_value, count(*) AS n"
-        " FROM readings GROUP BY tenant, device, metric, bucket"
-    )
+    """Make ``readings_hourly`` what this server can keep current, with the same columns everywhere:
+    tenant, device, metric, bucket (1 h), avg_value, min_value, max_value, n, sum_value."""
+    kind = _rollup_kind(conn)
     if timescale and licence == "timescale":
-        progress("create continuous aggregate readings_hourly")
+        if kind == "cagg" and _has_column(conn, "readings_hourly", "sum_value"):
+            return
+        _continuous_aggregate(conn, kind, progress)
+    elif timescale:
+        if kind != "table":
+            _rollup_table(conn, kind, progress)
+    elif kind is None or (kind == "view" and not _has_column(conn, "readings_hourly", "sum_value")):
+        # (a roll-up table made under TimescaleDB stays: refresh_rollups keeps it with date_bin)
+        progress(("create" if kind is None else "update") + " view readings_hourly (date_bin)")
         conn.execute(
-            "CREATE MATERIALIZED VIEW readings_hourly WITH (timescaledb.continuous) AS"
-            # time_bucket's default origin for timestamptz is 2000-01-03, the same as date_bin's below
-            + select.format(bucket="time_bucket(interval '1 hour', ts)")
-            + " WITH NO DATA"
+            "CREATE OR REPLACE VIEW readings_hourly AS "
+            + _HOURLY_SELECT.format(bucket=_bucket_sql(timescale=False), where="")
         )
-        conn.execute(
-            "SELECT add_continuous_aggregate_policy('readings_hourly', start_offset => interval '3 days',"
-            " end_offset => interval '1 hour', schedule_interval => interval '30 minutes')"
-        )
+
+
+def _continuous_aggregate(conn: psycopg.Connection[Any], kind: str | None, progress: Callable[[str], None]) -> None:
+    """Timescale licence: readings_hourly as a continuous aggregate with its refresh policy."""
+    if kind is not None:  # a view, a roll-up table, or an aggregate without sum_value: rebuilt from readings
+        progress(f"replace {kind} readings_hourly by a continuous aggregate")
+        drop = {"table": "TABLE", "view": "VIEW", "cagg": "MATERIALIZED VIEW"}[kind]
+        conn.execute(f"DROP {drop} readings_hourly")
     else:
-        progress("create view readings_hourly (date_bin)")
+        progress("create continuous aggregate readings_hourly")
+    conn.execute(
+        "CREATE MATERIALIZED VIEW readings_hourly WITH (timescaledb.continuous) AS "
+        # time_bucket's default origin for timestamptz is ORIGIN, the same as date_bin's elsewhere
+        + _HOURLY_SELECT.format(bucket="time_bucket(interval '1 hour', ts)", where="")
+        + " WITH NO DATA"
+    )
+    conn.execute(
+        "SELECT add_continuous_aggregate_policy('readings_hourly', start_offset => interval '3 days',"
+        " end_offset => interval '1 hour', schedule_interval => interval '30 minutes')"
+    )
+    if kind is not None:  # the policy only covers 3 days: materialize the history once (autocommit)
+        conn.execute("CALL refresh_continuous_aggregate('readings_hourly', NULL, now() - interval '1 hour')")
+
+
+def _rollup_table(conn: psycopg.Connection[Any], kind: str | None, progress: Callable[[str], None]) -> None:
+    """Apache licence: readings_hourly as a table that refresh_rollups keeps current.
+
+    Built as ``readings_hourly_new`` from all readings, then swapped for the view (if any) in a
+    short transaction: readers keep the view until the table is complete. A converted table's
+    watermark is the build's snapshot, so the next refresh adds what was stored meanwhile; a new
+    table has none, so the first refresh rolls up everything (a bulk load included)."""
+    progress(f"replace {kind} readings_hourly by a roll-up table" if kind else "create roll-up table readings_hourly")
+    conn.execute("DROP TABLE IF EXISTS readings_hourly_new")  # left by an interrupted conversion
+    with conn.transaction():
         conn.execute(
-            "CREATE VIEW readings_hourly AS"
-            + select.format(bucket="date_bin(interval '1 hour', ts, timestamptz '2000-01-03')")
+            "CREATE TABLE readings_hourly_new ("
+            " tenant text NOT NULL, device text NOT NULL, metric text NOT NULL, bucket timestamptz NOT NULL,"
+            " avg_value double precision NOT NULL, min_value double precision NOT NULL,"
+            " max_value double precision NOT NULL, n bigint NOT NULL, sum_value double precision NOT NULL,"
+            " CONSTRAINT readings_hourly_pkey PRIMARY KEY (tenant, device, metric, bucket))"
         )
+        conn.execute("CREATE INDEX readings_hourly_bucket ON readings_hourly_new (bucket)")  # retention
+        snapshot = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+        conn.execute(
+            f"INSERT INTO readings_hourly_new ({_HOURLY_COLUMNS}) "  # noqa: S608 - our own constants
+            + _HOURLY_SELECT.format(bucket=_bucket_sql(_has_timescale(conn)), where="")
+        )
+    with conn.transaction():
+        if kind is not None:
+            conn.execute(f"DROP {'MATERIALIZED VIEW' if kind == 'cagg' else 'VIEW'} readings_hourly")
+        conn.execute("ALTER TABLE readings_hourly_new RENAME TO readings_hourly")
+        if kind is not None:
+            _set_watermark(conn, snapshot)
+
+
+def _set_watermark(conn: psycopg.Connection[Any], refreshed_at: datetime) -> None:
+    conn.execute(
+        "INSERT INTO rollup_watermarks (rollup, refreshed_at) VALUES ('readings_hourly', %s)"
+        " ON CONFLICT (rollup) DO UPDATE SET refreshed_at = excluded.refreshed_at, updated_at = now()",
+        (refreshed_at,),
+    )
+
+
+def _retention_policy(conn: psycopg.Connection[Any], days: int, progress: Callable[[str], None]) -> bool:
+    """Timescale licence: TimescaleDB's own retention jobs at ``days`` (readings, and the hourly
+    aggregate when its window allows); True when a policy was (re)set."""
+    changed = False
+    for relation in ("readings", "readings_hourly"):
+        row = conn.execute(
+            "SELECT (config->>'drop_after')::interval = make_interval(days => %s) FROM timescaledb_information.jobs"
+            " WHERE proc_name = 'policy_retention' AND hypertable_name = %s",
+            (days, relation),
+        ).fetchone()
+        if row is not None and row[0]:
+            continue
+        try:
+            conn.execute("SELECT remove_retention_policy(%s, if_exists => true)", (relation,))
+            conn.execute("SELECT add_retention_policy(%s, make_interval(days => %s))", (relation, days))
+        except psycopg.Error as exc:  # e.g. the aggregate's refresh window (3 days) is longer than days
+            progress(f"no retention policy on {relation} ({str(exc).splitlines()[0]})")
+            continue
+        progress(f"retention policy on {relation}: {days} days")
+        changed = True
+    return changed
+
+
+# ------------------------------------------------------------------- roll-ups, retention, series
+
+
+@contextlib.contextmanager
+def _connected(target: str | psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
+    """A connection of our own for a URL (autocommit, closed after), or the caller's as it is."""
+    if isinstance(target, str):
+        with psycopg.connect(target, autocommit=True, connect_timeout=5) as conn:
+            yield conn
+    else:
+        yield target
+
+
+@dataclass(frozen=True, slots=True)
+class RollupRefresh:
+    """What one :func:`refresh_rollups` did."""
+
+    rollup: str
+    """``table`` (refreshed here), ``view`` (always current), ``cagg`` (TimescaleDB's own job),
+    ``busy`` (another process was refreshing), or ``none`` (not migrated)."""
+    since: datetime | None
+    """First bucket recomputed (None: all of them, or nothing done)."""
+    buckets: int
+    """(tenant, device, metric, hour) buckets recomputed."""
+    changed: int
+    """Of those, the ones new or different (the only rows written)."""
+    seconds: float
+
+
+def refresh_rollups(
+    target: str | psycopg.Connection[Any], since: datetime | None = None, late: timedelta = LATE_DATA
+) -> RollupRefresh:
+    """Bring the hourly roll-up table up to date: recompute every bucket from ``since`` on.
+
+    ``since`` defaults to the last refresh minus ``late`` (all buckets on the first refresh), so
+    readings stored up to ``late`` after their own time are rolled up; later ones are not. Only
+    buckets that are new or differ are written (``INSERT … ON CONFLICT DO UPDATE … WHERE``). Where
+    ``readings_hourly`` is a view or a continuous aggregate there is nothing to do. One refresh
+    at a time: another one running returns ``busy``."""
+    t0 = time.perf_counter()
+    with _connected(target) as conn:
+        kind = _rollup_kind(conn)
+        if kind != "table":
+            return RollupRefresh(kind or "none", None, 0, 0, time.perf_counter() - t0)
+        bucket = _bucket_sql(_has_timescale(conn))
+        with conn.transaction():
+            locked = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (_ROLLUP_LOCK,)).fetchone()
+            if not (locked and locked[0]):
+                return RollupRefresh("busy", None, 0, 0, time.perf_counter() - t0)
+            snapshot, watermark = conn.execute(  # type: ignore[misc]
+                "SELECT now(), (SELECT refreshed_at FROM rollup_watermarks WHERE rollup = 'readings_hourly')"
+            ).fetchone()
+            if since is None and watermark is not None:
+                since = watermark - late
+            start = None if since is None else _floor(since, HOUR)
+            fresh = _HOURLY_SELECT.format(bucket=bucket, where="" if start is None else " WHERE ts >= %(start)s")
+            counts = conn.execute(
+                f"WITH fresh AS ({fresh}), written AS ("  # noqa: S608 - our own constants
+                f" INSERT INTO readings_hourly AS h ({_HOURLY_COLUMNS}) SELECT {_HOURLY_COLUMNS} FROM fresh"
+                " ON CONFLICT (tenant, device, metric, bucket) DO UPDATE SET avg_value = excluded.avg_value,"
+                " min_value = excluded.min_value, max_value = excluded.max_value, n = excluded.n,"
+                " sum_value = excluded.sum_value"
+                " WHERE (h.n, h.sum_value, h.min_value, h.max_value)"
+                " IS DISTINCT FROM (excluded.n, excluded.sum_value, excluded.min_value, excluded.max_value)"
+                " RETURNING 1)"
+                " SELECT (SELECT count(*) FROM fresh), (SELECT count(*) FROM written)",
+                {"start": start},
+            ).fetchone()
+            _set_watermark(conn, snapshot)
+    buckets, changed = counts if counts else (0, 0)
+    return RollupRefresh("table", start, int(buckets), int(changed), time.perf_counter() - t0)
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionReport:
+    """What one :func:`apply_retention` did."""
+
+    how: str
+    """``chunks`` (drop_chunks on the hypertable), ``delete`` (batched DELETE, plain tables),
+    ``policy`` (TimescaleDB's own job, Timescale licence), or ``busy`` (another process at it)."""
+    cutoff: datetime | None
+    """Readings older than this may go (whole chunks: some a little older stay until their chunk
+    is all past it)."""
+    chunks_dropped: int
+    rows_deleted: int
+    """Readings deleted by the batched DELETE (0 when whole chunks were dropped)."""
+    rollups_deleted: int
+    seconds: float
+
+
+def apply_retention(target: str | psycopg.Connection[Any], days: int, batch: int = 50_000) -> RetentionReport:
+    """Forget readings older than ``days`` (and the hourly roll-ups of what is gone).
+
+    On a hypertable: ``drop_chunks`` (whole chunks, nearly free); roll-ups go below the oldest
+    chunk left. On plain tables: DELETE in batches of ``batch`` rows, one transaction each, up to
+    a whole hour. Under the Timescale licence TimescaleDB's own retention job does it: its policy
+    is set to ``days`` and nothing is dropped here."""
+    if days < 1:
+        raise ValueError(f"retention days must be at least 1, got {days}")
+    if batch < 1:
+        raise ValueError(f"batch must be at least 1, got {batch}")
+    t0 = time.perf_counter()
+    with _connected(target) as conn:
+        timescale = _has_timescale(conn)
+        if timescale:
+            row = conn.execute("SELECT current_setting('timescaledb.license', true)").fetchone()
+            if row is not None and row[0] == "timescale":
+                _retention_policy(conn, days, log.info)
+                return RetentionReport("policy", None, 0, 0, 0, time.perf_counter() - t0)
+        locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (_RETENTION_LOCK,)).fetchone()
+        if not (locked and locked[0]):
+            return RetentionReport("busy", None, 0, 0, 0, time.perf_counter() - t0)
+        try:
+            return _retention(conn, days, batch, timescale, t0)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_RETENTION_LOCK,))
+
+
+def _retention(conn: psycopg.Connection[Any], days: int, batch: int, timescale: bool, t0: float) -> RetentionReport:
+    cutoff: datetime = conn.execute("SELECT now() - make_interval(days => %s)", (days,)).fetchone()[0]  # type: ignore[index]
+    rollup_table = _rollup_kind(conn) == "table"
+    hypertable = timescale and (
+        conn.execute("SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = 'readings'").fetchone()
+        is not None
+    )
+    rollups = 0
+    if hypertable:
+        with conn.transaction():
+            dropped = conn.execute("SELECT drop_chunks('readings', older_than => %s)", (cutoff,)).fetchall()
+            if rollup_table:  # what the chunks left summarise stays: below the oldest chunk left, or the cutoff
+                rollups = conn.execute(
+                    "DELETE FROM readings_hourly WHERE bucket < LEAST(%s, (SELECT min(range_start)"
+                    " FROM timescaledb_information.chunks WHERE hypertable_name = 'readings'))",
+                    (_floor(cutoff, HOUR),),
+                ).rowcount
+        return RetentionReport("chunks", cutoff, len(dropped), 0, rollups, time.perf_counter() - t0)
+    cutoff = _floor(cutoff, HOUR)  # whole hours: the roll-up's buckets stay exact
+    deleted = 0
+    while True:
+        with conn.transaction():
+            n = conn.execute(
+                "DELETE FROM readings WHERE ctid = ANY(ARRAY(SELECT ctid FROM readings WHERE ts < %s LIMIT %s))",
+                (cutoff, batch),
+            ).rowcount
+        deleted += n
+        if n < batch:
+            break
+    if rollup_table:
+        with conn.transaction():
+            rollups = conn.execute("DELETE FROM readings_hourly WHERE bucket < %s", (cutoff,)).rowcount
+    return RetentionReport("delete", cutoff, 0, deleted, rollups, time.perf_counter() - t0)
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesPoint:
+    """One bucket of one metric: its start, and the values stored in it."""
+
+    bucket: datetime
+    avg: float
+    min: float
+    max: float
+    n: int
+
+
+MIN_RESOLUTION = timedelta(seconds=1)
+MAX_RESOLUTION = timedelta(days=7)
+MAX_POINTS = 100_000
+"""Buckets per metric one :func:`series` call may ask for."""
+_RESOLUTION_RE = re.compile(r"([1-9][0-9]*)\s*(s|m|min|h|d|w)")
+_RESOLUTION_UNITS = {"s": "seconds", "m": "minutes", "min": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_resolution(value: str | timedelta) -> timedelta:
+    """``30s``, ``1m``, ``15m``, ``1h``, ``6h``, ``1d``, ``1w`` (or a timedelta) → the bucket width.
+
+    Whole seconds from 1 s to 7 days: fixed widths only (no months), so that date_bin and
+    time_bucket cut the same buckets."""
+    if isinstance(value, str):
+        match = _RESOLUTION_RE.fullmatch(value.strip())
+        if match is None:
+            raise ValueError(f"resolution {value!r} must be a whole number and a unit: 30s, 1m, 15m, 1h, 6h, 1d, 1w")
+        width = timedelta(**{_RESOLUTION_UNITS[match[2]]: int(match[1])})
+    elif isinstance(value, timedelta):
+        width = value
+    else:
+        raise ValueError(f"resolution must be a string such as '1h' or a timedelta, got {type(value).__name__}")
+    if width % MIN_RESOLUTION or not MIN_RESOLUTION <= width <= MAX_RESOLUTION:
+        raise ValueError(f"resolution {value!r} must be whole seconds from 1 s to 7 days")
+    return width
+
+
+def _series_window(start: datetime, end: datetime, width: timedelta) -> tuple[datetime, datetime]:
+    """[start, end) widened to whole buckets, checked."""
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("start and end must carry a time zone (aware datetimes)")
+    if start >= end:
+        raise ValueError(f"start ({start.isoformat()}) must be before end ({end.isoformat()})")
+    first, last = _floor(start, width), _floor(end, width)
+    if last < end:
+        last += width
+    if (last - first) // width > MAX_POINTS:
+        asked = (last - first) // width
+        raise ValueError(f"{asked:,} buckets asked for, at most {MAX_POINTS:,}: use a coarser resolution")
+    return first, last
+
+
+_SERIES_CONTEXT = (
+    "SELECT c.relkind, EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'),"
+    " (SELECT refreshed_at FROM rollup_watermarks WHERE rollup = 'readings_hourly')"
+    " FROM (SELECT 1) AS one LEFT JOIN pg_class c ON c.oid = to_regclass('readings_hourly')"
+)
+_SERIES_CAGG = "SELECT 1 FROM timescaledb_information.continuous_aggregates WHERE view_name = 'readings_hourly'"
+
+
+def _series_sql(
+    relkind: str | None,
+    timescale: bool,
+    cagg: bool,
+    watermark: datetime | None,
+    params: dict[str, Any],
+) -> str:
+    """The series query for this server; ``params`` (tenant, device, first, last, width, metrics)
+    gains ``split``: roll-up buckets before it, raw readings from it on."""
+    width: timedelta = params["width"]
+    only = " AND metric = ANY(%(metrics)s)" if params.get("metrics") is not None else ""
+    bucket = _bucket_sql(timescale, width="%(width)s", column="ts")
+    rollup = width % HOUR == timedelta(0) and (relkind in ("r", "p") or cagg)
+    if not rollup:
+        return (
+            f"SELECT metric, {bucket} AS bucket, avg(value), min(value), max(value), count(*)"  # noqa: S608
+            " FROM readings WHERE tenant = %(tenant)s AND device = %(device)s"
+            f" AND ts >= %(first)s AND ts < %(last)s{only} GROUP BY metric, bucket ORDER BY metric, bucket"
+        )
+    if cagg:  # TimescaleDB's own aggregate: its real-time setting decides about the newest hours
+        split = params["last"]
+    elif watermark is None:
+        split = params["first"]
+    else:
+        split = min(max(_floor(watermark - _REALTIME_MARGIN, HOUR), params["first"]), params["last"])
+    params["split"] = split
+    return (
+        "WITH parts AS ("  # noqa: S608 - our own constants
+        " SELECT metric, bucket AS ts, sum_value AS s, n, min_value AS lo, max_value AS hi FROM readings_hourly"
+        f" WHERE tenant = %(tenant)s AND device = %(device)s AND bucket >= %(first)s AND bucket < %(split)s{only}"
+        " UNION ALL"
+        " SELECT metric, ts, value, 1, value, value FROM readings"
+        f" WHERE tenant = %(tenant)s AND device = %(device)s AND ts >= %(split)s AND ts < %(last)s{only})"
+        f" SELECT metric, {bucket} AS bucket, sum(s) / sum(n)::float8, min(lo), max(hi), sum(n)::bigint"
+        " FROM parts GROUP BY metric, bucket ORDER BY metric, bucket"
+    )
+
+
+def _series_params(
+    tenant: str,
+    device: str,
+    start: datetime,
+    end: datetime,
+    resolution: str | timedelta,
+    metrics: Sequence[str] | None,
+) -> dict[str, Any]:
+    width = parse_resolution(resolution)
+    first, last = _series_window(start, end, width)
+    return {
+        "tenant": tenant,
+        "device": device,
+        "first": first,
+        "last": last,
+        "width": width,
+        "metrics": None if metrics is None else list(metrics),
+    }
+
+
+def _series_points(rows: Iterable[Sequence[Any]]) -> dict[str, list[SeriesPoint]]:
+    out: dict[str, list[SeriesPoint]] = {}
+    for metric, bucket, avg, lo, hi, n in rows:
+        out.setdefault(metric, []).append(SeriesPoint(bucket, float(avg), float(lo), float(hi), int(n)))
+    return out
+
+
+def series(
+    target: str | psycopg.Connection[Any],
+    tenant: str,
+    device: str,
+    start: datetime,
+    end: datetime,
+    resolution: str | timedelta = "1h",
+    metrics: Sequence[str] | None = None,
+) -> dict[str, list[SeriesPoint]]:
+    """One device's series per metric (all of them, or ``metrics``) over [start, end) widened to
+    whole buckets of ``resolution``: metric → points in time order (average, min, max, count).
+
+    Buckets start on the same grid on every path (:data:`ORIGIN`): time_bucket on TimescaleDB,
+    date_bin elsewhere. Hourly and coarser read the hourly roll-up (where it is a table or a
+    continuous aggregate) up to the last refresh and raw readings after it, so the answers are
+    those of the raw readings (averages merged from hourly sums may differ in the last bits).
+    Raises ValueError for a bad resolution or range."""
+    params = _series_params(tenant, device, start, end, resolution, metrics)
+    with _connected(target) as conn:
+        relkind, timescale, watermark = conn.execute(_SERIES_CONTEXT).fetchone()  # type: ignore[misc]
+        cagg = bool(timescale and relkind == "v" and conn.execute(_SERIES_CAGG).fetchone())
+        statement = _series_sql(relkind, timescale, cagg, watermark, params)
+        return _series_points(conn.execute(statement, params).fetchall())  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------- registry (CLI, sync)
@@ -276,6 +719,123 @@ def query(url: str, statement: str, params: Sequence[Any] = ()) -> list[dict[str
     """Run a read-only query (reports, tests) and return rows as dicts."""
     with _registry(url) as conn, conn.cursor(row_factory=dict_row) as cur:
         return list(cur.execute(statement, params).fetchall())  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------- detector configuration
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorParams:
+    """A row of ``detector_config``: parameters of the ``risk`` detector of ``tenant``'s devices
+    of ``kind`` (``device`` ``None``) or of one device."""
+
+    tenant: str
+    kind: str
+    device: str | None
+    risk: str
+    params: dict[str, Any]
+
+
+def effective_overrides(rows: Iterable[DetectorParams], device: str | None) -> dict[str, dict[str, Any]]:
+    """Risk type → the parameters in force for ``device`` (``None``: a device of the tenant and
+    kind with none of its own) from one tenant's and kind's ``rows``: the tenant's parameters,
+    and the device's over them, parameter by parameter.
+
+    >>> rows = [DetectorParams("acme", "home", None, "freeze_risk", {"horizon_s": 10800, "margin_c": 1.0}),
+    ...         DetectorParams("acme", "home", "home-1", "freeze_risk", {"horizon_s": 3600})]
+    >>> effective_overrides(rows, "home-1")
+    {'freeze_risk': {'horizon_s': 3600, 'margin_c': 1.0}}
+    >>> effective_overrides(rows, "home-2")
+    {'freeze_risk': {'horizon_s': 10800, 'margin_c': 1.0}}
+    """
+    rows = list(rows)
+    merged: dict[str, dict[str, Any]] = {}
+    for level in (None, device) if device is not None else (None,):
+        for row in rows:
+            if row.device == level:
+                merged.setdefault(row.risk, {}).update(row.params)
+    return merged
+
+
+def _check_scope(tenant: str, kind: str, device: str | None) -> None:
+    _check_id(tenant, "tenant")
+    if kind not in DEVICE_KINDS:
+        raise ValueError(f"kind {kind!r} must be one of {', '.join(DEVICE_KINDS)}")
+    if device is not None:
+        _check_id(device, "device id")
+
+
+def detector_config(url: str, tenant: str, kind: str) -> list[DetectorParams]:
+    """The configuration of ``tenant``'s devices of ``kind``: the tenant's rows and every device's."""
+    _check_scope(tenant, kind, None)
+    with _registry(url) as conn:
+        rows = conn.execute(
+            "SELECT device, risk, params FROM detector_config WHERE tenant = %s AND kind = %s"
+            " ORDER BY device NULLS FIRST, risk",
+            (tenant, kind),
+        ).fetchall()
+    return [DetectorParams(tenant, kind, device, risk, dict(params)) for device, risk, params in rows]
+
+
+def set_detector_params(
+    url: str, tenant: str, kind: str, device: str | None, risk: str, params: dict[str, Any]
+) -> dict[str, Any]:
+    """Set ``params`` of the ``risk`` detector for ``tenant``'s devices of ``kind`` (``device``
+    ``None``) or for one registered device of that kind, keeping the level's other parameters;
+    returns all the level's parameters of ``risk`` now. Whether the values suit the detector
+    is for the caller to check (``detectors.profiles.check_overrides``)."""
+    _check_scope(tenant, kind, device)
+    check_risk(risk)
+    if not params:
+        raise ValueError("give at least one parameter to set, as name=value")
+    with _registry(url) as conn:
+        if device is not None:
+            found = conn.execute("SELECT kind FROM devices WHERE tenant = %s AND id = %s", (tenant, device)).fetchone()
+            if found is None:
+                raise ValueError(f"device {tenant}/{device} is not registered: add it first with 'forewarn device add'")
+            if found[0] != kind:
+                raise ValueError(f"device {tenant}/{device} is a {found[0]} device, not a {kind} one")
+        row = conn.execute(
+            "INSERT INTO detector_config (tenant, kind, device, risk, params) VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT (tenant, kind, device, risk) DO UPDATE"
+            " SET params = detector_config.params || excluded.params, updated_at = now()"
+            " RETURNING params",
+            (tenant, kind, device, risk, Jsonb(params)),
+        ).fetchone()
+    return dict(row[0]) if row else {}
+
+
+def clear_detector_params(
+    url: str, tenant: str, kind: str, device: str | None, risk: str | None = None, names: Sequence[str] = ()
+) -> list[tuple[str, str]]:
+    """Remove configuration of ``tenant``'s devices of ``kind`` (``device`` ``None``) or of one
+    device: the parameters ``names`` of ``risk``, every parameter of ``risk``, or (no
+    ``risk``) everything at that level. Returns the ``(risk, parameter)`` pairs removed."""
+    _check_scope(tenant, kind, device)
+    if risk is not None:
+        check_risk(risk)
+    elif names:
+        raise ValueError("name the risk type whose parameters to clear")
+    with _registry(url) as conn:
+        rows = conn.execute(
+            "SELECT risk, params FROM detector_config WHERE tenant = %s AND kind = %s"
+            " AND device IS NOT DISTINCT FROM %s AND (%s::text IS NULL OR risk = %s) ORDER BY risk FOR UPDATE",
+            (tenant, kind, device, risk, risk),
+        ).fetchall()
+        cleared: list[tuple[str, str]] = []
+        for row_risk, params in rows:
+            drop = [name for name in params if not names or name in names]
+            kept = {name: value for name, value in params.items() if name not in drop}
+            where = (tenant, kind, device, row_risk)
+            scope = " WHERE tenant = %s AND kind = %s AND device IS NOT DISTINCT FROM %s AND risk = %s"
+            if kept:
+                conn.execute(
+                    "UPDATE detector_config SET params = %s, updated_at = now()" + scope, (Jsonb(kept), *where)
+                )
+            else:
+                conn.execute("DELETE FROM detector_config" + scope, where)
+            cleared += [(row_risk, name) for name in drop]
+    return cleared
 
 
 # ------------------------------------------------------------------- async store (services)
@@ -392,6 +952,24 @@ class Store:
             )
             return cur.rowcount
 
+    async def detector_overrides(self, tenant: str, kind: str, device: str) -> dict[str, dict[str, Any]]:
+        """Risk type → the configured parameters in force for one device (the worker's read)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT device, risk, params FROM detector_config"
+                " WHERE tenant = %s AND kind = %s AND (device IS NULL OR device = %s)",
+                (tenant, kind, device),
+            )
+            rows = [DetectorParams(tenant, kind, d, risk, dict(params)) for d, risk, params in await cur.fetchall()]
+        return effective_overrides(rows, device)
+
+    async def detector_config_version(self) -> int:
+        """A number that moves whenever any detector configuration changes."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT version FROM detector_config_version")
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
     async def customer_of(self, tenant: str, device: str) -> dict[str, Any] | None:
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             # a cursor's own row factory: the pooled connection stays as it was
@@ -458,3 +1036,30 @@ class Store:
             )
             if ok and action in lifecycle.NOTIFY_ACTIONS:
                 await _advance(conn, warning_id, "notified", "notified_at = coalesce(notified_at, now())", ())
+
+    async def refresh_rollups(self, since: datetime | None = None, late: timedelta = LATE_DATA) -> RollupRefresh:
+        """:func:`refresh_rollups` on a connection of its own (in a thread: the pool stays free)."""
+        return await asyncio.to_thread(refresh_rollups, self.url, since, late)
+
+    async def apply_retention(self, days: int) -> RetentionReport:
+        """:func:`apply_retention` on a connection of its own (in a thread: the pool stays free)."""
+        return await asyncio.to_thread(apply_retention, self.url, days)
+
+    async def series(
+        self,
+        tenant: str,
+        device: str,
+        start: datetime,
+        end: datetime,
+        resolution: str | timedelta = "1h",
+        metrics: Sequence[str] | None = None,
+    ) -> dict[str, list[SeriesPoint]]:
+        """:func:`series` on the pool (for the API and charts)."""
+        params = _series_params(tenant, device, start, end, resolution, metrics)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_SERIES_CONTEXT)
+            relkind, timescale, watermark = await cur.fetchone()  # type: ignore[misc]
+            cagg = bool(timescale and relkind == "v" and await (await conn.execute(_SERIES_CAGG)).fetchone())
+            statement = _series_sql(relkind, timescale, cagg, watermark, params)
+            cur = await conn.execute(statement, params)  # type: ignore[arg-type]
+            return _series_points(await cur.fetchall())

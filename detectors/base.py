@@ -8,10 +8,15 @@ Booleans arrive as 0.0 / 1.0. A metric a reading does not carry is simply absent
 A :class:`RiskDetector` also explains itself: ``assess_one(x)`` returns a :class:`Finding`
 (what risk, how sure, how long until the loss, the evidence) — scoring stays separate from
 deciding; the warning decisions live in ``streams.decisions``.
+
+Constructor arguments are a detector's whole configuration, stored under the same names;
+everything else it holds is its state, in attributes whose names start with ``_``
+(``detectors.state`` saves exactly that, as plain data).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -50,10 +55,18 @@ class Detector:
         return f"{type(self).__name__}({params})"
 
     def _params(self) -> dict[str, Any]:
-        import inspect
+        return {n: getattr(self, n) for n in parameter_names(type(self)) if hasattr(self, n)}
 
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {n: getattr(self, n) for n in names if hasattr(self, n)}
+
+def parameter_names(cls: type) -> tuple[str, ...]:
+    """The names of ``cls``'s constructor parameters: its configuration."""
+    names = _PARAMETER_NAMES.get(cls)
+    if names is None:
+        names = _PARAMETER_NAMES[cls] = tuple(inspect.signature(cls).parameters)
+    return names
+
+
+_PARAMETER_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 class RiskDetector(Detector):
@@ -64,6 +77,16 @@ class RiskDetector(Detector):
 
     risk: ClassVar[str]
     metrics: tuple[str, ...]  # a class default; an instance may narrow it (SensorStuck(metric=…))
+    state_version: ClassVar[int] = 1
+    """Bumped when the meaning of the saved state changes without its attributes changing:
+    state saved under another version is not loaded (the detector starts afresh)."""
+
+    @property
+    def instance_name(self) -> str:
+        """This detector's stable name among one device's detectors (its saved state is keyed
+        by it): the risk type, plus what tells instances apart for a detector that a profile
+        runs more than once."""
+        return self.risk
 
     def assess_one(self, x: Mapping[str, float]) -> Finding:
         """Score ``x`` and say why, without learning from it."""

@@ -1,7 +1,7 @@
 """Detectors about the device itself, for every kind: a draining battery, a stuck sensor.
 
 A device that goes offline or reports a frozen value no longer protects anything, so these
-warn before the protection is lost. Scores follow the convention of :mod:`detectors._common`.
+warn before the protection is lost. Scores follow the convention of :mod:`detectors.physical`.
 """
 
 from __future__ import annotations
@@ -9,21 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from detectors._common import (
-    PhysicalDetector,
-    Trend,
-    TrendForecaster,
-    Verdict,
-    check,
-    count,
-    in_range,
-    non_negative,
-    num,
-    positive,
-    ramp,
-    rnd,
-)
+from core.risks import check_risk
 from detectors.base import Finding, Severity
+from detectors.checks import check, count, in_range, non_negative, positive
+from detectors.physical import PhysicalDetector, WorstJudgement, ramp, rnd
+from detectors.readings import num
+from detectors.trend import Trend, TrendForecaster
 
 
 class BatteryDrain(TrendForecaster):
@@ -43,7 +34,7 @@ class BatteryDrain(TrendForecaster):
     ('warning', True, 15.5)
     """
 
-    risk = "battery_drain"
+    risk = check_risk("battery_drain")
     metrics = ("battery_pct",)
 
     def __init__(
@@ -83,14 +74,14 @@ class BatteryDrain(TrendForecaster):
             evidence["drain_pct_per_h"] = rnd(-fc.fit.slope * 3600, 3)
         if eta is not None:
             evidence["predicted_empty_at_s"] = rnd(ts + eta, 0)
-        verdict = Verdict()
+        worst = WorstJudgement()
         if eta is not None and eta <= self.horizon_s:
-            verdict.add(0.5 + 0.3 * (1 - eta / self.horizon_s), "warning", eta)
+            worst.add(0.5 + 0.3 * (1 - eta / self.horizon_s), "warning", eta)
         if pct < self.low_pct:
-            verdict.add(0.8, "warning")
-        if verdict.score == 0.0:
+            worst.add(0.8, "warning")
+        if worst.score == 0.0:
             return self._quiet(evidence)
-        return Finding(self.risk, verdict.score, verdict.severity, eta, evidence)
+        return Finding(self.risk, worst.score, worst.severity, eta, evidence)
 
     def learn_one(self, x: Mapping[str, float]) -> None:
         ts, pct = num(x, "ts"), num(x, "battery_pct")
@@ -122,7 +113,7 @@ class SensorStuck(PhysicalDetector):
     ('warning', 'pipe_temp_c', 35100.0)
     """
 
-    risk = "sensor_stuck"
+    risk = check_risk("sensor_stuck")
     metrics = ("temp_c",)  # the default; an instance reads ``(metric,)``
 
     def __init__(
@@ -150,6 +141,10 @@ class SensorStuck(PhysicalDetector):
         self._since = 0.0
         self._readings = 0
         self._changes = 0
+
+    @property
+    def instance_name(self) -> str:
+        return f"{self.risk}:{self.metric}"
 
     def _flat_if(self, ts: float, value: float) -> tuple[float, int]:
         if self._value is None or abs(value - self._value) > self.tolerance:

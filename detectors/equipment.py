@@ -2,7 +2,7 @@
 
 :class:`BearingWear` watches a rotating machine's vibration and bearing temperature;
 :class:`ColdChain` watches a refrigerated box. Scores follow the convention of
-:mod:`detectors._common`: 0 is quiet, at least 0.5 is worth a warning, and the severity says
+:mod:`detectors.physical`: 0 is quiet, at least 0.5 is worth a warning, and the severity says
 how urgent. Evidence holds the figures a customer warning quotes.
 """
 
@@ -11,27 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from detectors._common import (
-    Ewma,
-    Forecast,
-    HeldForecast,
-    LastKnown,
-    RollingQuantile,
-    Sustained,
-    Trend,
-    TrendForecaster,
-    Verdict,
-    check,
-    count,
-    finite,
-    in_range,
-    non_negative,
-    num,
-    positive,
-    ramp,
-    rnd,
-)
+from core.risks import check_risk
 from detectors.base import Finding
+from detectors.checks import check, count, finite, in_range, non_negative, positive
+from detectors.physical import WorstJudgement, ramp, rnd
+from detectors.readings import LastKnown, num
+from detectors.trend import Forecast, HeldForecast, Trend, TrendForecaster
+from detectors.windows import Ewma, RollingQuantile, Sustained
 
 
 class BearingWear(TrendForecaster):
@@ -69,7 +55,7 @@ class BearingWear(TrendForecaster):
     ('warning', True, 6.3)
     """
 
-    risk = "bearing_failure"
+    risk = check_risk("bearing_failure")
     metrics = ("vibration_mm_s", "bearing_temp_c")
 
     def __init__(
@@ -123,25 +109,25 @@ class BearingWear(TrendForecaster):
             return self._quiet()
         vib = num(x, "vibration_mm_s")
         temp = self._last.get(x, "bearing_temp_c", ts)
-        verdict = Verdict()
+        worst = WorstJudgement()
         evidence: dict[str, Any] = {}
         if vib is not None:
             evidence["vibration_mm_s"] = rnd(vib)
             held, level, margin = self._zone_level(ts, vib)
             evidence.update(vibration_held_mm_s=rnd(held), vibration_level_mm_s=rnd(level))
             if held >= self.critical_mm_s * margin:
-                verdict.add(1.0, "critical", 0.0)
+                worst.add(1.0, "critical", 0.0)
             elif self._in_zone_c(held, level, margin):
-                verdict.add(0.5 + 0.3 * ramp(level, self.warning_mm_s, self.critical_mm_s), "warning")
+                worst.add(0.5 + 0.3 * ramp(level, self.warning_mm_s, self.critical_mm_s), "warning")
             if vib >= self.running_mm_s:
-                self._judge_trend(ts, vib, verdict, evidence)
+                self._judge_trend(ts, vib, worst, evidence)
         if temp is not None:
             evidence["bearing_temp_c"] = rnd(temp, 1)
             if temp >= self.bearing_critical_c:
-                verdict.add(1.0, "critical", 0.0)
+                worst.add(1.0, "critical", 0.0)
             elif temp >= self.bearing_warning_c:
-                verdict.add(0.6, "warning")
-        return self._judged(verdict, evidence)
+                worst.add(0.6, "warning")
+        return self._judged(worst, evidence)
 
     def _zone_level(self, ts: float, vib: float) -> tuple[float, float, float]:
         """The vibration the zones are judged on over ``zone_window_s``: the level it held
@@ -161,20 +147,20 @@ class BearingWear(TrendForecaster):
             return True
         return self._in_zone and level >= self.warning_mm_s * (1 - self.deadband)
 
-    def _judge_trend(self, ts: float, vib: float, verdict: Verdict, evidence: dict[str, Any]) -> None:
+    def _judge_trend(self, ts: float, vib: float, worst: WorstJudgement, evidence: dict[str, Any]) -> None:
         fc = self._forecast_trend(self._trend, ts, vib, self.critical_mm_s, rising=True)
         if fc is not None:
             evidence["trend_mm_s_per_day"] = rnd(fc.fit.slope * 86400, 3)
             eta = fc.time_to_s
             if eta is not None and 0 < eta <= self.horizon_s:
                 evidence["predicted_critical_at_s"] = rnd(ts + eta, 0)
-                verdict.add(0.5 + 0.3 * (1 - eta / self.horizon_s), "warning", eta)
+                worst.add(0.5 + 0.3 * (1 - eta / self.horizon_s), "warning", eta)
         baseline = self._baseline
         if baseline.n >= self.grace_period and baseline.mean > 0:
             ratio = vib / baseline.mean
             evidence.update(baseline_mm_s=rnd(baseline.mean), ratio_to_baseline=rnd(ratio))
             if ratio >= self.baseline_ratio:
-                verdict.add(0.5, "advisory")
+                worst.add(0.5, "advisory")
 
     def learn_one(self, x: Mapping[str, float]) -> None:
         ts = num(x, "ts")
@@ -228,7 +214,7 @@ class ColdChain(TrendForecaster):
     ((5.0, 'learnt'), True, 15)
     """
 
-    risk = "coldchain_failure"
+    risk = check_risk("coldchain_failure")
     metrics = ("temp_c", "door_open", "compressor_on")
 
     def __init__(
@@ -309,10 +295,10 @@ class ColdChain(TrendForecaster):
         }
         if compressor is not None:
             evidence.update(compressor_on=not off, compressor_off_for_s=rnd(off_for, 0))
-        verdict = Verdict()
+        worst = WorstJudgement()
         if above and above_for >= self.min_duration_s:
             score = 0.8 + 0.2 * ramp(above_for, self.min_duration_s, 3 * self.min_duration_s)
-            verdict.add(score, "critical", 0.0)
+            worst.add(score, "critical", 0.0)
         current = num(x, "temp_c")
         cut_in, source = self.cut_in()
         if (
@@ -336,8 +322,8 @@ class ColdChain(TrendForecaster):
             if eta is not None and eta <= self.horizon_s:
                 evidence.update(cut_in_c=rnd(cut_in, 1), cut_in_source=source)
                 evidence["predicted_limit_at_s"] = rnd(ts + eta, 0)
-                verdict.add(0.5 + 0.3 * (1 - eta / self.horizon_s), "warning", eta)
-        return self._judged(verdict, evidence)
+                worst.add(0.5 + 0.3 * (1 - eta / self.horizon_s), "warning", eta)
+        return self._judged(worst, evidence)
 
     def learn_one(self, x: Mapping[str, float]) -> None:
         ts = num(x, "ts")

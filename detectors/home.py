@@ -1,7 +1,7 @@
 """Home and building detectors with physical meaning: water, frost, mould, fire, mains power.
 
 Each is a :class:`~detectors.base.RiskDetector` for one risk type. Scores follow the
-convention of :mod:`detectors._common`: 0 is quiet, at least 0.5 is worth a warning, and the
+convention of :mod:`detectors.physical`: 0 is quiet, at least 0.5 is worth a warning, and the
 severity says how urgent. Evidence holds the figures a customer warning quotes.
 """
 
@@ -10,27 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from detectors._common import (
-    FIRING,
-    Forecast,
-    HeldForecast,
-    LastKnown,
-    PhysicalDetector,
-    RollingMin,
-    Sustained,
-    Trend,
-    TrendForecaster,
-    Verdict,
-    check,
-    count,
-    finite,
-    non_negative,
-    num,
-    positive,
-    ramp,
-    rnd,
-)
+from core.risks import check_risk
 from detectors.base import Finding, Severity
+from detectors.checks import check, count, finite, non_negative, positive
+from detectors.physical import FIRING, PhysicalDetector, WorstJudgement, ramp, rnd
+from detectors.readings import LastKnown, num
+from detectors.trend import Forecast, HeldForecast, Trend, TrendForecaster
+from detectors.windows import RollingMin, Sustained
 
 
 class WaterLeak(PhysicalDetector):
@@ -46,7 +32,7 @@ class WaterLeak(PhysicalDetector):
     (1.0, 'critical', 0.0)
     """
 
-    risk = "water_leak"
+    risk = check_risk("water_leak")
     metrics = ("water_leak",)
 
     def __init__(self, debounce_s: float = 0.0) -> None:
@@ -115,7 +101,7 @@ class FreezeRisk(TrendForecaster):
     (True, True)
     """
 
-    risk = "freeze_risk"
+    risk = check_risk("freeze_risk")
     metrics = ("pipe_temp_c", "flow_lpm")
 
     def __init__(
@@ -257,7 +243,7 @@ class SlowLeak(PhysicalDetector):
     ('warning', True, 72.0)
     """
 
-    risk = "slow_leak"
+    risk = check_risk("slow_leak")
     metrics = ("flow_lpm",)
 
     def __init__(
@@ -330,7 +316,7 @@ class BurstPipe(PhysicalDetector):
     'critical'
     """
 
-    risk = "burst_pipe"
+    risk = check_risk("burst_pipe")
     metrics = ("flow_lpm", "water_leak")
 
     def __init__(
@@ -398,7 +384,7 @@ class MouldRisk(PhysicalDetector):
     ('advisory', 0.58, 25200.0)
     """
 
-    risk = "mould_risk"
+    risk = check_risk("mould_risk")
     metrics = ("humidity_pct",)
 
     def __init__(
@@ -458,7 +444,7 @@ class FireRisk(PhysicalDetector):
     'critical'
     """
 
-    risk = "fire_risk"
+    risk = check_risk("fire_risk")
     metrics = ("smoke", "temp_c", "co_ppm")
 
     def __init__(
@@ -488,25 +474,25 @@ class FireRisk(PhysicalDetector):
         temp = num(x, "temp_c")
         co = self._last.get(x, "co_ppm", ts)
         evidence: dict[str, Any] = {"smoke": smoke}
-        verdict = Verdict()
+        worst = WorstJudgement()
         if smoke:
-            verdict.add(1.0, "critical", 0.0)
+            worst.add(1.0, "critical", 0.0)
         if temp is not None:
             low = self._low.min(ts, temp)
             rise = 0.0 if low is None else max(0.0, temp - low)
             evidence.update(temp_c=rnd(temp, 1), temp_rise_c=rnd(rise, 1))
             evidence["rise_window_s"] = self.rise_window_s
             if temp >= self.hot_c:
-                verdict.add(1.0, "critical", 0.0)
+                worst.add(1.0, "critical", 0.0)
             elif rise >= self.rise_c:
-                verdict.add(0.6 + 0.3 * ramp(rise, self.rise_c, 2 * self.rise_c), "warning")
+                worst.add(0.6 + 0.3 * ramp(rise, self.rise_c, 2 * self.rise_c), "warning")
         if co is not None:
             evidence["co_ppm"] = rnd(co, 0)
             if co >= self.co_critical_ppm:
-                verdict.add(0.9, "critical", 0.0)
+                worst.add(0.9, "critical", 0.0)
             elif co >= self.co_warning_ppm:
-                verdict.add(0.5 + 0.3 * ramp(co, self.co_warning_ppm, self.co_critical_ppm), "warning")
-        return self._judged(verdict, evidence)
+                worst.add(0.5 + 0.3 * ramp(co, self.co_warning_ppm, self.co_critical_ppm), "warning")
+        return self._judged(worst, evidence)
 
     def learn_one(self, x: Mapping[str, float]) -> None:
         ts = num(x, "ts")
@@ -534,7 +520,7 @@ class PowerCut(PhysicalDetector):
     ('warning', True, 14100.0)
     """
 
-    risk = "power_cut"
+    risk = check_risk("power_cut")
     metrics = ("mains_v",)
 
     def __init__(

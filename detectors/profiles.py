@@ -1,18 +1,25 @@
 """Which detectors watch which kind of device, and with which parameters.
 
-:data:`REGISTRY` maps each risk type (the name the simulator labels scenarios with and the
-notifier templates are keyed by) to its detector class; :data:`RISK_TYPES` lists them.
-:data:`PROFILES` gives each device kind its ``(risk type, params)`` pairs; every kind also
-watches its battery and checks its main metric for a stuck sensor. :func:`build_detectors`
-makes fresh detectors for one device.
+:data:`REGISTRY` maps each risk type of the catalogue (:mod:`core.risks`) to its detector
+class. :data:`PROFILES` gives each device kind its ``(risk type, params)`` pairs: every risk
+type the catalogue says the kind is watched for, in the catalogue's order; a stuck sensor is
+checked on each of the kind's main metrics. :func:`build_detectors` makes fresh detectors for
+one device, with parameters laid over the profile's (a tenant's or a device's configuration);
+:func:`check_overrides` says whether such parameters are valid configuration and
+:func:`explain_parameters` where each effective parameter comes from.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+import inspect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from detectors.base import RiskDetector
+from core.contract import DEVICE_KINDS
+from core.risks import RISK_TYPES, RISKS
+from detectors.base import RiskDetector, parameter_names
 from detectors.device import BatteryDrain, SensorStuck
 from detectors.equipment import BearingWear, ColdChain
 from detectors.home import (
@@ -26,7 +33,7 @@ from detectors.home import (
 )
 from detectors.vehicle import DriverFatigue, HarshBraking, Speeding
 
-REGISTRY: dict[str, type[RiskDetector]] = {
+_DETECTOR_OF: dict[str, type[RiskDetector]] = {
     cls.risk: cls
     for cls in (
         WaterLeak,
@@ -45,52 +52,87 @@ REGISTRY: dict[str, type[RiskDetector]] = {
         SensorStuck,
     )
 }
-"""Risk type → detector class."""
 
-RISK_TYPES: tuple[str, ...] = tuple(REGISTRY)
-"""Every risk type a detector can report."""
+REGISTRY: dict[str, type[RiskDetector]] = {risk: _DETECTOR_OF[risk] for risk in RISK_TYPES}
+"""Risk type → detector class, in the catalogue's order (a risk type without a detector fails
+here, at import)."""
+
+_STUCK_SENSOR_CHECKS: dict[str, tuple[dict[str, Any], ...]] = {
+    "vehicle": ({"metric": "speed_kmh", "ignore_values": (0.0,)},),
+    "home": ({"metric": "temp_c"}, {"metric": "pipe_temp_c"}),
+    "equipment": ({"metric": "vibration_mm_s", "ignore_values": (0.0,)},),
+    "coldchain": ({"metric": "temp_c"},),
+}
+"""Device kind → one ``SensorStuck`` parameter set per metric checked for a stuck sensor."""
 
 PROFILES: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
-    "vehicle": (
-        ("harsh_braking", {}),
-        ("speeding", {}),
-        ("driver_fatigue", {}),
-        ("battery_drain", {}),
-        ("sensor_stuck", {"metric": "speed_kmh", "ignore_values": (0.0,)}),
-    ),
-    "home": (
-        ("water_leak", {}),
-        ("freeze_risk", {}),
-        ("slow_leak", {}),
-        ("burst_pipe", {}),
-        ("mould_risk", {}),
-        ("fire_risk", {}),
-        ("power_cut", {}),
-        ("battery_drain", {}),
-        ("sensor_stuck", {"metric": "temp_c"}),
-        ("sensor_stuck", {"metric": "pipe_temp_c"}),
-    ),
-    "equipment": (
-        ("bearing_failure", {}),
-        ("battery_drain", {}),
-        ("sensor_stuck", {"metric": "vibration_mm_s", "ignore_values": (0.0,)}),
-    ),
-    "coldchain": (
-        ("coldchain_failure", {}),
-        ("battery_drain", {}),
-        ("sensor_stuck", {"metric": "temp_c"}),
-    ),
+    kind: tuple(
+        (risk, params)
+        for risk in RISK_TYPES
+        if kind in RISKS[risk].kinds
+        for params in (_STUCK_SENSOR_CHECKS[kind] if risk == "sensor_stuck" else ({},))
+    )
+    for kind in DEVICE_KINDS
 }
-"""Device kind → the detectors it runs, as ``(risk type, constructor params)`` pairs."""
+"""Device kind → the detectors it runs, as ``(risk type, constructor params)`` pairs.
+
+>>> [risk for risk, _ in PROFILES["vehicle"]]
+['harsh_braking', 'speeding', 'driver_fatigue', 'battery_drain', 'sensor_stuck']
+"""
+
+Overrides = Mapping[str, Mapping[str, Any] | None]
+"""Risk type → parameters laid over the profile's (``None``: leave that detector out)."""
 
 
-def build_detectors(kind: str, overrides: Mapping[str, Mapping[str, Any] | None] | None = None) -> list[RiskDetector]:
+def _construct(risk: str, cls: type[RiskDetector], params: Mapping[str, Any]) -> RiskDetector:
+    """``cls(**params)``, with a list where a tuple is expected (configuration read from JSON)
+    made a tuple, and every refusal a :class:`ValueError` naming the risk type."""
+    _check_names(risk, cls, params)
+    defaults = _defaults(cls)
+    args = {
+        name: tuple(value) if isinstance(value, list) and isinstance(defaults[name], tuple) else value
+        for name, value in params.items()
+    }
+    try:
+        return cls(**args)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{risk}: {exc}") from None
+
+
+def _check_names(risk: str, cls: type[RiskDetector], params: Mapping[str, Any]) -> None:
+    names = parameter_names(cls)
+    for name in params:
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"its parameters: {', '.join(names)}"
+            raise ValueError(f"{risk} has no parameter {name!r} ({hint})")
+
+
+def parameter_defaults(risk: str) -> dict[str, Any]:
+    """The constructor defaults of ``risk``'s detector (before any profile sets one).
+
+    >>> parameter_defaults("water_leak")
+    {'debounce_s': 0.0}
+    """
+    return dict(_defaults(REGISTRY[risk]))
+
+
+def _defaults(cls: type[RiskDetector]) -> dict[str, Any]:
+    if cls not in _DEFAULTS:
+        _DEFAULTS[cls] = {name: p.default for name, p in inspect.signature(cls).parameters.items()}
+    return _DEFAULTS[cls]
+
+
+_DEFAULTS: dict[type, dict[str, Any]] = {}
+
+
+def build_detectors(kind: str, overrides: Overrides | None = None) -> list[RiskDetector]:
     """Fresh detectors for one device of ``kind``.
 
     ``overrides`` maps a risk type to parameters laid over the profile's (for every instance
     of that type), or to ``None`` to leave that detector out; a risk type the profile does not
-    have is added with the given parameters. An unknown kind, risk type or parameter raises
-    :class:`ValueError`.
+    have is added with the given parameters. An unknown kind, risk type or parameter, or a bad
+    value, raises :class:`ValueError`.
 
     >>> [d.risk for d in build_detectors("coldchain")]
     ['coldchain_failure', 'battery_drain', 'sensor_stuck']
@@ -111,9 +153,87 @@ def build_detectors(kind: str, overrides: Mapping[str, Mapping[str, Any] | None]
     for name, params in plan:
         if name in overrides and overrides[name] is None:
             continue
-        merged = {**params, **(overrides.get(name) or {})}
-        try:
-            detectors.append(REGISTRY[name](**merged))
-        except TypeError as exc:
-            raise ValueError(f"{name}: {exc}") from None
+        detectors.append(_construct(name, REGISTRY[name], {**params, **(overrides.get(name) or {})}))
     return detectors
+
+
+def check_parameter_names(kind: str, overrides: Mapping[str, Mapping[str, Any]]) -> None:
+    """:class:`ValueError` unless ``overrides`` names only risk types devices of ``kind`` are
+    watched for and parameters their detectors have (the values are not looked at).
+
+    >>> check_parameter_names("home", {"freeze_risk": {"horizon": 3600}})
+    Traceback (most recent call last):
+    ...
+    ValueError: freeze_risk has no parameter 'horizon' (did you mean horizon_s?)
+    """
+    if kind not in PROFILES:
+        raise ValueError(f"unknown device kind {kind!r}; known kinds: {', '.join(PROFILES)}")
+    watched = list(dict.fromkeys(name for name, _ in PROFILES[kind]))
+    for risk, params in overrides.items():
+        if risk not in RISKS:
+            close = difflib.get_close_matches(risk, RISK_TYPES, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(RISK_TYPES)}"
+            raise ValueError(f"unknown risk type {risk!r} ({hint})")
+        if risk not in watched:
+            raise ValueError(f"{kind} devices are not watched for {risk} (they are for {', '.join(watched)})")
+        if not isinstance(params, Mapping):
+            raise ValueError(f"{risk}: parameters must be a mapping of name to value, got {params!r}")
+        _check_names(risk, REGISTRY[risk], params)
+
+
+def check_overrides(kind: str, overrides: Mapping[str, Mapping[str, Any]]) -> None:
+    """:class:`ValueError` unless ``overrides`` is valid configuration for devices of ``kind``:
+    parameters (not ``None``) of risk types the kind is watched for, each known to the
+    detector and of a value it accepts (the detectors are built to see), and no two detectors
+    of a device watching the same.
+
+    >>> check_overrides("home", {"freeze_risk": {"horizon_s": 3 * 3600.0}})
+    >>> check_overrides("home", {"battery_drain": {"empty_pct": 15.0}})
+    Traceback (most recent call last):
+    ...
+    ValueError: battery_drain: empty_pct must be < low_pct
+    """
+    check_parameter_names(kind, overrides)
+    names = [d.instance_name for d in build_detectors(kind, overrides)]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"two detectors of one device would be the same ({', '.join(twice)})")
+
+
+@dataclass(frozen=True, slots=True)
+class ParameterSetting:
+    """One effective parameter of one of a device's detectors, and who set it: ``default``
+    (the detector's), ``profile`` (the kind's profile) or the name of a configuration level."""
+
+    detector: str
+    risk: str
+    parameter: str
+    value: Any
+    set_by: str
+
+
+def explain_parameters(
+    kind: str, levels: Sequence[tuple[str, Mapping[str, Mapping[str, Any]]]]
+) -> list[ParameterSetting]:
+    """Every parameter of every detector a device of ``kind`` runs with the overrides of
+    ``levels`` (``(name, overrides)``, most general first: a later level's parameter wins),
+    and which level set it.
+
+    >>> [s for s in explain_parameters("home", [("tenant", {"water_leak": {"debounce_s": 30}})])
+    ...  if s.risk == "water_leak"]
+    [ParameterSetting(detector='water_leak', risk='water_leak', parameter='debounce_s', value=30, set_by='tenant')]
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    for _, overrides in levels:
+        for risk, params in overrides.items():
+            merged.setdefault(risk, {}).update(params)
+    check_overrides(kind, merged)
+    settings: list[ParameterSetting] = []
+    for (risk, profile_params), detector in zip(PROFILES[kind], build_detectors(kind, merged), strict=True):
+        for name, value in detector._params().items():
+            set_by = "profile" if name in profile_params else "default"
+            for level, overrides in levels:
+                if name in overrides.get(risk, {}):
+                    set_by = level
+            settings.append(ParameterSetting(detector.instance_name, risk, name, value, set_by))
+    return settings

@@ -1,7 +1,7 @@
 """Vehicle (telematics) detectors with physical meaning: harsh braking, speeding, fatigue.
 
 Each is a :class:`~detectors.base.RiskDetector` for one risk type. Scores follow the
-convention of :mod:`detectors._common`: 0 is quiet, at least 0.5 is worth a warning, and the
+convention of :mod:`detectors.physical`: 0 is quiet, at least 0.5 is worth a warning, and the
 severity says how urgent. Evidence holds the figures a customer warning quotes.
 """
 
@@ -10,22 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from detectors._common import (
-    EventLog,
-    LastKnown,
-    PhysicalDetector,
-    Sustained,
-    check,
-    escalate,
-    in_range,
-    local_hour,
-    non_negative,
-    num,
-    positive,
-    ramp,
-    rnd,
-)
+from core.risks import check_risk
 from detectors.base import Finding, Severity
+from detectors.checks import check, in_range, non_negative, positive
+from detectors.physical import PhysicalDetector, escalate, ramp, rnd
+from detectors.readings import DEFAULT_UTC_OFFSET_H, LastKnown, local_hour, num
+from detectors.windows import EventLog, Sustained
 
 
 class HarshBraking(PhysicalDetector):
@@ -44,7 +34,7 @@ class HarshBraking(PhysicalDetector):
     ('warning', 0.67, 1)
     """
 
-    risk = "harsh_braking"
+    risk = check_risk("harsh_braking")
     metrics = ("accel_long_g",)
 
     def __init__(
@@ -117,7 +107,7 @@ class Speeding(PhysicalDetector):
     ('warning', 0.67, 30.0)
     """
 
-    risk = "speeding"
+    risk = check_risk("speeding")
     metrics = ("speed_kmh", "speed_limit_kmh")
 
     def __init__(
@@ -184,8 +174,9 @@ class DriverFatigue(PhysicalDetector):
     count as a break, and neither does a dropout shorter than ``break_s``. The score rises
     from 0 at ``2·advisory_s − max_drive_s`` through 0.5 at ``advisory_s`` (3.5 h, advisory)
     to 1 at ``max_drive_s`` (warning); from ``critical_s`` it is critical. Between
-    ``night_start_h`` and ``night_end_h`` local time (``utc_offset_h``, 8 for China) the
-    severity is one level higher. The time to loss is the time left until ``max_drive_s``.
+    ``night_start_h`` and ``night_end_h`` local time (``utc_offset_h`` hours ahead of UTC; by
+    default the offset of ``core.localtime.DEFAULT_TIMEZONE``, 8 for China) the severity is
+    one level higher. The time to loss is the time left until ``max_drive_s``.
 
     >>> detector = DriverFatigue()
     >>> for minute in range(0, 271, 5):  # 4.5 h on the road, no break, from 10:00 local
@@ -196,7 +187,7 @@ class DriverFatigue(PhysicalDetector):
     ('critical', 1.0, 16200.0)
     """
 
-    risk = "driver_fatigue"
+    risk = check_risk("driver_fatigue")
     metrics = ("ignition", "speed_kmh")
 
     def __init__(
@@ -206,7 +197,7 @@ class DriverFatigue(PhysicalDetector):
         advisory_s: float = 3.5 * 3600.0,
         critical_s: float = 4.5 * 3600.0,
         moving_kmh: float = 5.0,
-        utc_offset_h: float = 8.0,
+        utc_offset_h: float = DEFAULT_UTC_OFFSET_H,
         night_start_h: float = 0.0,
         night_end_h: float = 5.0,
         stale_after_s: float = 300.0,

@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,10 +21,14 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="forewarn: wa
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 customer_app = typer.Typer(no_args_is_help=True, help="Policyholders and their notification channels.")
 device_app = typer.Typer(no_args_is_help=True, help="Devices and the customer they belong to.")
+detectors_app = typer.Typer(
+    no_args_is_help=True, help="Detector parameters for a tenant's devices of a kind, or for one device."
+)
 eval_app = typer.Typer(help="Measure how early and how well forewarn warns.", invoke_without_command=True)
 app.add_typer(db_app, name="db")
 app.add_typer(customer_app, name="customer")
 app.add_typer(device_app, name="device")
+app.add_typer(detectors_app, name="detectors")
 app.add_typer(eval_app, name="eval")
 
 # wide tables when the output is a file or a CI log (rich assumes 80 columns there)
@@ -116,6 +120,142 @@ def device_add(
     except (ValueError, db.DatabaseError) as exc:
         _fail(str(exc))
     console.print(f"device {tenant}/{device_id} ({kind}) → customer {customer}")
+
+
+# ------------------------------------------------------------------ detectors: configuration
+
+_Tenant = Annotated[str, typer.Option(help="Tenant (topic segment).")]
+_Kind = Annotated[str, typer.Option(help="Device kind: vehicle, home, equipment or coldchain.")]
+_Device = Annotated[
+    str | None, typer.Option(help="One device of the tenant (default: the tenant's devices of the kind).")
+]
+
+
+def _parse_parameters(items: list[str]) -> dict[str, Any]:
+    """``name=value`` pairs; a value is read as JSON (``10800``, ``0.5``, ``[0.0]``, ``null``),
+    else taken as a word (``metric=temp_c``)."""
+    import json
+
+    def no_constant(name: str) -> None:
+        raise ValueError(name)
+
+    params: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            _fail(f"{item!r} must be name=value, e.g. horizon_s=10800")
+        try:
+            params[name.strip()] = json.loads(text, parse_constant=no_constant)
+        except ValueError:
+            params[name.strip()] = text.strip()
+    return params
+
+
+def _scope(tenant: str, kind: str, device: str | None) -> str:
+    return f"device {tenant}/{device}" if device else f"{tenant}'s {kind} devices"
+
+
+def _check_detector_config(kind: str, rows: list[Any], device: str | None) -> None:
+    """:class:`ValueError` unless the configuration ``rows`` builds working detectors for
+    ``device``, or (``None``) for the tenant's devices of the kind and every one with its own."""
+    from core import db
+    from detectors.profiles import check_overrides
+
+    scopes = [device] if device else [None, *sorted({r.device for r in rows if r.device})]
+    for scope in scopes:
+        try:
+            check_overrides(kind, db.effective_overrides(rows, scope))
+        except ValueError as exc:
+            if scope is None or scope == device:
+                raise
+            raise ValueError(f"device {scope}, with its own parameters, would not work: {exc}") from None
+
+
+@detectors_app.command("show")
+def detectors_show(tenant: _Tenant, kind: _Kind, device: _Device = None) -> None:
+    """The parameters each detector runs with, and which level set each.
+
+    A level is the detector's default, the kind's profile, the tenant (for its devices of the
+    kind) or the device."""
+    from core import db
+    from detectors.profiles import explain_parameters
+
+    try:
+        rows = db.detector_config(get_settings().database_url, tenant, kind)
+        levels = [("tenant", {r.risk: r.params for r in rows if r.device is None})]
+        if device:
+            levels.append(("device", {r.risk: r.params for r in rows if r.device == device}))
+        settings = explain_parameters(kind, levels)
+    except (ValueError, db.DatabaseError) as exc:
+        _fail(str(exc))
+    table = Table(title=f"detector parameters of {_scope(tenant, kind, device)}")
+    for column in ("detector", "parameter", "value", "set by"):
+        table.add_column(column)
+    for s in settings:
+        shown = f"[bold]{s.value!r}[/bold]" if s.set_by in ("tenant", "device") else repr(s.value)
+        table.add_row(s.detector, s.parameter, shown, s.set_by)
+    console.print(table)
+
+
+@detectors_app.command("set")
+def detectors_set(
+    risk: Annotated[str, typer.Argument(metavar="RISK", help="Risk type, e.g. freeze_risk.")],
+    parameters: Annotated[list[str], typer.Argument(metavar="NAME=VALUE...", help="Parameters to set.")],
+    tenant: _Tenant,
+    kind: _Kind,
+    device: _Device = None,
+) -> None:
+    """Set parameters of one risk type's detector; running devices pick them up within half a minute."""
+    from core import db
+    from detectors.profiles import check_parameter_names
+
+    params = _parse_parameters(parameters)
+    url = get_settings().database_url
+    try:
+        check_parameter_names(kind, {risk: params})  # the values are checked with the other levels'
+        rows = db.detector_config(url, tenant, kind)
+        mine = next((r.params for r in rows if r.device == device and r.risk == risk), {})
+        others = [r for r in rows if not (r.device == device and r.risk == risk)]
+        _check_detector_config(
+            kind, [*others, db.DetectorParams(tenant, kind, device, risk, {**mine, **params})], device
+        )
+        now = db.set_detector_params(url, tenant, kind, device, risk, params)
+    except (ValueError, db.DatabaseError) as exc:
+        _fail(str(exc))
+    shown = ", ".join(f"{k}={v!r}" for k, v in now.items())
+    console.print(f"{risk} of {_scope(tenant, kind, device)}: {shown}")
+
+
+@detectors_app.command("clear")
+def detectors_clear(
+    tenant: _Tenant,
+    kind: _Kind,
+    risk: Annotated[str | None, typer.Argument(metavar="RISK", help="Only this risk type's parameters.")] = None,
+    names: Annotated[list[str] | None, typer.Argument(metavar="NAME...", help="Only these parameters.")] = None,
+    device: _Device = None,
+) -> None:
+    """Remove parameters set at one level (the tenant's or a device's), so the next level's apply."""
+    from core import db
+
+    url = get_settings().database_url
+    try:
+        rows = db.detector_config(url, tenant, kind)
+        left = []
+        for r in rows:
+            if r.device == device and (risk is None or r.risk == risk):
+                r = db.DetectorParams(
+                    r.tenant, r.kind, r.device, r.risk, {k: v for k, v in r.params.items() if names and k not in names}
+                )
+            left.append(r)
+        _check_detector_config(kind, left, device)
+        cleared = db.clear_detector_params(url, tenant, kind, device, risk, names or ())
+    except (ValueError, db.DatabaseError) as exc:
+        _fail(str(exc))
+    if not cleared:
+        console.print(f"nothing to clear for {_scope(tenant, kind, device)}")
+        return
+    shown = ", ".join(f"{r}.{name}" for r, name in cleared)
+    console.print(f"cleared {shown} of {_scope(tenant, kind, device)}")
 
 
 @app.command()

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import pickle  # nosec B403 - only our own DeviceMonitor, from our own changelog
+import math
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,11 @@ from core.contract import (
     WarningEvent,
     decode_readings_record,
 )
-from core.db import Store
+from core.db import LATE_DATA, RECENT_DATA, Store
 from core.readiness import StatusFile
 from core.settings import get_settings
 from notifiers.dispatch import Dispatcher
-from streams.decisions import DeviceMonitor
+from streams.decisions import DeviceMonitor, detectors_for
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,9 @@ warnings_topic = app.topic(
     partitions=settings.partitions,
 )
 
-# tenant/device → the device's pickled DeviceMonitor (detectors' state and open warnings),
-# changelogged. Raw bytes both ways: we pickle our own objects, Faust only moves bytes.
+# tenant/device → the device's DeviceMonitor as versioned JSON (DeviceMonitor.to_state: open
+# warnings, cool-downs, each detector's state without its parameters), changelogged. Raw bytes
+# both ways: we encode our own plain data, Faust only moves bytes.
 device_to_monitor = app.Table(
     "device_to_monitor",
     default=None,
@@ -96,20 +98,89 @@ async def store() -> Store:
     return _store
 
 
-# The live DeviceMonitor of each device this worker scored, with the bytes it last wrote:
-# when the table still holds exactly those bytes the object is current and unpickling is
-# skipped; after a rebalance or recovery the table holds other bytes and we unpickle.
-_live_monitors: dict[bytes, tuple[bytes, DeviceMonitor]] = {}
+def use_store(db: Store | None) -> None:
+    """Have the agents use ``db`` (a test's in-memory store); ``None``: open one from settings."""
+    global _store
+    _store = db
 
 
-def _load_monitor(key: bytes, saved: bytes | None) -> DeviceMonitor | None:
-    if not saved:
-        return None
+Overrides = dict[str, dict[str, Any]]
+
+
+class DetectorConfig:
+    """Each device's configured detector parameters (``forewarn detectors set``), read from the
+    database on the device's first batch and cached. The database's configuration version is
+    checked at most every ``refresh_s`` seconds; when it has moved, the cache is dropped and
+    each device reads its parameters again, so a change reaches running devices without a
+    restart. While the database cannot be read the cached parameters stand (none yet: the
+    profile's), and it is tried again ``refresh_s`` later: scoring never waits on it for long.
+    """
+
+    def __init__(self, refresh_s: float = 30.0) -> None:
+        self.refresh_s = refresh_s
+        self._by_device: dict[tuple[str, str, str], Overrides] = {}
+        self._version: int | None = None
+        self._checked_at = -math.inf
+        self._failed_at = -math.inf
+
+    async def overrides(self, tenant: str, kind: str, device: str) -> Overrides | None:
+        """The device's parameters in force, ``None`` if they could not be read."""
+        now = time.monotonic()
+        key = (tenant, kind, device)
+        cached = self._by_device.get(key)
+        if now - self._failed_at < self.refresh_s:
+            return cached
+        try:
+            if now - self._checked_at >= self.refresh_s:
+                version = await (await store()).detector_config_version()
+                self._checked_at = now
+                if version != self._version:
+                    self._by_device.clear()
+                    self._version = version
+                    cached = None
+            if cached is None:
+                cached = self._by_device[key] = await (await store()).detector_overrides(tenant, kind, device)
+        except Exception as exc:  # noqa: BLE001 - PostgreSQL down or not migrated: score on, say so
+            self._failed_at = now
+            log.warning(
+                "cannot read the detector configuration (%s); the parameters in force stay, next try in %.0f s",
+                exc,
+                self.refresh_s,
+            )
+        return cached
+
+
+detector_config = DetectorConfig()
+
+# The live DeviceMonitor of each device this worker scored, with the bytes it last wrote and
+# the parameters its detectors were built with: when the table still holds exactly those bytes
+# the object is current and decoding is skipped; after a rebalance or recovery the table holds
+# other bytes and the monitor is rebuilt from them. New parameters rebuild it from its state.
+_live_monitors: dict[bytes, tuple[bytes, DeviceMonitor, Overrides]] = {}
+
+
+def _load_monitor(key: bytes, saved: bytes | None, batch: ReadingsBatch, overrides: Overrides) -> DeviceMonitor:
+    """The device's monitor, with detectors built from ``overrides``: the live one, or one
+    restored from the state in the table, or a fresh one (:class:`ValueError`: a device kind
+    without a profile)."""
     live = _live_monitors.get(key)
-    if live is not None and live[0] is saved:
-        return live[1]
-    monitor: DeviceMonitor = pickle.loads(saved)  # nosec B301 - our own changelog
-    return monitor
+    state: Any = None
+    if saved and live is not None and live[0] is saved:
+        if live[2] == overrides and live[1].kind == batch.kind:
+            return live[1]
+        state = live[1].to_state()
+    elif saved:
+        try:
+            state = orjson.loads(saved)
+        except orjson.JSONDecodeError:
+            log.warning("%s: the saved state is not JSON (written by an older worker?); starting afresh", batch.key)
+    detectors = detectors_for(batch.kind, overrides, where=batch.key)
+    if isinstance(state, dict) and state.get("kind") == batch.kind:
+        try:
+            return DeviceMonitor.from_state(state, detectors)
+        except ValueError as exc:
+            log.warning("%s: cannot restore the saved state (%s); starting afresh", batch.key, exc)
+    return DeviceMonitor(batch.tenant, batch.device, batch.kind, detectors)
 
 
 def _decode(raw: Any) -> ReadingsBatch | None:
@@ -153,13 +224,20 @@ async def score_device_readings(stream: faust.StreamT[bytes]) -> None:
         if batch is None:
             continue
         key = batch.key.encode()
-        monitor = _load_monitor(key, device_to_monitor.get(key))
-        if monitor is None or monitor.kind != batch.kind:
-            monitor = DeviceMonitor(batch.tenant, batch.device, batch.kind)
+        overrides = await detector_config.overrides(batch.tenant, batch.kind, batch.device)
+        if overrides is None:  # not readable yet: keep what the device runs with (new: its profile)
+            live = _live_monitors.get(key)
+            overrides = live[2] if live is not None else {}
+        try:
+            monitor = _load_monitor(key, device_to_monitor.get(key), batch, overrides)
+        except ValueError as exc:  # a device kind no profile knows
+            counters["bad_records"] += 1
+            log.error("skipping a readings record of %s (%s)", batch.key, exc)
+            continue
         events = [event for reading in batch.readings for event in monitor.observe(reading)]
-        saved = pickle.dumps(monitor, protocol=5)
+        saved = orjson.dumps(monitor.to_state())
         device_to_monitor[key] = saved
-        _live_monitors[key] = (saved, monitor)
+        _live_monitors[key] = (saved, monitor, overrides)
         counters["batches_scored"] += 1
         for event in events:
             counters["warnings"] += 1
@@ -195,6 +273,65 @@ async def report_progress() -> None:
         "%(warnings)d warning events, %(bad_records)d bad records",
         counters,
     )
+
+
+# Storage upkeep that TimescaleDB's jobs would do under its own licence (Apache edition and
+# plain PostgreSQL have none): when each hourly task last succeeded (event-loop clock).
+_upkeep_done: dict[str, float] = {"sweep": float("-inf"), "retention": float("-inf")}
+
+
+@app.timer(interval=300.0)
+async def keep_storage() -> None:
+    """Refresh the hourly roll-ups (the last hour every run, the late-data window hourly) and
+    apply FOREWARN_RETENTION_DAYS hourly. Logs what it did; a failure is logged and retried on
+    the next run, never raised. Several workers may run it: the database lets one at a time."""
+    now = asyncio.get_running_loop().time()
+    sweep = now - _upkeep_done["sweep"] >= 3600
+    try:
+        db = await store()
+        done = await db.refresh_rollups(late=LATE_DATA if sweep else RECENT_DATA)
+        if done.rollup == "table":
+            log.info(
+                "roll-ups: %d hourly buckets recomputed from %s, %d changed (%.1f s)",
+                done.buckets,
+                done.since.isoformat() if done.since else "the first reading",
+                done.changed,
+                done.seconds,
+            )
+        elif done.rollup == "busy":
+            log.info("roll-ups: another worker is refreshing them")
+        if sweep and done.rollup != "busy":
+            _upkeep_done["sweep"] = now
+    except Exception as exc:  # noqa: BLE001 - upkeep waits for the next run, the worker goes on
+        why = (str(exc).splitlines() or [repr(exc)])[0]
+        log.error("refreshing the hourly roll-ups failed (%s); next try in 5 min", why)
+    if now - _upkeep_done["retention"] < 3600:
+        return
+    try:
+        kept = await (await store()).apply_retention(settings.retention_days)
+        if kept.how == "chunks":
+            log.info(
+                "retention (%d days): %d chunks dropped, %d hourly roll-ups deleted (%.1f s)",
+                settings.retention_days,
+                kept.chunks_dropped,
+                kept.rollups_deleted,
+                kept.seconds,
+            )
+        elif kept.how == "delete":
+            log.info(
+                "retention (%d days): %d readings and %d hourly roll-ups deleted (%.1f s)",
+                settings.retention_days,
+                kept.rows_deleted,
+                kept.rollups_deleted,
+                kept.seconds,
+            )
+        elif kept.how == "policy":
+            log.info("retention (%d days): TimescaleDB's own policy", settings.retention_days)
+        if kept.how != "busy":
+            _upkeep_done["retention"] = now
+    except Exception as exc:  # noqa: BLE001
+        why = (str(exc).splitlines() or [repr(exc)])[0]
+        log.error("applying retention (%d days) failed (%s); next try in 5 min", settings.retention_days, why)
 
 
 def run_worker(loglevel: str = "info") -> None:

@@ -1,7 +1,18 @@
-"""Warning decisions: from a device's findings to warning events. Pure and picklable.
+"""Warning decisions: from a device's findings to warning events. Pure.
 
-A :class:`DeviceMonitor` holds one device's detectors and open warnings. The worker keeps one
-per device in a changelogged table; ``forewarn eval`` runs the very same class in-process.
+A :class:`DeviceMonitor` holds one device's detectors and open warnings; ``forewarn eval``
+runs the very same class in-process. The worker keeps each device's monitor as plain data,
+:meth:`DeviceMonitor.to_state` (versioned JSON in a changelogged table), and rebuilds it with
+:meth:`DeviceMonitor.from_state` from detectors built with the configuration in force then:
+
+- the device's identity, open warnings, cool-downs, last time and sequence number and its
+  counters come back as they were;
+- each detector's state is saved under its stable name (the risk type; ``sensor_stuck:temp_c``
+  for a stuck-sensor check) without its parameters, and loaded into the freshly built detector
+  of that name when it fits (``detectors.state``). A detector whose saved state is missing or
+  does not fit (its code changed, a name nobody knows any more) starts afresh, and a saved
+  detector the device no longer runs is dropped. A changed parameter keeps the state and takes
+  effect from the next reading.
 
 Rules, per device and risk type:
 - a finding whose score reaches ``open_score`` opens a warning, unless one is already open
@@ -15,13 +26,21 @@ Rules, per device and risk type:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from core.contract import Reading, WarningEvent, warning_id
 from core.lifecycle import Action
 from detectors.base import SEVERITIES, Finding, RiskDetector
-from detectors.profiles import build_detectors
+from detectors.profiles import Overrides, build_detectors
+from detectors.state import capture, restore
+
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+"""The version of :meth:`DeviceMonitor.to_state`'s layout (``"v"``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +69,25 @@ class _Open:
     calm_since_ms: int | None = None
 
 
+def detectors_for(kind: str, overrides: Overrides | None, where: str = "") -> list[RiskDetector]:
+    """The detectors of a device of ``kind`` with its configured ``overrides``; the overrides
+    of a risk type that do not build (configuration written for older code) are left out
+    with an error in the log, and that detector runs with its profile's parameters."""
+    try:
+        return build_detectors(kind, overrides)
+    except ValueError:
+        pass
+    usable: dict[str, Mapping[str, Any] | None] = {}
+    for risk, params in (overrides or {}).items():
+        try:
+            build_detectors(kind, {risk: params})
+        except ValueError as exc:
+            log.error("%signoring the configured parameters of %s: %s", f"{where}: " if where else "", risk, exc)
+        else:
+            usable[risk] = params
+    return build_detectors(kind, usable)
+
+
 class DeviceMonitor:
     """One device's detectors and warning state; ``observe`` a reading, get warning events."""
 
@@ -72,6 +110,76 @@ class DeviceMonitor:
         self.last_seq: int | None = None
         self.readings_seen = 0
         self.duplicates = 0
+
+    def _named_detectors(self) -> list[tuple[str, RiskDetector]]:
+        """Each detector with its stable name (``#2`` … added should two share one)."""
+        named: list[tuple[str, RiskDetector]] = []
+        seen: set[str] = set()
+        for detector in self.detectors:
+            name = base = detector.instance_name
+            n = 1
+            while name in seen:
+                n += 1
+                name = f"{base}#{n}"
+            seen.add(name)
+            named.append((name, detector))
+        return named
+
+    def to_state(self) -> dict[str, Any]:
+        """Everything this monitor has learnt, as plain JSON-able data with a version ``"v"``:
+        no class paths, no parameters (those come from the configuration on restore)."""
+        return {
+            "v": STATE_VERSION,
+            "tenant": self.tenant,
+            "device": self.device,
+            "kind": self.kind,
+            "open": {
+                risk: {
+                    "warning_id": w.warning_id,
+                    "opened_at_ms": w.opened_at_ms,
+                    "severity": w.severity,
+                    "last_hot_ms": w.last_hot_ms,
+                    "predicted_loss_at_ms": w.predicted_loss_at_ms,
+                    "calm_since_ms": w.calm_since_ms,
+                }
+                for risk, w in self.open.items()
+            },
+            "cooldown_until_ms": dict(self.cooldown_until_ms),
+            "last_ts_ms": self.last_ts_ms,
+            "last_seq": self.last_seq,
+            "readings_seen": self.readings_seen,
+            "duplicates": self.duplicates,
+            "detectors": {name: capture(detector) for name, detector in self._named_detectors()},
+        }
+
+    @classmethod
+    def from_state(
+        cls,
+        state: Mapping[str, Any],
+        detectors: Iterable[RiskDetector] | None = None,
+        policy: WarningPolicy | None = None,
+    ) -> DeviceMonitor:
+        """The monitor :meth:`to_state` saved, with ``detectors`` (freshly built from the
+        configuration in force now; default: the kind's profile) taking their saved state where
+        it fits. :class:`ValueError` for state of another version or shape."""
+        if not isinstance(state, Mapping) or state.get("v") != STATE_VERSION:
+            version = state.get("v") if isinstance(state, Mapping) else None
+            raise ValueError(f"device state of version {version!r}; this code reads version {STATE_VERSION}")
+        try:
+            monitor = cls(str(state["tenant"]), str(state["device"]), str(state["kind"]), detectors, policy)
+            monitor.open = {str(risk): _Open(**fields) for risk, fields in state["open"].items()}
+            monitor.cooldown_until_ms = {str(risk): int(ms) for risk, ms in state["cooldown_until_ms"].items()}
+            monitor.last_ts_ms = state["last_ts_ms"]
+            monitor.last_seq = state["last_seq"]
+            monitor.readings_seen = int(state["readings_seen"])
+            monitor.duplicates = int(state["duplicates"])
+            saved = dict(state["detectors"])
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"device state without the shape of version {STATE_VERSION}: {exc!r}") from None
+        fresh = [name for name, detector in monitor._named_detectors() if not restore(detector, saved.get(name))]
+        if fresh:
+            log.info("%s/%s: no saved state fits %s; starting afresh", monitor.tenant, monitor.device, ", ".join(fresh))
+        return monitor
 
     def observe(self, reading: Reading) -> list[WarningEvent]:
         """Score one reading with every detector that wants it, then decide."""

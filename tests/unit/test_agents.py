@@ -3,8 +3,8 @@
 Each test puts raw records on an agent's local test channel, as Kafka would deliver them, and
 checks what a user of the system would see: readings stored, a warning published, a message
 on the customer's phone (a real local HTTP sink reached through apprise), a failed channel
-recorded. The database is an in-memory stand-in for the five ``Store`` calls the agents
-make; the integration tests run the same agents on real services.
+recorded. The database is an in-memory stand-in for the ``Store`` calls the agents make; the
+integration tests run the same agents on real services.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pytest
 
 import streams.app as worker
 from core.contract import Reading, ReadingsBatch, WarningEvent, readings_record, warning_id
-from core.db import Store
+from core.db import DetectorParams, Store, effective_overrides
 from forewarn.sink import HttpSink
 
 NOW_MS = 1_763_700_000_000
@@ -42,6 +42,20 @@ class MemoryStore(Store):
         self.warnings: list[tuple[str, str, str | None]] = []  # (warning id, action, customer id)
         self.deliveries: dict[tuple[str, str, str], tuple[str, str | None]] = {}  # → (status, error)
         self.attempts: Counter[tuple[str, str, str]] = Counter()
+        self.detector_config: list[DetectorParams] = []  # what `forewarn detectors set` wrote
+        self.detector_config_changes = 0
+
+    def configure(self, *rows: DetectorParams) -> None:
+        """Replace the detector configuration, as `forewarn detectors set/clear` would."""
+        self.detector_config = list(rows)
+        self.detector_config_changes += 1
+
+    async def detector_overrides(self, tenant: str, kind: str, device: str) -> dict[str, dict[str, Any]]:
+        mine = [r for r in self.detector_config if (r.tenant, r.kind) == (tenant, kind)]
+        return effective_overrides(mine, device)
+
+    async def detector_config_version(self) -> int:
+        return self.detector_config_changes
 
     async def store_readings(self, batches: Iterable[ReadingsBatch]) -> int:
         new = 0
@@ -81,8 +95,10 @@ async def memory() -> AsyncIterator[MemoryStore]:
     worker.app.flow_control.resume()
     db = MemoryStore()
     worker.use_store(db)
+    worker.detector_config = worker.DetectorConfig(refresh_s=0.0)  # every batch sees a change at once
     yield db
     worker.use_store(None)
+    worker.detector_config = worker.DetectorConfig()
 
 
 @pytest.fixture
@@ -175,6 +191,45 @@ async def test_records_breaking_the_contract_are_counted_and_skipped_and_scoring
 
     assert bad() == 3
     assert [w["device"] for _, w in warnings_sent(published)] == ["after-bad"]
+
+
+async def test_a_parameter_changed_for_a_running_device_applies_to_its_next_batch_with_what_it_learnt(
+    memory: MemoryStore, published: AsyncMock
+) -> None:
+    scored = counted("batches_scored")
+    key = b"acme/splash-home"
+    memory.configure(DetectorParams("acme", "home", "splash-home", "water_leak", {"debounce_s": 600.0}))
+    async with worker.score_device_readings.test_context() as agent:
+        for minute in (0, 1):  # wet for a minute: not the 10 minutes this splash-prone spot needs
+            await agent.put(home_record("splash-home", (NOW_MS + minute * MINUTE_MS, {"water_leak": 1.0})), key=key)
+        await until("two batches scored", lambda: scored() == 2)
+        assert published.await_count == 0
+
+        memory.configure(DetectorParams("acme", "home", "splash-home", "water_leak", {"debounce_s": 90.0}))
+        await agent.put(home_record("splash-home", (NOW_MS + 2 * MINUTE_MS, {"water_leak": 1.0})), key=key)
+        await until("the leak to be published", lambda: published.await_count == 1)
+
+    [(_, warning)] = warnings_sent(published)
+    # wet for two minutes by then: the detector rebuilt with 90 s kept when the sensor got wet
+    assert (warning["risk"], warning["action"], warning["evidence"]["wet_for_s"]) == ("water_leak", "open", 120.0)
+
+
+async def test_a_worker_that_lost_its_live_monitors_restores_the_device_from_the_table(
+    memory: MemoryStore, published: AsyncMock
+) -> None:
+    scored = counted("batches_scored")
+    key = b"acme/restart-home"
+    async with worker.score_device_readings.test_context() as agent:
+        await agent.put(home_record("restart-home", (NOW_MS, {"water_leak": 1.0})), key=key)
+        await until("the leak to be published", lambda: published.await_count == 1)
+        saved = orjson.loads(worker.device_to_monitor[key])  # plain versioned JSON, not a pickle
+        assert saved["v"] == 1 and saved["open"].keys() == {"water_leak"}
+
+        worker._live_monitors.clear()  # as after a rebalance: only the table's bytes are left
+        await agent.put(home_record("restart-home", (NOW_MS + MINUTE_MS, {"water_leak": 1.0})), key=key)
+        await until("the second batch to be scored", lambda: scored() == 2)
+
+    assert published.await_count == 1, "the warning restored open is not sent again"
 
 
 # ------------------------------------------------------------------------------ store_readings

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
+from core.settings import Settings
 from evaluation.nab import default_nab_dir
 from forewarn.cli import app
 
 runner = CliRunner()
+NO_DATABASE = "postgresql://postgres@127.0.0.1:1/nowhere"  # nothing listens on port 1
 
 
 def test_eval_nab_reproduces_numentas_scores_optimised_and_with_given_thresholds(tmp_path: Path) -> None:
@@ -88,3 +91,28 @@ def test_simulate_writes_a_replay_file_with_its_ground_truth(tmp_path: Path) -> 
 def test_simulate_refuses_an_unknown_fleet() -> None:
     result = runner.invoke(app, ["simulate", "--fleet", "galaxy", "--out", "/tmp/never.jsonl"])
     assert result.exit_code == 2 and "demo, standard or mixed" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["freeze_risk", "horizon=3600"], "freeze_risk has no parameter 'horizon' (did you mean horizon_s?)"),
+        (["freezing", "horizon_s=3600"], "unknown risk type 'freezing' (did you mean freeze_risk?)"),
+        (["speeding", "margin=0.3"], "home devices are not watched for speeding"),
+        (["freeze_risk", "horizon_s"], "'horizon_s' must be name=value"),
+    ],
+)
+def test_detectors_set_refuses_what_no_detector_has_in_one_line_before_the_database(
+    args: list[str], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("forewarn.cli.get_settings", lambda: Settings(database_url=NO_DATABASE))
+    result = runner.invoke(app, ["detectors", "set", "--tenant", "acme", "--kind", "home", *args])
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split()) and "Traceback" not in result.output
+
+
+def test_detectors_show_without_a_database_says_where_it_looked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("forewarn.cli.get_settings", lambda: Settings(database_url=NO_DATABASE))
+    result = runner.invoke(app, ["detectors", "show", "--tenant", "acme", "--kind", "home"])
+    assert result.exit_code == 2
+    assert "cannot reach PostgreSQL at 127.0.0.1:1/nowhere" in " ".join(result.output.split())

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Mapping
+
+import orjson
 
 from core.contract import Reading
 from detectors.base import Finding, RiskDetector
@@ -75,11 +76,12 @@ def test_the_warning_id_is_the_same_when_a_record_is_replayed_on_a_fresh_monitor
     assert a[0].predicted_loss_at_ms == 5000 + 3600_000
 
 
-def test_a_monitor_survives_pickling_mid_warning() -> None:
+def test_a_monitor_saved_mid_warning_comes_back_with_it_open() -> None:
     monitor = DeviceMonitor("acme", "home-1", "home", [Scripted()])
     monitor.observe(Reading(0, {"temp_c": 0.7}, 1))
-    restored = pickle.loads(pickle.dumps(monitor))
+    restored = DeviceMonitor.from_state(orjson.loads(orjson.dumps(monitor.to_state())), [Scripted()])
     assert restored.observe(Reading(MIN, {"temp_c": 0.7}, 2)) == []  # still open, no repeat
+    assert restored.observe(Reading(MIN, {"temp_c": 0.7}, 2)) == [] and restored.duplicates == 1
 
 
 def test_an_open_warning_expires_when_its_detector_goes_silent() -> None:

@@ -1,406 +1,21 @@
-"""Small pure pieces the physical detectors share.
+"""Trends and forecasts: a time-windowed least-squares :class:`Trend` of one metric, the
+:func:`forecast` of when it crosses a threshold (:class:`Forecast`), the settings of a
+detector that forecasts from a trend (:class:`TrendForecaster`), and a :class:`HeldForecast`
+carried over a step that restarts the trend.
 
-Nothing here knows about a risk type: a time-windowed least-squares :class:`Trend` with a
-forecast of when a threshold is crossed (:func:`forecast`), a :class:`Sustained` timer for
-"condition held for N seconds", an :class:`EventLog` of discrete events per hour, a sliding
-:class:`RollingMin` and :class:`RollingQuantile`, an :class:`Ewma` baseline, the
-:class:`LastKnown` value of metrics a reading does not carry, and the argument checks every
-``__init__`` uses; for detectors that forecast from a trend, the :class:`TrendForecaster`
-settings and a :class:`HeldForecast` carried over a step that restarts the trend.
-
-Scoring convention of the physical detectors (``streams.decisions`` opens a warning at 0.5):
-a score of 0 means quiet, a finding worth telling the customer about scores at least
-:data:`FIRING` (0.5), and ``severity`` says how urgent it is. Every helper is picklable,
-holds bounded state and costs O(1) per reading (the forecast's levelling-off check is O(window
-buckets) and runs only when a crossing is already forecast within the horizon).
+Adding a point and fitting cost O(1); the forecast's levelling-off check is O(window buckets)
+and runs only when a crossing is already forecast within the horizon. Memory is bounded by
+the number of buckets, however fast a sensor reports.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
 
-from detectors.base import Finding, RiskDetector, Severity
-
-FIRING = 0.5
-"""The score from which a finding is worth a warning (``WarningPolicy.open_score``)."""
-
-_T = TypeVar("_T")
-
-_SEVERITY_RANK: dict[Severity, int] = {"advisory": 0, "warning": 1, "critical": 2}
-
-
-# ------------------------------------------------------------------ reading and numbers
-
-
-def num(x: Mapping[str, Any], name: str) -> float | None:
-    """``x[name]`` as a finite float, or ``None`` when absent or not a finite number."""
-    value = x.get(name)
-    if type(value) is float:  # the common case, fast: finite iff v - v == 0
-        return value if value - value == 0.0 else None
-    if value is None or isinstance(value, str):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def ramp(value: float, low: float, high: float) -> float:
-    """0 at or below ``low``, 1 at or above ``high``, linear in between."""
-    if high <= low:
-        return 1.0 if value >= high else 0.0
-    return min(1.0, max(0.0, (value - low) / (high - low)))
-
-
-def rnd(value: float, digits: int = 2) -> float:
-    """A figure for the evidence: rounded, finite, JSON-serialisable."""
-    return round(value, digits) if math.isfinite(value) else 0.0
-
-
-def worst(a: Severity, b: Severity) -> Severity:
-    return a if _SEVERITY_RANK[a] >= _SEVERITY_RANK[b] else b
-
-
-def escalate(severity: Severity) -> Severity:
-    """One level up (advisory → warning → critical)."""
-    return "critical" if severity != "advisory" else "warning"
-
-
-def local_hour(ts: float, utc_offset_h: float) -> float:
-    """Hour of the local day (0 ≤ h < 24) of epoch seconds ``ts`` at ``utc_offset_h``."""
-    return ((ts / 3600.0) + utc_offset_h) % 24.0
-
-
-# ------------------------------------------------------------------ argument checks
-
-
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return float(value)
-
-
-def finite(name: str, value: _T) -> _T:
-    _number(name, value)
-    return value
-
-
-def positive(name: str, value: _T) -> _T:
-    if not _number(name, value) > 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    return value
-
-
-def non_negative(name: str, value: _T) -> _T:
-    if not _number(name, value) >= 0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
-    return value
-
-
-def in_range(name: str, value: _T, low: float, high: float) -> _T:
-    if not low <= _number(name, value) <= high:
-        raise ValueError(f"{name} must be in [{low:g}, {high:g}], got {value!r}")
-    return value
-
-
-def count(name: str, value: _T, minimum: int = 1) -> _T:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def check(condition: bool, message: str) -> None:
-    if not condition:
-        raise ValueError(message)
-
-
-# ------------------------------------------------------------------ detector glue
-
-
-class PhysicalDetector(RiskDetector):
-    """A :class:`RiskDetector` whose score is the score of its finding.
-
-    Subclasses implement ``assess_one`` and ``learn_one``; ``score_one`` follows.
-    """
-
-    def score_one(self, x: Mapping[str, float]) -> float:
-        return self.assess_one(x).score
-
-    def _quiet(self, evidence: dict[str, Any] | None = None) -> Finding:
-        return Finding(self.risk, 0.0, "advisory", None, evidence or {})
-
-    def _judged(self, verdict: Verdict, evidence: dict[str, Any]) -> Finding:
-        """The finding of a :class:`Verdict`: quiet if nothing was added to it."""
-        if verdict.score == 0.0:
-            return self._quiet(evidence)
-        return Finding(self.risk, verdict.score, verdict.severity, verdict.eta, evidence)
-
-
-class Verdict:
-    """The worst of several judgements about one reading: highest score and severity,
-    earliest time to loss."""
-
-    __slots__ = ("score", "severity", "eta")
-
-    def __init__(self) -> None:
-        self.score = 0.0
-        self.severity: Severity = "advisory"
-        self.eta: float | None = None
-
-    def add(self, score: float, severity: Severity, eta: float | None = None) -> None:
-        self.score = max(self.score, score)
-        self.severity = worst(self.severity, severity)
-        if eta is not None:
-            self.eta = eta if self.eta is None else min(self.eta, eta)
-
-
-class LastKnown:
-    """The last value of each metric, for readings that do not carry all of them.
-
-    A value older than ``max_age_s`` is forgotten (the sensor may have gone quiet).
-
-    >>> last = LastKnown(max_age_s=300.0)
-    >>> last.update({"ts": 0.0, "door_open": 1.0}, 0.0, ("door_open",))
-    >>> last.get({"ts": 60.0}, "door_open", 60.0), last.get({"ts": 900.0}, "door_open", 900.0)
-    (1.0, None)
-    """
-
-    __slots__ = ("max_age_s", "_values")
-
-    def __init__(self, max_age_s: float) -> None:
-        self.max_age_s = max_age_s
-        self._values: dict[str, tuple[float, float]] = {}
-
-    def update(self, x: Mapping[str, Any], ts: float, names: Iterable[str]) -> None:
-        for name in names:
-            value = num(x, name)
-            if value is not None:
-                seen = self._values.get(name)
-                if seen is None or ts >= seen[0] - self.max_age_s:
-                    self._values[name] = (ts, value)
-
-    def get(self, x: Mapping[str, Any], name: str, ts: float) -> float | None:
-        value = num(x, name)
-        if value is not None:
-            return value
-        seen = self._values.get(name)
-        if seen is not None and ts - seen[0] <= self.max_age_s:
-            return seen[1]
-        return None
-
-
-# ------------------------------------------------------------------ timers and windows
-
-
-class Sustained:
-    """How long a condition has held, in reading time.
-
-    A run starts at the first reading where the condition holds. It ends when the condition
-    has been false for at least ``min_break_s`` (0: at the first false reading) or when two
-    readings are more than ``max_gap_s`` apart (a dropout: continuity is unknown).
-    Readings slightly out of order never make a duration negative.
-
-    >>> s = Sustained(max_gap_s=120.0)
-    >>> for t in (0.0, 60.0, 120.0):
-    ...     s.update(t, True)
-    >>> s.duration_if(180.0, True), s.duration_if(180.0, False), s.duration_if(400.0, True)
-    (180.0, 0.0, 0.0)
-    """
-
-    __slots__ = ("max_gap_s", "min_break_s", "since", "last_true", "last_ts")
-
-    def __init__(self, max_gap_s: float = math.inf, min_break_s: float = 0.0) -> None:
-        self.max_gap_s = max_gap_s
-        self.min_break_s = min_break_s
-        self.since: float | None = None
-        self.last_true: float | None = None
-        self.last_ts: float | None = None
-
-    def next_since(self, ts: float, holds: bool) -> float | None:
-        """Start of the run after a reading at ``ts`` (``None``: no run), without updating."""
-        since = self.since
-        if since is not None and self.last_ts is not None and self.last_true is not None:
-            dropout = ts - self.last_ts > self.max_gap_s
-            if dropout or (not holds and ts - self.last_true >= self.min_break_s):
-                since = None
-        if holds and since is None:
-            since = ts
-        return since
-
-    def run_if(self, ts: float, holds: bool) -> tuple[float | None, float]:
-        """Start and length of the run after a reading at ``ts``, without updating
-        (``(None, 0.0)``: no run)."""
-        since = self.next_since(ts, holds)
-        return since, 0.0 if since is None else max(0.0, ts - since)
-
-    def duration_if(self, ts: float, holds: bool) -> float:
-        """How long the run would be after a reading at ``ts``, without updating."""
-        return self.run_if(ts, holds)[1]
-
-    def update(self, ts: float, holds: bool) -> None:
-        self.since = self.next_since(ts, holds)
-        if holds:
-            self.last_true = ts if self.last_true is None else max(self.last_true, ts)
-        self.last_ts = ts if self.last_ts is None else max(self.last_ts, ts)
-
-
-class EventLog:
-    """Discrete events (a harsh brake, …) in a sliding time window.
-
-    Event readings closer than ``min_gap_s`` to the previous event reading belong to the same
-    event (a 2-second brake sampled at 10 Hz is one brake, not twenty).
-
-    >>> log = EventLog(window_s=3600.0, min_gap_s=3.0)
-    >>> for t in (0.0, 0.1, 0.2, 600.0, 4000.0):
-    ...     log.record(t, True)
-    >>> log.count(4000.0), log.count(4001.0, event=True), log.count(4300.0, event=True)
-    (2, 2, 2)
-    """
-
-    __slots__ = ("window_s", "min_gap_s", "_events", "_last")
-
-    def __init__(self, window_s: float, min_gap_s: float = 0.0, maxlen: int = 1024) -> None:
-        self.window_s = window_s
-        self.min_gap_s = min_gap_s
-        self._events: deque[float] = deque(maxlen=maxlen)
-        self._last = -math.inf
-
-    def is_new(self, ts: float) -> bool:
-        return abs(ts - self._last) >= self.min_gap_s
-
-    def record(self, ts: float, event: bool) -> None:
-        if not event:
-            return
-        if self.is_new(ts):
-            self._events.append(ts)
-        self._last = max(self._last, ts)
-        cutoff = ts - self.window_s
-        while self._events and self._events[0] <= cutoff:
-            self._events.popleft()
-
-    def count(self, ts: float, event: bool = False) -> int:
-        """Events in ``(ts - window_s, ts]``, counting a reading at ``ts`` if ``event``."""
-        cutoff = ts - self.window_s
-        n = sum(1 for t in self._events if cutoff < t <= ts)
-        return n + 1 if event and self.is_new(ts) else n
-
-
-class RollingMin:
-    """Minimum of a metric over the last ``window_s`` seconds (monotonic deque, O(1)).
-
-    >>> low = RollingMin(window_s=600.0)
-    >>> for t, temp in ((0.0, 20.0), (300.0, 21.0), (700.0, 26.0)):
-    ...     low.add(t, temp)
-    >>> low.min(700.0), low.min(1000.0, extra=19.5)
-    (21.0, 19.5)
-    """
-
-    __slots__ = ("window_s", "_q")
-
-    def __init__(self, window_s: float, maxlen: int = 4096) -> None:
-        self.window_s = window_s
-        self._q: deque[tuple[float, float]] = deque(maxlen=maxlen)
-
-    def add(self, ts: float, value: float) -> None:
-        q = self._q
-        while q and q[-1][1] >= value:
-            q.pop()
-        q.append((ts, value))
-        cutoff = ts - self.window_s
-        while q and q[0][0] < cutoff:
-            q.popleft()
-
-    def min(self, ts: float, extra: float | None = None) -> float | None:
-        """The window's minimum at ``ts``, including ``extra`` (a reading not yet added)."""
-        cutoff = ts - self.window_s
-        low: float | None = None
-        for t, v in self._q:
-            if t >= cutoff:
-                low = v
-                break
-        if extra is not None:
-            low = extra if low is None else min(low, extra)
-        return low
-
-
-class RollingQuantile:
-    """A quantile of a metric over the last ``window_s`` seconds (at most the last ``maxlen``
-    readings count): with ``q`` = 0.25, the level the metric has held at least three quarters
-    of the time, which neither a noisy reading nor a short spike lifts.
-
-    >>> held = RollingQuantile(window_s=900.0, q=0.25)
-    >>> for minute, v in enumerate((4.6, 4.7, 4.2, 4.8, 4.9)):  # one reading dips to 4.2
-    ...     held.add(60.0 * minute, v)
-    >>> held.quantile(300.0, extra=4.7), held.quantile(300.0, extra=4.7, q=0.5), held.count(300.0)
-    (4.6, 4.7, 5)
-    >>> held.quantile(2000.0), held.quantile(2000.0, extra=5.0)  # the window has moved on
-    (None, 5.0)
-    """
-
-    __slots__ = ("window_s", "q", "_q")
-
-    def __init__(self, window_s: float, q: float = 0.5, maxlen: int = 256) -> None:
-        self.window_s = window_s
-        self.q = q
-        self._q: deque[tuple[float, float]] = deque(maxlen=maxlen)
-
-    def add(self, ts: float, value: float) -> None:
-        q = self._q
-        q.append((ts, value))
-        cutoff = ts - self.window_s
-        while q and q[0][0] <= cutoff:
-            q.popleft()
-
-    def _values(self, ts: float, extra: float | None) -> list[float]:
-        cutoff = ts - self.window_s
-        values = [v for t, v in self._q if cutoff < t <= ts]
-        if extra is not None:
-            values.append(extra)
-        return values
-
-    def count(self, ts: float, extra: float | None = None) -> int:
-        """How many readings the window ``(ts - window_s, ts]`` holds, with ``extra``."""
-        return len(self._values(ts, extra))
-
-    def quantile(self, ts: float, extra: float | None = None, q: float | None = None) -> float | None:
-        """The ``q`` quantile (default: the instance's; nearest rank, rounding down) of the
-        window ``(ts - window_s, ts]``, including ``extra`` (a reading at ``ts`` not yet
-        added): at least a ``1 - q`` share of the readings is at or above it. ``None`` when
-        the window is empty."""
-        values = sorted(self._values(ts, extra))
-        return values[int((self.q if q is None else q) * (len(values) - 1))] if values else None
-
-
-class Ewma:
-    """Exponentially weighted mean; the first ``1/alpha`` values get a plain running mean.
-
-    >>> baseline = Ewma(alpha=0.1)
-    >>> for v in (2.0, 4.0, 3.0):
-    ...     baseline.update(v)
-    >>> baseline.n, baseline.mean
-    (3, 3.0)
-    """
-
-    __slots__ = ("alpha", "n", "mean")
-
-    def __init__(self, alpha: float) -> None:
-        self.alpha = alpha
-        self.n = 0
-        self.mean = 0.0
-
-    def update(self, value: float) -> None:
-        self.n += 1
-        self.mean += max(self.alpha, 1.0 / self.n) * (value - self.mean)
-
-
-# ------------------------------------------------------------------ trend and forecast
+from detectors.checks import check, count, non_negative, positive
+from detectors.physical import PhysicalDetector
 
 
 @dataclass(frozen=True, slots=True)
@@ -494,7 +109,6 @@ class Trend:
     __slots__ = (
         "window_s",
         "max_buckets",
-        "resolution_s",
         "_buckets",
         "_t0",
         "_sums",
@@ -504,14 +118,15 @@ class Trend:
     def __init__(self, window_s: float, max_buckets: int = 120) -> None:
         self.window_s = window_s
         self.max_buckets = max_buckets
-        self.resolution_s = window_s / max_buckets
         self._buckets: deque[list[float]] = deque()
         self._t0 = 0.0
         self._sums = [0.0] * 6  # n, su, sv, suu, suv, svv with times relative to _t0
         self._last: tuple[float, float] | None = None
 
-    def __len__(self) -> int:
-        return int(self._sums[0])
+    @property
+    def resolution_s(self) -> float:
+        """How much time one bucket covers (configuration: ``window_s / max_buckets``)."""
+        return self.window_s / self.max_buckets
 
     def clear(self) -> None:
         self._buckets.clear()
@@ -522,10 +137,11 @@ class Trend:
         if self._last == (ts, value):
             return
         buckets = self._buckets
-        if buckets and ts < buckets[-1][_LAST] - self.resolution_s:
+        resolution_s = self.resolution_s
+        if buckets and ts < buckets[-1][_LAST] - resolution_s:
             return  # far out of order (not clock jitter): it would bend the line
         self._last = (ts, value)
-        if buckets and ts - buckets[-1][_START] < self.resolution_s:
+        if buckets and ts - buckets[-1][_START] < resolution_s:
             bucket = buckets[-1]
             bucket[_LAST] = max(bucket[_LAST], ts)
         else:
@@ -720,9 +336,6 @@ def forecast(
 
 def _beyond(value: float, threshold: float, rising: bool) -> bool:
     return value >= threshold if rising else value <= threshold
-
-
-# ------------------------------------------------------------------ trend detectors
 
 
 class TrendForecaster(PhysicalDetector):

@@ -1,0 +1,93 @@
+"""What the physical detectors share: the scoring convention and the :class:`PhysicalDetector`
+base.
+
+A score of 0 means quiet, a finding worth telling the customer about scores at least
+:data:`FIRING` (0.5: ``streams.decisions`` opens a warning there), and ``severity`` says how
+urgent it is. A detector that judges a reading several ways (smoke, heat, carbon monoxide)
+keeps the worst of its judgements in a :class:`WorstJudgement`; :func:`ramp` turns a
+measurement into a score, :func:`rnd` a figure into evidence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from detectors.base import Finding, RiskDetector, Severity
+
+FIRING = 0.5
+"""The score from which a finding is worth a warning (``WarningPolicy.open_score``)."""
+
+_SEVERITY_RANK: dict[Severity, int] = {"advisory": 0, "warning": 1, "critical": 2}
+
+
+def ramp(value: float, low: float, high: float) -> float:
+    """0 at or below ``low``, 1 at or above ``high``, linear in between.
+
+    >>> ramp(4.0, 2.0, 6.0), ramp(1.0, 2.0, 6.0), ramp(9.0, 2.0, 6.0)
+    (0.5, 0.0, 1.0)
+    """
+    if high <= low:
+        return 1.0 if value >= high else 0.0
+    return min(1.0, max(0.0, (value - low) / (high - low)))
+
+
+def rnd(value: float, digits: int = 2) -> float:
+    """A figure for the evidence: rounded, finite, JSON-serialisable."""
+    return round(value, digits) if math.isfinite(value) else 0.0
+
+
+def escalate(severity: Severity) -> Severity:
+    """One level up (advisory → warning → critical).
+
+    >>> escalate("advisory"), escalate("warning"), escalate("critical")
+    ('warning', 'critical', 'critical')
+    """
+    return "critical" if severity != "advisory" else "warning"
+
+
+class WorstJudgement:
+    """The worst of several judgements about one reading: highest score and severity,
+    earliest time to loss.
+
+    >>> worst = WorstJudgement()
+    >>> worst.add(0.6, "warning", 7200.0)
+    >>> worst.add(0.9, "critical")
+    >>> worst.add(0.5, "advisory", 600.0)
+    >>> worst.score, worst.severity, worst.eta
+    (0.9, 'critical', 600.0)
+    """
+
+    __slots__ = ("score", "severity", "eta")
+
+    def __init__(self) -> None:
+        self.score = 0.0
+        self.severity: Severity = "advisory"
+        self.eta: float | None = None
+
+    def add(self, score: float, severity: Severity, eta: float | None = None) -> None:
+        self.score = max(self.score, score)
+        if _SEVERITY_RANK[severity] > _SEVERITY_RANK[self.severity]:
+            self.severity = severity
+        if eta is not None:
+            self.eta = eta if self.eta is None else min(self.eta, eta)
+
+
+class PhysicalDetector(RiskDetector):
+    """A :class:`RiskDetector` whose score is the score of its finding.
+
+    Subclasses implement ``assess_one`` and ``learn_one``; ``score_one`` follows.
+    """
+
+    def score_one(self, x: Mapping[str, float]) -> float:
+        return self.assess_one(x).score
+
+    def _quiet(self, evidence: dict[str, Any] | None = None) -> Finding:
+        return Finding(self.risk, 0.0, "advisory", None, evidence or {})
+
+    def _judged(self, worst: WorstJudgement, evidence: dict[str, Any]) -> Finding:
+        """The finding of a :class:`WorstJudgement`: quiet if nothing was added to it."""
+        if worst.score == 0.0:
+            return self._quiet(evidence)
+        return Finding(self.risk, worst.score, worst.severity, worst.eta, evidence)
