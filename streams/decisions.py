@@ -17,7 +17,9 @@ runs the very same class in-process. The worker keeps each device's monitor as p
 Rules, per device and risk type:
 - a finding whose score reaches ``open_score`` opens a warning, unless one is already open
   (one open warning per device and risk type, no repeat while it stays open) or the risk is
-  in its cool-down after the last one resolved;
+  in its cool-down after the last one resolved — except a loss under way (water on the floor,
+  smoke: a risk the catalogue marks ``loss_under_way`` whose finding says it is happening now),
+  which reopens at once: a second leak is never swallowed by the first one's cool-down;
 - a higher severity on an open warning escalates it once per level;
 - the warning resolves when the score stays below ``clear_score`` for ``clear_after_s``
   (hysteresis: a noisy score around the threshold does not flap);
@@ -33,6 +35,7 @@ from typing import Any
 
 from core.contract import Reading, WarningEvent, warning_id
 from core.lifecycle import Action
+from core.risks import RISKS
 from detectors.base import SEVERITIES, Finding, RiskDetector
 from detectors.profiles import Overrides, build_detectors
 from detectors.state import capture, restore
@@ -41,6 +44,12 @@ log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
 """The version of :meth:`DeviceMonitor.to_state`'s layout (``"v"``)."""
+
+
+def loss_under_way(risk: str, finding: Finding) -> bool:
+    """The finding says a loss of a kind that is happening now is happening now (leak, smoke)."""
+    known = RISKS.get(risk)
+    return bool(known and known.loss_under_way and finding.time_to_loss_s is not None and finding.time_to_loss_s < 60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +226,9 @@ class DeviceMonitor:
         current = self.open.get(risk)
         predicted = None if finding.time_to_loss_s is None else now_ms + int(finding.time_to_loss_s * 1000)
         if current is None:
-            if finding.score < policy.open_score or now_ms < self.cooldown_until_ms.get(risk, 0):
+            if finding.score < policy.open_score:
+                return []
+            if now_ms < self.cooldown_until_ms.get(risk, 0) and not loss_under_way(risk, finding):
                 return []
             wid = warning_id(self.tenant, self.device, risk, now_ms)
             self.open[risk] = _Open(wid, now_ms, finding.severity, now_ms, predicted)

@@ -89,3 +89,28 @@ def test_an_open_warning_expires_when_its_detector_goes_silent() -> None:
     monitor.observe(Reading(0, {"temp_c": 0.7}, 1))
     events = monitor.observe(Reading(11 * MIN, {"humidity_pct": 50.0}, 2))
     assert [e.action for e in events] == ["expire"]
+
+
+def leak_events(wet: list[bool]) -> list[tuple[int, str]]:
+    """The real leak detector behind the real decisions, one reading a minute."""
+    monitor = DeviceMonitor("acme", "home-1", "home")
+    out = []
+    for i, value in enumerate(wet):
+        for event in monitor.observe(Reading(ts=i * MIN, metrics={"water_leak": value}, seq=i)):
+            if event.risk == "water_leak":
+                out.append((i, event.action))
+    return out
+
+
+def test_a_second_leak_in_the_cool_down_reopens_at_once() -> None:
+    # wet 5 min, dry until the warning resolves (15 min calm), wet again 5 min later: well
+    # inside the 30-minute cool-down, yet water is on the floor again — a new warning
+    events = leak_events([True] * 5 + [False] * 20 + [True] * 3)
+    assert [action for _, action in events] == ["open", "resolve", "open"]
+    assert events[-1][0] == 25, "the second leak is warned on its first wet reading"
+
+
+def test_a_risk_that_is_not_under_way_still_waits_out_its_cool_down() -> None:
+    # the scripted freeze risk forecasts a loss in an hour: a recurrence inside the cool-down waits
+    events = run([0.8] * 3 + [0.1] * 6 + [0.8] * 2, WarningPolicy(clear_after_s=180, cooldown_s=600))
+    assert [action for _, action, _ in events] == ["open", "resolve"]
