@@ -1,7 +1,7 @@
 """The wire contract every part of forewarn shares.
 
-MQTT topics, the telemetry payload, the metric catalog with its plausible ranges, the Kafka
-topic names and the JSON records that travel on them. Pure: no I/O, no clock (the caller
+MQTT topics, the telemetry and status payloads, the metric catalog with its plausible ranges,
+the Kafka topic names and the JSON records that travel on them. Pure: no I/O, no clock (the caller
 passes ``now``). See ``DESIGN.md`` → *Wire contract*; change a name here only together with
 every part that uses it.
 """
@@ -26,17 +26,23 @@ TOPIC_PREFIX = "forewarn/v1"
 TELEMETRY_FILTER = f"{TOPIC_PREFIX}/+/+/telemetry"
 SHARED_GROUP = "forewarn-ingest"
 SHARED_TELEMETRY_FILTER = f"$share/{SHARED_GROUP}/{TELEMETRY_FILTER}"
+STATUS_FILTER = f"{TOPIC_PREFIX}/+/+/status"
+SHARED_STATUS_FILTER = f"$share/{SHARED_GROUP}/{STATUS_FILTER}"
 
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_BATCH = 1000
 MAX_FUTURE_MS = 5 * 60 * 1000
 DEFAULT_RETENTION_DAYS = 30
+MAX_STATUS_BYTES = 1024
+STATUS_STATES = ("online", "offline")
 
 # Kafka topics (key "tenant/device"; every topic has the same partition count).
 TOPIC_READINGS = "forewarn.readings"
 TOPIC_REJECTS = "forewarn.rejects"
 TOPIC_WARNINGS = "forewarn.warnings"
-KAFKA_TOPICS = (TOPIC_READINGS, TOPIC_REJECTS, TOPIC_WARNINGS)
+TOPIC_STATUS = "forewarn.status"  # devices' online / offline statuses, forwarded by ingest
+TOPIC_TICKS = "forewarn.ticks"  # the worker's clock: "check this device for silence now"
+KAFKA_TOPICS = (TOPIC_READINGS, TOPIC_REJECTS, TOPIC_WARNINGS, TOPIC_STATUS, TOPIC_TICKS)
 
 DEVICE_KINDS = ("vehicle", "home", "equipment", "coldchain")
 LOCALES = ("zh-CN", "en")
@@ -141,9 +147,23 @@ def check_segment(value: str, what: str) -> str:
 
 
 def parse_telemetry_topic(topic: str) -> TelemetryTopic:
+    return _device_topic(topic, "telemetry", TELEMETRY_FILTER)
+
+
+def parse_status_topic(topic: str) -> TelemetryTopic:
+    """``forewarn/v1/{tenant}/{device}/status`` → the device (:class:`ContractError` otherwise)."""
+    return _device_topic(topic, "status", STATUS_FILTER)
+
+
+def is_status_topic(topic: str) -> bool:
+    """Whether ``topic`` is meant as a status topic (its last segment is ``status``)."""
+    return topic.endswith("/status")
+
+
+def _device_topic(topic: str, leaf: str, pattern: str) -> TelemetryTopic:
     parts = topic.split("/")
-    if len(parts) != 5 or "/".join(parts[:2]) != TOPIC_PREFIX or parts[4] != "telemetry":
-        raise ContractError("bad_topic", f"topic {topic[:200]!r} is not {TELEMETRY_FILTER}")
+    if len(parts) != 5 or "/".join(parts[:2]) != TOPIC_PREFIX or parts[4] != leaf:
+        raise ContractError("bad_topic", f"topic {topic[:200]!r} is not {pattern}")
     return TelemetryTopic(check_segment(parts[2], "tenant"), check_segment(parts[3], "device"))
 
 
@@ -277,6 +297,53 @@ def parse_payload(payload: bytes, now_ms: int, retention_days: int = DEFAULT_RET
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class DeviceStatus:
+    """What a device says on its retained status topic (and in its MQTT last will).
+
+    ``ts`` is the device's own time of the statement, when it gave one: informational only. A
+    last will is registered when the device connects, so its time would be that of the
+    connection, not of the loss; the pipeline times a status by its arrival at ingest.
+    """
+
+    state: Literal["online", "offline"]
+    ts: int | None = None
+
+
+def parse_status(payload: bytes, now_ms: int) -> DeviceStatus:
+    """Validate a status payload: ``online`` or ``offline`` (the plain words a last will
+    carries), or a JSON object ``{"state": "online" | "offline", "ts": …}`` with an optional
+    ``ts`` (epoch ms or RFC 3339, not more than 5 minutes ahead). Refusals: ``too_large``,
+    ``malformed_json``, ``bad_status`` (anything else, an empty payload — a cleared retained
+    status — included), ``bad_ts``, ``future_ts``.
+    """
+    if len(payload) > MAX_STATUS_BYTES:
+        raise ContractError("too_large", f"status is {len(payload)} bytes, limit {MAX_STATUS_BYTES}")
+    text = payload.strip()
+    if text == b"online":
+        return DeviceStatus("online")
+    if text == b"offline":
+        return DeviceStatus("offline")
+    if not text.startswith(b"{"):
+        shown = text[:40].decode("utf-8", errors="replace")
+        raise ContractError("bad_status", f"status {shown!r} is not online, offline or a JSON object with a state")
+    try:
+        doc = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ContractError("malformed_json", str(exc)[:200]) from None
+    if not isinstance(doc, dict) or doc.get("state") not in STATUS_STATES:
+        raise ContractError("bad_status", 'a JSON status needs "state": "online" or "offline"')
+    extra = sorted(set(doc) - {"state", "ts"})
+    if extra:
+        raise ContractError("bad_status", f"a status has only state and ts, not {', '.join(extra)[:80]}")
+    ts = None
+    if doc.get("ts") is not None:
+        ts = parse_ts(doc["ts"])
+        if ts > now_ms + MAX_FUTURE_MS:
+            raise ContractError("future_ts", f"ts is {(ts - now_ms) / 1000:.0f} s in the future (more than 5 minutes)")
+    return DeviceStatus(doc["state"], ts)
+
+
 # ---------------------------------------------------------------- Kafka records (JSON, "v")
 
 
@@ -328,6 +395,97 @@ def decode_readings_record(raw: bytes) -> ReadingsBatch:
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ContractError("bad_shape", f"readings record: {exc}") from None
+
+
+def status_record(
+    tenant: str, device: str, kind: str, status: DeviceStatus, received_ms: int, retained: bool = False
+) -> bytes:
+    """A ``forewarn.status`` record: a device's status as ingest received it (``received_at``,
+    ingest's clock, times it; ``retained``: the broker replayed it on subscribing, no news)."""
+    return orjson.dumps(
+        {
+            "v": CONTRACT_VERSION,
+            "tenant": tenant,
+            "device": device,
+            "kind": kind,
+            "state": status.state,
+            "ts": status.ts,
+            "received_at": received_ms,
+            "retained": retained,
+        }
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRecord:
+    tenant: str
+    device: str
+    kind: str
+    state: Literal["online", "offline"]
+    received_at: int
+    ts: int | None = None
+    retained: bool = False
+
+    @property
+    def key(self) -> str:
+        return device_key(self.tenant, self.device)
+
+
+def decode_status_record(raw: bytes) -> StatusRecord:
+    """Decode a ``forewarn.status`` record."""
+    doc = _record(raw, "status")
+    try:
+        state = doc["state"]
+        if state not in STATUS_STATES:
+            raise ValueError(f"state {state!r}")
+        return StatusRecord(
+            tenant=str(doc["tenant"]),
+            device=str(doc["device"]),
+            kind=str(doc["kind"]),
+            state=state,
+            received_at=int(doc["received_at"]),
+            ts=None if doc.get("ts") is None else int(doc["ts"]),
+            retained=bool(doc.get("retained", False)),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ContractError("bad_shape", f"status record: {exc}") from None
+
+
+def tick_record(tenant: str, device: str, kind: str, now_ms: int) -> bytes:
+    """A ``forewarn.ticks`` record: the worker's clock asks for a device's silence check at
+    ``now`` (a replay decides the same, since the time travels in the record)."""
+    return orjson.dumps({"v": CONTRACT_VERSION, "tenant": tenant, "device": device, "kind": kind, "now": now_ms})
+
+
+@dataclass(frozen=True, slots=True)
+class TickRecord:
+    tenant: str
+    device: str
+    kind: str
+    now: int
+
+    @property
+    def key(self) -> str:
+        return device_key(self.tenant, self.device)
+
+
+def decode_tick_record(raw: bytes) -> TickRecord:
+    """Decode a ``forewarn.ticks`` record."""
+    doc = _record(raw, "tick")
+    try:
+        return TickRecord(str(doc["tenant"]), str(doc["device"]), str(doc["kind"]), int(doc["now"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ContractError("bad_shape", f"tick record: {exc}") from None
+
+
+def _record(raw: bytes, what: str) -> dict[str, Any]:
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ContractError("malformed_json", str(exc)[:200]) from None
+    if not isinstance(doc, dict) or doc.get("v") != CONTRACT_VERSION:
+        raise ContractError("bad_version", f"expected a v={CONTRACT_VERSION} {what} record")
+    return doc
 
 
 def reject_record(reason: str, detail: str, topic: str, payload: Any, received_ms: int) -> bytes:

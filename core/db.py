@@ -17,8 +17,10 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -339,10 +341,12 @@ def _retention_policy(conn: psycopg.Connection[Any], days: int, progress: Callab
     aggregate when its window allows); True when a policy was (re)set."""
     changed = False
     for relation in ("readings", "readings_hourly"):
-        row = conn.execute(
-            "SELECT (config->>'drop_after')::interval = make_interval(days => %s) FROM timescaledb_information.jobs"
-            " WHERE proc_name = 'policy_retention' AND hypertable_name = %s",
-            (days, relation),
+        row = conn.execute(  # a continuous aggregate's jobs name its materialization hypertable
+            "SELECT (config->>'drop_after')::interval = make_interval(days => %(days)s)"
+            " FROM timescaledb_information.jobs WHERE proc_name = 'policy_retention'"
+            " AND (hypertable_name = %(name)s OR hypertable_name IN (SELECT materialization_hypertable_name"
+            " FROM timescaledb_information.continuous_aggregates WHERE view_name = %(name)s))",
+            {"days": days, "name": relation},
         ).fetchone()
         if row is not None and row[0]:
             continue
@@ -680,9 +684,9 @@ def _registry(url: str) -> Iterator[psycopg.Connection[Any]]:
             f"cannot reach PostgreSQL at {_where(url)} ({str(exc).splitlines()[0]}); "
             "is it running, and is FOREWARN_DATABASE_URL right?"
         ) from None
-    except psycopg.errors.UndefinedTable:
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
         raise DatabaseError(
-            f"the database {_where(url)} has no forewarn schema yet: run 'forewarn db migrate'"
+            f"the database {_where(url)} has no (or an older) forewarn schema: run 'forewarn db migrate'"
         ) from None
 
 
@@ -841,6 +845,218 @@ def clear_detector_params(
 # ------------------------------------------------------------------- async store (services)
 
 
+# ------------------------------------------------------------------- the insurer's side (CLI, API; sync)
+
+OUTCOMES = ("loss_avoided", "loss_occurred", "false_alarm")
+CONTACT_ROLES = ("staff", "final", "claims")
+
+
+class NotFound(DatabaseError):
+    """No such warning (or not the caller's tenant's): nothing was changed."""
+
+
+class Refused(DatabaseError):
+    """The request is understood but must not change anything (a replayed link, a closed warning)."""
+
+
+def _warning_row(conn: psycopg.Connection[Any], warning_id: str, tenant: str | None) -> dict[str, Any]:
+    try:
+        uuid.UUID(warning_id)
+    except ValueError:
+        raise NotFound(
+            f"no warning {warning_id!r}: a warning id looks like 6f1c1c1e-57a1-4b0b-9d1e-0f0e0a0c0d0e"
+        ) from None
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT w.*, w.id::text AS id FROM warnings w WHERE w.id = %s AND (%s::text IS NULL OR w.tenant = %s)"
+            " FOR UPDATE",
+            (warning_id, tenant, tenant),
+        )
+        row = cur.fetchone()
+    if row is None:
+        raise NotFound(f"no warning {warning_id}" + (f" for tenant {tenant}" if tenant else ""))
+    return row
+
+
+def acknowledge(
+    url: str, warning_id: str, actor: str, *, tenant: str | None = None, nonce: str | None = None
+) -> dict[str, Any]:
+    """A person acknowledges a warning (the customer through a link, or staff); the warning as it is now.
+
+    A link's ``nonce`` is used once: a second use is :class:`Refused` and changes nothing. An
+    already acknowledged warning stays as it was (and says by whom); a resolved or expired one is
+    :class:`Refused`."""
+    with _registry(url) as conn, conn.transaction():
+        row = _warning_row(conn, warning_id, tenant)
+        if nonce is not None:
+            used = conn.execute(
+                "INSERT INTO ack_tokens_used (nonce, warning_id) VALUES (%s, %s)"
+                " ON CONFLICT DO NOTHING RETURNING nonce",
+                (nonce, warning_id),
+            ).fetchone()
+            if used is None:
+                raise Refused("this acknowledgement link was used already; nothing was changed")
+        if row["status"] == "acknowledged":
+            return row
+        if row["status"] in lifecycle.FINAL:
+            raise Refused(f"warning {warning_id} is {row['status']} already; nothing to acknowledge")
+        target = lifecycle.next_status(row["status"], "acknowledge")
+        conn.execute(
+            "UPDATE warnings SET status = %s, acknowledged_at = now(), acknowledged_by = %s, updated_at = now()"
+            " WHERE id = %s",
+            (target, actor, warning_id),
+        )
+        conn.execute(
+            "INSERT INTO warning_transitions (warning_id, event, from_status, to_status, actor)"
+            " VALUES (%s, 'acknowledge', %s, %s, %s)",
+            (warning_id, row["status"], target, actor),
+        )
+        return {**row, "status": target, "acknowledged_by": actor}
+
+
+def record_outcome(
+    url: str,
+    warning_id: str,
+    outcome: str,
+    actor: str,
+    *,
+    tenant: str | None = None,
+    cost_cny: float | None = None,
+    note: str | None = None,
+) -> None:
+    """Staff record what really happened after a warning (one outcome per warning; a later one replaces it)."""
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome {outcome!r} must be one of {', '.join(OUTCOMES)}")
+    if cost_cny is not None and (not math.isfinite(cost_cny) or cost_cny < 0):
+        raise ValueError("the claim amount must be a non-negative number of CNY")
+    if cost_cny is not None and outcome != "loss_occurred":
+        raise ValueError("a claim amount goes with the outcome loss_occurred only")
+    with _registry(url) as conn, conn.transaction():
+        row = _warning_row(conn, warning_id, tenant)
+        conn.execute(
+            "INSERT INTO outcomes (warning_id, tenant, device, outcome, cost_cny, note, recorded_by)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (warning_id) DO UPDATE SET outcome = excluded.outcome,"
+            " cost_cny = excluded.cost_cny, note = excluded.note, recorded_by = excluded.recorded_by,"
+            " recorded_at = now()",
+            (warning_id, row["tenant"], row["device"], outcome, cost_cny, note, actor),
+        )
+
+
+def warning_detail(url: str, warning_id: str, tenant: str | None = None) -> dict[str, Any]:
+    """A warning with every transition, every delivery and its attempts, and its outcome."""
+    with _registry(url) as conn:
+        row = _warning_row(conn, warning_id, tenant)
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(
+                "SELECT event, from_status, to_status, actor, note, at FROM warning_transitions"
+                " WHERE warning_id = %s ORDER BY at, id",
+                (warning_id,),
+            )
+            transitions = cur.fetchall()
+            cur.execute(
+                "SELECT id, action, audience, channel, status, attempts, error, due_at, sent_at, held_reason"
+                " FROM deliveries WHERE warning_id = %s ORDER BY id",
+                (warning_id,),
+            )
+            deliveries = cur.fetchall()
+            cur.execute(
+                "SELECT a.delivery_id, a.ok, a.error, a.seconds, a.attempted_at FROM delivery_attempts a"
+                " JOIN deliveries d ON d.id = a.delivery_id WHERE d.warning_id = %s ORDER BY a.id",
+                (warning_id,),
+            )
+            attempts = cur.fetchall()
+            cur.execute(
+                "SELECT action, kind, due_at, fired_at, outcome FROM followups WHERE warning_id = %s ORDER BY due_at",
+                (warning_id,),
+            )
+            followups = cur.fetchall()
+            cur.execute(
+                "SELECT outcome, cost_cny, note, recorded_by, recorded_at FROM outcomes WHERE warning_id = %s",
+                (warning_id,),
+            )
+            outcome = cur.fetchone()
+    return {
+        "warning": row,
+        "transitions": transitions,
+        "deliveries": deliveries,
+        "attempts": attempts,
+        "followups": followups,
+        "outcome": outcome,
+    }
+
+
+def set_contacts(url: str, tenant: str, role: str, urls: Sequence[str]) -> None:
+    """Replace the tenant's contacts for ``role`` (staff on call, the final step, claims) in order."""
+    _check_id(tenant, "tenant")
+    if role not in CONTACT_ROLES:
+        raise ValueError(f"role {role!r} must be one of {', '.join(CONTACT_ROLES)}")
+    with _registry(url) as conn, conn.transaction():
+        conn.execute("DELETE FROM tenant_contacts WHERE tenant = %s AND role = %s", (tenant, role))
+        for position, contact in enumerate(urls):
+            conn.execute(
+                "INSERT INTO tenant_contacts (tenant, role, position, url) VALUES (%s, %s, %s, %s)",
+                (tenant, role, position, contact),
+            )
+
+
+def contacts(url: str, tenant: str) -> dict[str, list[str]]:
+    with _registry(url) as conn:
+        rows = conn.execute(
+            "SELECT role, url FROM tenant_contacts WHERE tenant = %s ORDER BY role, position", (tenant,)
+        ).fetchall()
+    out: dict[str, list[str]] = {role: [] for role in CONTACT_ROLES}
+    for role, contact in rows:
+        out[role].append(contact)
+    return out
+
+
+def set_followup_policy(url: str, tenant: str, severity: str, steps: Sequence[dict[str, Any]]) -> None:
+    """The tenant's follow-up steps for one severity (validated by the caller: notifiers.followup)."""
+    _check_id(tenant, "tenant")
+    with _registry(url) as conn:
+        conn.execute(
+            "INSERT INTO followup_policies (tenant, severity, steps) VALUES (%s, %s, %s)"
+            " ON CONFLICT (tenant, severity) DO UPDATE SET steps = excluded.steps, updated_at = now()",
+            (tenant, severity, Jsonb(list(steps))),
+        )
+
+
+def followup_policies(url: str, tenant: str) -> dict[str, list[dict[str, Any]]]:
+    with _registry(url) as conn:
+        rows = conn.execute("SELECT severity, steps FROM followup_policies WHERE tenant = %s", (tenant,)).fetchall()
+    return {severity: list(steps) for severity, steps in rows}
+
+
+def set_customer_preferences(
+    url: str,
+    customer_id: str,
+    *,
+    timezone: str | None = None,
+    quiet_hours: Sequence[str] | None = None,
+    daily_budget: int | None = None,
+    clear_budget: bool = False,
+) -> dict[str, Any]:
+    """Set a customer's time zone, quiet hours (validated by the caller) and daily budget; the result."""
+    if daily_budget is not None and daily_budget < 0:
+        raise ValueError("the daily budget is a number of messages, 0 or more")
+    with _registry(url) as conn, conn.transaction():
+        found = conn.execute("SELECT 1 FROM customers WHERE id = %s FOR UPDATE", (customer_id,)).fetchone()
+        if found is None:
+            raise NotFound(f"no customer {customer_id!r} ('forewarn customer add' creates one)")
+        if timezone is not None:
+            conn.execute("UPDATE customers SET timezone = %s WHERE id = %s", (timezone, customer_id))
+        if quiet_hours is not None:
+            conn.execute("UPDATE customers SET quiet_hours = %s WHERE id = %s", (list(quiet_hours), customer_id))
+        if daily_budget is not None or clear_budget:
+            conn.execute("UPDATE customers SET daily_budget = %s WHERE id = %s", (daily_budget, customer_id))
+        conn.execute("UPDATE customers SET updated_at = now() WHERE id = %s", (customer_id,))
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute("SELECT id, timezone, quiet_hours, daily_budget FROM customers WHERE id = %s", (customer_id,))
+            row = cur.fetchone()
+    assert row is not None
+    return row
+
+
 @dataclass(frozen=True, slots=True)
 class RunSummary:
     """What one tenant's run left in the database since a moment (the demo's summary)."""
@@ -884,19 +1100,37 @@ def channel_key(url: str) -> str:
 
 
 async def _advance(
-    conn: psycopg.AsyncConnection[Any], warning_id: str, event: lifecycle.Event, fields: str, values: tuple[Any, ...]
-) -> None:
-    """Apply one lifecycle event to a stored warning, by :mod:`core.lifecycle`'s table.
+    conn: psycopg.AsyncConnection[Any],
+    warning_id: str,
+    event: lifecycle.Event,
+    fields: str,
+    values: tuple[Any, ...],
+    actor: str = "worker",
+    note: str | None = None,
+) -> str | None:
+    """Apply one lifecycle event to a stored warning, by :mod:`core.lifecycle`'s table, and record
+    the transition (who or what caused it, when). The new status, or ``None`` when the event
+    changes nothing in the warning's status (nothing is recorded then).
 
-    ``fields`` (``col = %s, …``) are set with the status; nothing changes in a status the
-    event does not leave."""
+    ``fields`` (``col = %s, …``, may be empty) are set with the status."""
     target = {src: lifecycle.next_status(src, event) for src in lifecycle.sources(event)}
     cases = " ".join(f"WHEN '{src}' THEN '{dst}'" for src, dst in target.items())
-    await conn.execute(
-        f"UPDATE warnings SET status = CASE status {cases} END, {fields}, updated_at = now()"  # noqa: S608
-        " WHERE id = %s AND status = ANY(%s)",
-        (*values, warning_id, list(target)),
+    extra = f"{fields}, " if fields else ""
+    cur = await conn.execute(
+        "WITH old AS (SELECT id, status FROM warnings WHERE id = %s AND status = ANY(%s) FOR UPDATE)"
+        f" UPDATE warnings w SET status = CASE old.status {cases} END, {extra}updated_at = now()"  # noqa: S608
+        " FROM old WHERE w.id = old.id RETURNING old.status, w.status",
+        (warning_id, list(target), *values),
     )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    await conn.execute(
+        "INSERT INTO warning_transitions (warning_id, event, from_status, to_status, actor, note)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        (warning_id, event, row[0], row[1], actor, note),
+    )
+    return str(row[1])
 
 
 async def _stage(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -974,24 +1208,27 @@ class Store:
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             # a cursor's own row factory: the pooled connection stays as it was
             await cur.execute(
-                "SELECT c.id, c.name, c.locale, c.notify_urls FROM devices d"
-                " JOIN customers c ON c.id = d.customer_id WHERE d.tenant = %s AND d.id = %s",
+                "SELECT c.id, c.name, c.locale, c.notify_urls, c.timezone, c.quiet_hours, c.daily_budget"
+                " FROM devices d JOIN customers c ON c.id = d.customer_id WHERE d.tenant = %s AND d.id = %s",
                 (tenant, device),
             )
             return await cur.fetchone()
 
-    async def record_warning(self, event: Any, customer_id: str | None) -> None:
-        """Insert or advance a warning's lifecycle from a decision event (idempotent)."""
-        async with self.pool.connection() as conn:
-            await conn.execute(
-                "INSERT INTO warnings (id, tenant, device, customer_id, risk, severity, status, score,"
+    async def record_warning(self, event: Any, customer_id: str | None) -> bool:
+        """Insert or advance a warning's lifecycle from a decision event (idempotent).
+
+        True when this call changed something (a replayed event changes nothing)."""
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "INSERT INTO warnings (id, tenant, device, kind, customer_id, risk, severity, status, score,"
                 " opened_at, predicted_loss_at, evidence)"
-                " VALUES (%s, %s, %s, %s, %s, %s, 'open', %s, %s, %s, %s)"
-                " ON CONFLICT (id) DO NOTHING",
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, 'open', %s, %s, %s, %s)"
+                " ON CONFLICT (id) DO NOTHING RETURNING id",
                 (
                     event.warning_id,
                     event.tenant,
                     event.device,
+                    event.kind,
                     customer_id,
                     event.risk,
                     event.severity,
@@ -1002,7 +1239,14 @@ class Store:
                 ),
             )
             if event.action == "open":
-                return
+                inserted = await cur.fetchone() is not None
+                if inserted:
+                    await conn.execute(
+                        "INSERT INTO warning_transitions (warning_id, event, from_status, to_status, actor, at)"
+                        " VALUES (%s, 'open', NULL, 'open', 'worker', %s)",
+                        (event.warning_id, _ts(event.at_ms)),
+                    )
+                return inserted
             fields = (
                 "resolved_at = %s"
                 if event.action in ("resolve", "expire")
@@ -1013,29 +1257,171 @@ class Store:
                 if event.action in ("resolve", "expire")
                 else (event.severity, event.score, _ts(event.predicted_loss_at_ms), Jsonb(event.evidence))
             )
-            await _advance(conn, event.warning_id, event.action, fields, values)
+            return await _advance(conn, event.warning_id, event.action, fields, values) is not None
 
-    async def claim_delivery(self, warning_id: str, action: str, url: str, masked_url: str) -> bool:
-        """Reserve (warning, action, channel); False when it was already sent."""
+    # ------------------------------------------------------------ the outbox (notifiers.dispatch)
+
+    async def enqueue(
+        self,
+        warning_id: str,
+        action: str,
+        audience: str,
+        channel_index: int,
+        url: str,
+        masked_url: str,
+        *,
+        due_at: datetime | None = None,
+        held_reason: str | None = None,
+        reminder: int = 0,
+    ) -> bool:
+        """Put one message in the outbox; False when (warning, action, channel) is there already."""
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "INSERT INTO deliveries (warning_id, action, channel, channel_key, status)"
-                " VALUES (%s, %s, %s, %s, 'sending')"
-                " ON CONFLICT (warning_id, action, channel_key) DO UPDATE SET attempted_at = now()"
-                " WHERE deliveries.status <> 'sent' RETURNING id",
-                (warning_id, action, masked_url, channel_key(url)),
+                "INSERT INTO deliveries (warning_id, action, audience, channel_index, channel, channel_key,"
+                " status, due_at, held_reason, reminder)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()), %s, %s)"
+                " ON CONFLICT (warning_id, action, channel_key) DO NOTHING RETURNING id",
+                (
+                    warning_id,
+                    action,
+                    audience,
+                    channel_index,
+                    masked_url,
+                    channel_key(url),
+                    "held" if held_reason else "pending",
+                    due_at,
+                    held_reason,
+                    reminder,
+                ),
             )
             return await cur.fetchone() is not None
 
-    async def record_delivery(self, warning_id: str, action: str, url: str, ok: bool, error: str | None) -> None:
+    async def claim_due(self, limit: int = 50, lease_s: float = 120.0) -> list[dict[str, Any]]:
+        """Claim the deliveries due now (and those whose sender died: lease expired), with what
+        rendering and sending them needs: the warning, the customer, the real channel URL."""
+        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                "WITH claimed AS ("
+                " UPDATE deliveries SET status = 'sending', lease_until = now() + make_interval(secs => %s)"
+                " WHERE id IN (SELECT id FROM deliveries WHERE (status IN ('pending', 'held') AND due_at <= now())"
+                "  OR (status = 'sending' AND lease_until < now()) ORDER BY due_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+                " RETURNING *)"
+                " SELECT claimed.id, claimed.warning_id::text AS warning_id, claimed.action, claimed.audience,"
+                " claimed.channel_index, claimed.channel, claimed.attempts, claimed.held_reason, claimed.reminder,"
+                " w.tenant, w.device, coalesce(w.kind, dv.kind) AS kind, w.risk, w.severity, w.score,"
+                " w.opened_at, w.predicted_loss_at, w.evidence, w.status AS warning_status, w.notified_at,"
+                " c.id AS customer_id, c.name AS customer_name, c.locale, c.timezone,"
+                " coalesce(array_length(c.notify_urls, 1), 0) AS channels,"
+                " CASE WHEN claimed.audience = 'customer' THEN c.notify_urls[claimed.channel_index + 1]"
+                "  ELSE tc.url END AS url"
+                " FROM claimed JOIN warnings w ON w.id = claimed.warning_id"
+                " LEFT JOIN devices dv ON dv.tenant = w.tenant AND dv.id = w.device"
+                " LEFT JOIN customers c ON c.id = w.customer_id"
+                " LEFT JOIN tenant_contacts tc ON tc.tenant = w.tenant AND tc.role = claimed.audience"
+                "  AND tc.position = claimed.channel_index"
+                " ORDER BY claimed.id",
+                (lease_s, limit),
+            )
+            return await cur.fetchall()
+
+    async def record_attempt(
+        self, delivery_id: int, ok: bool, error: str | None, seconds: float, retry_in_s: float | None = None
+    ) -> None:
+        """One attempt: a row of its own; the delivery is sent, due again in ``retry_in_s``, or failed."""
+        status = "sent" if ok else ("pending" if retry_in_s is not None else "failed")
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO delivery_attempts (delivery_id, ok, error, seconds) VALUES (%s, %s, %s, %s)",
+                (delivery_id, ok, error, seconds),
+            )
+            await conn.execute(
+                "UPDATE deliveries SET status = %s, error = %s, attempts = attempts + 1, attempted_at = now(),"
+                " lease_until = NULL, sent_at = CASE WHEN %s THEN now() ELSE sent_at END,"
+                " due_at = now() + make_interval(secs => %s) WHERE id = %s",
+                (status, error, ok, retry_in_s or 0.0, delivery_id),
+            )
+
+    async def settle_held(self, delivery_ids: Sequence[int], note: str) -> None:
+        """Deliveries folded into one digest: sent as part of it."""
         async with self.pool.connection() as conn:
             await conn.execute(
-                "UPDATE deliveries SET status = %s, error = %s, attempts = attempts + 1,"
-                " attempted_at = now() WHERE warning_id = %s AND action = %s AND channel_key = %s",
-                ("sent" if ok else "failed", error, warning_id, action, channel_key(url)),
+                "UPDATE deliveries SET status = 'sent', sent_at = now(), lease_until = NULL, error = %s,"
+                " attempts = attempts + 1 WHERE id = ANY(%s)",
+                (note, list(delivery_ids)),
             )
-            if ok and action in lifecycle.NOTIFY_ACTIONS:
-                await _advance(conn, warning_id, "notified", "notified_at = coalesce(notified_at, now())", ())
+
+    async def advance(self, warning_id: str, event: lifecycle.Event, actor: str, note: str | None = None) -> str | None:
+        """A lifecycle event caused by ``actor`` (delivery receipts, follow-ups)."""
+        fields = "notified_at = coalesce(notified_at, now())" if event == "notified" else ""
+        async with self.pool.connection() as conn, conn.transaction():
+            return await _advance(conn, warning_id, event, fields, (), actor, note)
+
+    async def sent_today(self, customer_id: str, since: datetime) -> int:
+        """Non-critical messages sent to a customer since ``since`` (the start of their local day)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT count(*) FROM deliveries d JOIN warnings w ON w.id = d.warning_id"
+                " WHERE w.customer_id = %s AND d.audience = 'customer' AND d.status = 'sent'"
+                " AND w.severity <> 'critical' AND d.sent_at >= %s",
+                (customer_id, since),
+            )
+            row = await cur.fetchone()
+            return int(row[0]) if row else 0
+
+    async def contacts(self, tenant: str, role: str) -> list[tuple[int, str]]:
+        """The tenant's contacts for ``role`` (staff, final, claims): (position, apprise URL)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT position, url FROM tenant_contacts WHERE tenant = %s AND role = %s ORDER BY position",
+                (tenant, role),
+            )
+            return [(int(p), str(u)) for p, u in await cur.fetchall()]
+
+    async def followup_steps(self, tenant: str, severity: str) -> list[dict[str, Any]] | None:
+        """The tenant's own follow-up steps for a severity, or ``None`` (the default applies)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT steps FROM followup_policies WHERE tenant = %s AND severity = %s", (tenant, severity)
+            )
+            row = await cur.fetchone()
+            return list(row[0]) if row else None
+
+    async def schedule_followups(self, warning_id: str, steps: Iterable[tuple[str, str, bool, datetime]]) -> int:
+        """One timer row per (action, kind, next_channel, due_at); already scheduled ones stay as they are."""
+        rows = list(steps)
+        if not rows:
+            return 0
+        async with self.pool.connection() as conn, conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO followups (warning_id, action, kind, next_channel, due_at) VALUES (%s, %s, %s, %s, %s)"
+                " ON CONFLICT (warning_id, action) DO NOTHING",
+                [(warning_id, action, kind, nxt, due) for action, kind, nxt, due in rows],
+            )
+            return len(rows)
+
+    async def claim_followups(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Claim the follow-up steps due now, each exactly once (a restart never fires one twice)."""
+        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                "WITH fired AS ("
+                " UPDATE followups SET fired_at = now() WHERE (warning_id, action) IN ("
+                "  SELECT warning_id, action FROM followups WHERE fired_at IS NULL AND due_at <= now()"
+                "  ORDER BY due_at LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING *)"
+                " SELECT fired.warning_id::text AS warning_id, fired.action, fired.kind, fired.next_channel,"
+                " fired.due_at, w.status AS warning_status, w.tenant, w.severity, w.customer_id,"
+                " coalesce(array_length(c.notify_urls, 1), 0) AS channels, c.notify_urls,"
+                " (SELECT min(d.channel_index) FROM deliveries d WHERE d.warning_id = fired.warning_id"
+                "  AND d.audience = 'customer' AND d.status = 'sent') AS channel_used"
+                " FROM fired JOIN warnings w ON w.id = fired.warning_id LEFT JOIN customers c ON c.id = w.customer_id",
+                (limit,),
+            )
+            return await cur.fetchall()
+
+    async def followup_outcome(self, warning_id: str, action: str, outcome: str) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE followups SET outcome = %s WHERE warning_id = %s AND action = %s", (outcome, warning_id, action)
+            )
 
     async def refresh_rollups(self, since: datetime | None = None, late: timedelta = LATE_DATA) -> RollupRefresh:
         """:func:`refresh_rollups` on a connection of its own (in a thread: the pool stays free)."""

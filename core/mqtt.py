@@ -4,7 +4,9 @@
 session expiry, QoS 1, manual acknowledgement, and a re-subscribe in ``on_connect`` (Mosquitto
 2.0.11 does not restore a durable shared subscription). A received message becomes an
 immutable :class:`MqttMessage`; the callback never lets an exception reach paho.
-:class:`Publisher` is what devices (and the simulator) use.
+:class:`Publisher` is what devices (and the simulator) use; a client that speaks for one device
+registers that device's ``offline`` status as its last will (:class:`Will`), which the broker
+publishes, retained, when the connection is lost.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import paho.mqtt.client as paho
@@ -56,20 +58,32 @@ def _client(client_id: str, username: str | None, password: str | None) -> paho.
     return client
 
 
+@dataclass(frozen=True, slots=True)
+class Will:
+    """A last will: what the broker publishes for a client whose connection is lost."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+
+
 class Subscriber:
-    """A durable QoS 1 subscription with manual acks, delivering on paho's network thread."""
+    """A durable QoS 1 subscription (one topic filter or several) with manual acks,
+    delivering on paho's network thread."""
 
     def __init__(
         self,
         host: str,
         port: int,
         client_id: str,
-        topic_filter: str,
+        topic_filter: str | Sequence[str],
         on_message: Callable[[MqttMessage], None],
         username: str | None = None,
         password: str | None = None,
     ) -> None:
-        self.host, self.port, self.topic_filter = host, port, topic_filter
+        self.host, self.port = host, port
+        self.topic_filters = (topic_filter,) if isinstance(topic_filter, str) else tuple(topic_filter)
         self._deliver = on_message
         self.connected = threading.Event()
         self.callback_errors = 0
@@ -83,8 +97,8 @@ class Subscriber:
         if getattr(reason, "is_failure", False):
             log.error("MQTT broker %s:%s refused the connection: %s", self.host, self.port, reason)
             return
-        client.subscribe(self.topic_filter, qos=1)
-        log.info("subscribed to %s on %s:%s", self.topic_filter, self.host, self.port)
+        client.subscribe([(topic_filter, 1) for topic_filter in self.topic_filters])
+        log.info("subscribed to %s on %s:%s", ", ".join(self.topic_filters), self.host, self.port)
         self.connected.set()
 
     def _on_disconnect(
@@ -139,10 +153,18 @@ class Publisher:
     """A QoS 1 publisher (a device, or the simulator standing for many)."""
 
     def __init__(
-        self, host: str, port: int, client_id: str, username: str | None = None, password: str | None = None
+        self,
+        host: str,
+        port: int,
+        client_id: str,
+        username: str | None = None,
+        password: str | None = None,
+        will: Will | None = None,
     ) -> None:
         self.host, self.port = host, port
         self._client = _client(client_id, username, password)
+        if will is not None:  # one per connection: only a client that speaks for one device has one
+            self._client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
         self._client.max_inflight_messages_set(100)
         self._client.max_queued_messages_set(0)
         self._connected = threading.Event()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from functools import lru_cache
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator
@@ -25,6 +28,31 @@ class Settings(BaseSettings):
     worker_web_port: int = 6066
     state_dir: str = ".forewarn"
     log_level: str = "INFO"
+    public_url: str = "http://127.0.0.1:8000"
+    """Where ``forewarn api`` is reached from outside: acknowledgement links start with it."""
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    ack_secret: str = ""
+    """Signs acknowledgement links; when empty, a random one is kept in ``state_dir``/ack-secret."""
+    ack_link_ttl_s: int = Field(default=7 * 86400, ge=60)
+    delivery_retry_s: str = "5,30,120"
+    """Waits before each retry of a failed message on one channel; then the next channel."""
+
+    @property
+    def retry_delays_s(self) -> tuple[float, ...]:
+        return tuple(float(part) for part in self.delivery_retry_s.split(",") if part.strip())
+
+    @field_validator("delivery_retry_s")
+    @classmethod
+    def _delays(cls, value: str) -> str:
+        try:
+            delays = [float(part) for part in value.split(",") if part.strip()]
+        except ValueError:
+            raise ValueError("FOREWARN_DELIVERY_RETRY_S is a comma-separated list of seconds, e.g. 5,30,120") from None
+        if any(not d >= 0 for d in delays):
+            raise ValueError("FOREWARN_DELIVERY_RETRY_S: the waits must be 0 or more seconds")
+        return value
+
     timezone: str = DEFAULT_TIMEZONE
     """Customers without a zone of their own see times on this clock (IANA name)."""
 
@@ -66,6 +94,24 @@ def hide_password(url: str) -> str:
         return url
     netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def ack_secret(settings: Settings) -> bytes:
+    """The key that signs acknowledgement links: ``FOREWARN_ACK_SECRET``, else one kept in the
+    state folder (created once, readable by its owner only) so the worker and the API share it."""
+    if settings.ack_secret:
+        return settings.ack_secret.encode()
+    path = Path(settings.state_dir) / "ack-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+def ack_url(settings: Settings, token: str) -> str:
+    return f"{settings.public_url.rstrip('/')}/a/{token}"
 
 
 @lru_cache(maxsize=1)

@@ -31,7 +31,8 @@ class Finding:
 
     ``time_to_loss_s`` is the predicted time until the loss happens (``0`` = happening now,
     ``None`` = no forecast); ``evidence`` holds the figures a warning quotes (plain floats,
-    strings or booleans, JSON-serialisable).
+    strings or booleans, JSON-serialisable) and, from a detector that judges a reading several
+    ways, ``triggers``: the names of the judgements that fired, most severe first.
     """
 
     risk: str

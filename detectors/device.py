@@ -23,7 +23,9 @@ class BatteryDrain(TrendForecaster):
 
     The trend is a least-squares line over ``window_s``; a rise of more than ``jump_pct``
     (recharged, replaced) starts it afresh. At or below ``empty_pct`` is critical: the
-    device is about to go offline.
+    device is about to go offline. The evidence's ``triggers`` name what fired: ``empty``,
+    ``draining`` (``drain_pct_per_h``, reaching ``empty_pct`` within the horizon), ``low``
+    (below ``low_pct``).
 
     >>> detector = BatteryDrain()
     >>> for hour in range(13):  # 2 % an hour from 60 %
@@ -65,7 +67,7 @@ class BatteryDrain(TrendForecaster):
             return self._quiet()
         evidence: dict[str, Any] = {"battery_pct": rnd(pct, 1), "empty_pct": self.empty_pct}
         if pct <= self.empty_pct:
-            return Finding(self.risk, 1.0, "critical", 0.0, evidence)
+            return Finding(self.risk, 1.0, "critical", 0.0, {**evidence, "triggers": ["empty"]})
         fc = None
         if not self._recharged(pct):
             fc = self._forecast_trend(self._trend, ts, pct, self.empty_pct, rising=False)
@@ -76,11 +78,13 @@ class BatteryDrain(TrendForecaster):
             evidence["predicted_empty_at_s"] = rnd(ts + eta, 0)
         worst = WorstJudgement()
         if eta is not None and eta <= self.horizon_s:
-            worst.add(0.5 + 0.3 * (1 - eta / self.horizon_s), "warning", eta)
+            worst.add(0.5 + 0.3 * (1 - eta / self.horizon_s), "warning", eta, reason="draining")
         if pct < self.low_pct:
-            worst.add(0.8, "warning")
+            evidence["low_pct"] = self.low_pct
+            worst.add(0.8, "warning", reason="low")
         if worst.score == 0.0:
             return self._quiet(evidence)
+        evidence["triggers"] = worst.triggers
         return Finding(self.risk, worst.score, worst.severity, eta, evidence)
 
     def learn_one(self, x: Mapping[str, float]) -> None:

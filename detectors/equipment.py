@@ -42,7 +42,9 @@ class BearingWear(TrendForecaster):
     An EWMA baseline (``alpha``) of normal running (below the warning zone) is learnt; after
     ``grace_period`` readings, vibration ``baseline_ratio`` times the baseline is an advisory.
     ``bearing_temp_c`` from ``bearing_warning_c`` warns, from ``bearing_critical_c`` is
-    critical.
+    critical. The evidence's ``triggers`` name what fired: ``zone_d`` (with ``critical_mm_s``),
+    ``zone_c`` (with ``warning_mm_s``), ``trend`` (towards ``critical_mm_s``), ``baseline``,
+    ``bearing_hot`` (at or above ``bearing_limit_c``).
 
     >>> import random
     >>> rng = random.Random(5)
@@ -116,17 +118,21 @@ class BearingWear(TrendForecaster):
             held, level, margin = self._zone_level(ts, vib)
             evidence.update(vibration_held_mm_s=rnd(held), vibration_level_mm_s=rnd(level))
             if held >= self.critical_mm_s * margin:
-                worst.add(1.0, "critical", 0.0)
+                evidence["critical_mm_s"] = self.critical_mm_s
+                worst.add(1.0, "critical", 0.0, reason="zone_d")
             elif self._in_zone_c(held, level, margin):
-                worst.add(0.5 + 0.3 * ramp(level, self.warning_mm_s, self.critical_mm_s), "warning")
+                evidence["warning_mm_s"] = self.warning_mm_s
+                worst.add(0.5 + 0.3 * ramp(level, self.warning_mm_s, self.critical_mm_s), "warning", reason="zone_c")
             if vib >= self.running_mm_s:
                 self._judge_trend(ts, vib, worst, evidence)
         if temp is not None:
             evidence["bearing_temp_c"] = rnd(temp, 1)
             if temp >= self.bearing_critical_c:
-                worst.add(1.0, "critical", 0.0)
+                evidence["bearing_limit_c"] = self.bearing_critical_c
+                worst.add(1.0, "critical", 0.0, reason="bearing_hot")
             elif temp >= self.bearing_warning_c:
-                worst.add(0.6, "warning")
+                evidence["bearing_limit_c"] = self.bearing_warning_c
+                worst.add(0.6, "warning", reason="bearing_hot")
         return self._judged(worst, evidence)
 
     def _zone_level(self, ts: float, vib: float) -> tuple[float, float, float]:
@@ -154,13 +160,14 @@ class BearingWear(TrendForecaster):
             eta = fc.time_to_s
             if eta is not None and 0 < eta <= self.horizon_s:
                 evidence["predicted_critical_at_s"] = rnd(ts + eta, 0)
-                worst.add(0.5 + 0.3 * (1 - eta / self.horizon_s), "warning", eta)
+                evidence["critical_mm_s"] = self.critical_mm_s
+                worst.add(0.5 + 0.3 * (1 - eta / self.horizon_s), "warning", eta, reason="trend")
         baseline = self._baseline
         if baseline.n >= self.grace_period and baseline.mean > 0:
             ratio = vib / baseline.mean
             evidence.update(baseline_mm_s=rnd(baseline.mean), ratio_to_baseline=rnd(ratio))
             if ratio >= self.baseline_ratio:
-                worst.add(0.5, "advisory")
+                worst.add(0.5, "advisory", reason="baseline")
 
     def learn_one(self, x: Mapping[str, float]) -> None:
         ts = num(x, "ts")
@@ -202,7 +209,9 @@ class ColdChain(TrendForecaster):
 
     Door-open excursions (loading) are expected and do not count. A door or compressor state
     from another reading counts while at most ``stale_after_s`` old; readings more than
-    ``max_gap_s`` apart restart the excursion clock.
+    ``max_gap_s`` apart restart the excursion clock. The evidence's ``triggers`` name what
+    fired: ``above_limit`` (``temp_c`` above ``max_c`` for ``excursion_for_s``) or ``warming``
+    (``trend_c_per_h``, positive: warming, towards ``max_c``).
 
     >>> detector = ColdChain()
     >>> for minute in range(36):  # warming 0.1 °C a minute; the compressor starts at 5 °C ...
@@ -298,7 +307,7 @@ class ColdChain(TrendForecaster):
         worst = WorstJudgement()
         if above and above_for >= self.min_duration_s:
             score = 0.8 + 0.2 * ramp(above_for, self.min_duration_s, 3 * self.min_duration_s)
-            worst.add(score, "critical", 0.0)
+            worst.add(score, "critical", 0.0, reason="above_limit")
         current = num(x, "temp_c")
         cut_in, source = self.cut_in()
         if (
@@ -322,7 +331,7 @@ class ColdChain(TrendForecaster):
             if eta is not None and eta <= self.horizon_s:
                 evidence.update(cut_in_c=rnd(cut_in, 1), cut_in_source=source)
                 evidence["predicted_limit_at_s"] = rnd(ts + eta, 0)
-                worst.add(0.5 + 0.3 * (1 - eta / self.horizon_s), "warning", eta)
+                worst.add(0.5 + 0.3 * (1 - eta / self.horizon_s), "warning", eta, reason="warming")
         return self._judged(worst, evidence)
 
     def learn_one(self, x: Mapping[str, float]) -> None:

@@ -431,15 +431,16 @@ class FireRisk(PhysicalDetector):
     fixed ``hot_c`` (57 °C, a fixed-temperature heat detector's rating) is critical. CO from
     ``co_warning_ppm`` warns and from ``co_critical_ppm`` is critical (a danger to life by
     itself). A smoke or CO value from another reading counts while at most ``stale_after_s``
-    old.
+    old. The evidence's ``triggers`` name what fired: ``smoke``, ``hot``, ``temp_rise`` (by
+    ``temp_rise_c`` within ``rise_window_s``), ``co`` (``co_ppm`` at or above ``co_limit_ppm``).
 
     >>> detector = FireRisk()
     >>> for minute in range(9):  # 21 °C climbing 0.8 °C a minute
     ...     x = {"ts": 60.0 * minute, "temp_c": 21.0 + 0.8 * minute}
     ...     finding = detector.assess_one(x)
     ...     detector.learn_one(x)
-    >>> finding.severity, finding.score >= 0.5, finding.evidence["temp_rise_c"]
-    ('warning', True, 6.4)
+    >>> finding.severity, finding.score >= 0.5, finding.evidence["temp_rise_c"], finding.evidence["triggers"]
+    ('warning', True, 6.4, ['temp_rise'])
     >>> detector.assess_one({"ts": 600.0, "smoke": 1.0}).severity
     'critical'
     """
@@ -476,22 +477,25 @@ class FireRisk(PhysicalDetector):
         evidence: dict[str, Any] = {"smoke": smoke}
         worst = WorstJudgement()
         if smoke:
-            worst.add(1.0, "critical", 0.0)
+            worst.add(1.0, "critical", 0.0, reason="smoke")
         if temp is not None:
             low = self._low.min(ts, temp)
             rise = 0.0 if low is None else max(0.0, temp - low)
             evidence.update(temp_c=rnd(temp, 1), temp_rise_c=rnd(rise, 1))
             evidence["rise_window_s"] = self.rise_window_s
             if temp >= self.hot_c:
-                worst.add(1.0, "critical", 0.0)
+                evidence["hot_c"] = self.hot_c
+                worst.add(1.0, "critical", 0.0, reason="hot")
             elif rise >= self.rise_c:
-                worst.add(0.6 + 0.3 * ramp(rise, self.rise_c, 2 * self.rise_c), "warning")
+                worst.add(0.6 + 0.3 * ramp(rise, self.rise_c, 2 * self.rise_c), "warning", reason="temp_rise")
         if co is not None:
             evidence["co_ppm"] = rnd(co, 0)
             if co >= self.co_critical_ppm:
-                worst.add(0.9, "critical", 0.0)
+                evidence["co_limit_ppm"] = self.co_critical_ppm
+                worst.add(0.9, "critical", 0.0, reason="co")
             elif co >= self.co_warning_ppm:
-                worst.add(0.5 + 0.3 * ramp(co, self.co_warning_ppm, self.co_critical_ppm), "warning")
+                evidence["co_limit_ppm"] = self.co_warning_ppm
+                worst.add(0.5 + 0.3 * ramp(co, self.co_warning_ppm, self.co_critical_ppm), "warning", reason="co")
         return self._judged(worst, evidence)
 
     def learn_one(self, x: Mapping[str, float]) -> None:

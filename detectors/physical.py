@@ -4,7 +4,8 @@ base.
 A score of 0 means quiet, a finding worth telling the customer about scores at least
 :data:`FIRING` (0.5: ``streams.decisions`` opens a warning there), and ``severity`` says how
 urgent it is. A detector that judges a reading several ways (smoke, heat, carbon monoxide)
-keeps the worst of its judgements in a :class:`WorstJudgement`; :func:`ramp` turns a
+keeps the worst of its judgements in a :class:`WorstJudgement`, which names the ones that
+fired (the evidence's ``triggers``: what the warning gives as its cause); :func:`ramp` turns a
 measurement into a score, :func:`rnd` a figure into evidence.
 """
 
@@ -49,29 +50,40 @@ def escalate(severity: Severity) -> Severity:
 
 class WorstJudgement:
     """The worst of several judgements about one reading: highest score and severity,
-    earliest time to loss.
+    earliest time to loss, and which judgements fired (``reason``: what a warning states as
+    its cause; most severe first in :attr:`triggers`).
 
     >>> worst = WorstJudgement()
-    >>> worst.add(0.6, "warning", 7200.0)
-    >>> worst.add(0.9, "critical")
-    >>> worst.add(0.5, "advisory", 600.0)
-    >>> worst.score, worst.severity, worst.eta
-    (0.9, 'critical', 600.0)
+    >>> worst.add(0.6, "warning", 7200.0, reason="trend")
+    >>> worst.add(0.9, "critical", reason="smoke")
+    >>> worst.add(0.5, "advisory", 600.0, reason="baseline")
+    >>> worst.score, worst.severity, worst.eta, worst.triggers
+    (0.9, 'critical', 600.0, ['smoke', 'trend', 'baseline'])
     """
 
-    __slots__ = ("score", "severity", "eta")
+    __slots__ = ("score", "severity", "eta", "_reasons")
 
     def __init__(self) -> None:
         self.score = 0.0
         self.severity: Severity = "advisory"
         self.eta: float | None = None
+        self._reasons: list[tuple[int, float, str]] = []
 
-    def add(self, score: float, severity: Severity, eta: float | None = None) -> None:
+    def add(self, score: float, severity: Severity, eta: float | None = None, *, reason: str | None = None) -> None:
         self.score = max(self.score, score)
         if _SEVERITY_RANK[severity] > _SEVERITY_RANK[self.severity]:
             self.severity = severity
         if eta is not None:
             self.eta = eta if self.eta is None else min(self.eta, eta)
+        if reason is not None:
+            self._reasons.append((_SEVERITY_RANK[severity], score, reason))
+
+    @property
+    def triggers(self) -> list[str]:
+        """The reasons of the judgements added, most severe first (then highest score, then
+        in the order added), each once."""
+        ranked = sorted(enumerate(self._reasons), key=lambda item: (-item[1][0], -item[1][1], item[0]))
+        return list(dict.fromkeys(reason for _, (_, _, reason) in ranked))
 
 
 class PhysicalDetector(RiskDetector):
@@ -87,7 +99,10 @@ class PhysicalDetector(RiskDetector):
         return Finding(self.risk, 0.0, "advisory", None, evidence or {})
 
     def _judged(self, worst: WorstJudgement, evidence: dict[str, Any]) -> Finding:
-        """The finding of a :class:`WorstJudgement`: quiet if nothing was added to it."""
+        """The finding of a :class:`WorstJudgement`: quiet if nothing was added to it; else
+        with the judgements that fired under ``evidence["triggers"]``."""
         if worst.score == 0.0:
             return self._quiet(evidence)
+        if worst.triggers:
+            evidence["triggers"] = worst.triggers
         return Finding(self.risk, worst.score, worst.severity, worst.eta, evidence)

@@ -31,6 +31,7 @@ from detectors.home import (
     SlowLeak,
     WaterLeak,
 )
+from detectors.silent import DeviceSilent
 from detectors.vehicle import DriverFatigue, HarshBraking, Speeding
 
 _DETECTOR_OF: dict[str, type[RiskDetector]] = {
@@ -50,6 +51,7 @@ _DETECTOR_OF: dict[str, type[RiskDetector]] = {
         ColdChain,
         BatteryDrain,
         SensorStuck,
+        DeviceSilent,
     )
 }
 
@@ -77,7 +79,7 @@ PROFILES: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
 """Device kind → the detectors it runs, as ``(risk type, constructor params)`` pairs.
 
 >>> [risk for risk, _ in PROFILES["vehicle"]]
-['harsh_braking', 'speeding', 'driver_fatigue', 'battery_drain', 'sensor_stuck']
+['harsh_braking', 'speeding', 'driver_fatigue', 'battery_drain', 'sensor_stuck', 'device_silent']
 """
 
 Overrides = Mapping[str, Mapping[str, Any] | None]
@@ -135,7 +137,7 @@ def build_detectors(kind: str, overrides: Overrides | None = None) -> list[RiskD
     value, raises :class:`ValueError`.
 
     >>> [d.risk for d in build_detectors("coldchain")]
-    ['coldchain_failure', 'battery_drain', 'sensor_stuck']
+    ['coldchain_failure', 'battery_drain', 'sensor_stuck', 'device_silent']
     >>> freeze = build_detectors("home", {"freeze_risk": {"horizon_s": 3 * 3600.0}})[1]
     >>> freeze.risk, freeze.horizon_s
     ('freeze_risk', 10800.0)

@@ -12,7 +12,10 @@ and every warning it opens is matched against the simulator's ground truth:
   incident's span: from an hour before the precursor to six hours after the loss) is a
   **false warning**, counted per device-day;
 - **loss avoidable**: an incident warned at least ``min_lead_s`` before the loss (time for the
-  customer to act) counts its scenario's expected cost as avoidable.
+  customer to act) counts its scenario's expected cost as avoidable;
+- **people in the loop** (:mod:`evaluation.people`): each warning followed with the fleet's
+  simulated customers and staff — quiet hours, reminders, staff escalation — and the loss
+  avoidable counting only the incidents a person acted on at least ``min_lead_s`` ahead.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 
 from core.contract import Reading, WarningEvent
 from evaluation.matching import match
+from evaluation.people import DEFAULT_PEOPLE, PeopleReport, PeopleSettings, people_in_the_loop
 from streams.decisions import DeviceMonitor, WarningPolicy
 
 DEFAULT_MIN_LEAD_S = 30 * 60.0
@@ -86,6 +90,8 @@ class EvalReport:
     seconds: float
     min_lead_s: float
     false_warning_examples: list[dict[str, Any]] = field(default_factory=list)
+    people: PeopleReport | None = None
+    """People in the loop (``evaluation.people``): who acted on the warnings, and when."""
 
     @property
     def false_warnings_per_device_day(self) -> float:
@@ -114,6 +120,7 @@ class EvalReport:
             "seconds": self.seconds,
             "min_lead_s": self.min_lead_s,
             "loss_avoidable_cny": self.loss_avoidable_cny,
+            "people": self.people.to_json() if self.people else None,
         }
 
 
@@ -128,17 +135,40 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def monitor_device(
-    device: Any, readings: Iterable[Any], policy: WarningPolicy | None = None
+    device: Any, readings: Iterable[Any], policy: WarningPolicy | None = None, until_ms: int | None = None
 ) -> tuple[list[WarningEvent], int]:
-    """Feed one simulated device's readings to a fresh DeviceMonitor; return its warning events."""
+    """Feed one simulated device's readings to a fresh DeviceMonitor; return its warning events.
+
+    The simulated clock also runs between readings, as the worker's timer does: each reading
+    arrives at its own time (:meth:`DeviceMonitor.heard`), and the monitor is asked for
+    silence at every moment it names before the next one arrives, and up to ``until_ms`` (the
+    end of the device's span) after the last."""
     monitor = DeviceMonitor(device.tenant, device.device, device.kind, policy=policy)
     events: list[WarningEvent] = []
     n = 0
     for sim in readings:
+        ts = int(sim.ts_ms)
+        events.extend(_silence_until(monitor, ts))
+        events.extend(monitor.heard(ts))
         metrics = {k: float(v) for k, v in sim.metrics.items()}
-        events.extend(monitor.observe(Reading(ts=int(sim.ts_ms), metrics=metrics, seq=sim.seq)))
+        events.extend(monitor.observe(Reading(ts=ts, metrics=metrics, seq=sim.seq)))
         n += 1
+    if until_ms is not None:
+        events.extend(_silence_until(monitor, until_ms + 1))
     return events, n
+
+
+def _silence_until(monitor: DeviceMonitor, now_ms: int) -> list[WarningEvent]:
+    """The monitor's silence decisions due before ``now_ms``, each taken at its due time."""
+    events: list[WarningEvent] = []
+    due = monitor.silence_due_ms()
+    while due is not None and due < now_ms:
+        events.extend(monitor.tick(due))
+        following = monitor.silence_due_ms()
+        if following is not None and following <= due:
+            break  # nothing more to decide before the next arrival
+        due = following
+    return events
 
 
 def evaluate(
@@ -146,17 +176,22 @@ def evaluate(
     policy: WarningPolicy | None = None,
     min_lead_s: float = DEFAULT_MIN_LEAD_S,
     progress: Callable[[str], None] | None = None,
+    people: PeopleSettings | None = DEFAULT_PEOPLE,
 ) -> EvalReport:
-    """Run every device of ``fleet`` through the worker's decisions and score the warnings."""
+    """Run every device of ``fleet`` through the worker's decisions and score the warnings;
+    with ``people`` (None: left out), follow each warning with the fleet's simulated people."""
     t0 = time.perf_counter()
     opened: dict[str, list[WarningEvent]] = {}
+    every: dict[str, list[WarningEvent]] = {}
     spans: dict[str, tuple[int, int]] = {}
     total_readings = 0
     devices = list(fleet.devices)
     for i, device in enumerate(devices, 1):
-        events, n = monitor_device(device, _spanned(fleet.readings(device), device.device, spans), policy)
+        until = fleet.span(device).end_ms if hasattr(fleet, "span") else None  # a hand-made fleet has none
+        events, n = monitor_device(device, _spanned(fleet.readings(device), device.device, spans), policy, until)
         total_readings += n
         opened[device.device] = [e for e in events if e.action == "open"]
+        every[device.device] = events
         if progress:
             progress(
                 f"[{i}/{len(devices)}] {device.device} ({device.kind}, {device.scenario or 'quiet'}): "
@@ -210,6 +245,7 @@ def evaluate(
             {"device": e.device, "risk": e.risk, "at_ms": e.at_ms, "severity": e.severity, "evidence": e.evidence}
             for e in false[:20]
         ],
+        people=people_in_the_loop(fleet, every, min_lead_s, people) if people is not None else None,
     )
 
 

@@ -50,6 +50,92 @@ def print_eval(console: Console, report: Any) -> None:
         f"scored in {report.seconds:.1f} s; loss avoidable (warned ≥ {report.min_lead_s / 60:.0f} min ahead): "
         f"¥{report.loss_avoidable_cny:,.0f}"
     )
+    if getattr(report, "people", None) is not None:
+        print_people(console, report.people)
+
+
+def _minutes(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.0f} min" if value < 120 else f"{value / 60:.1f} h"
+
+
+def _cny(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f}"
+
+
+def print_people(console: Console, people: Any) -> None:
+    """People in the loop (``evaluation.people``): who acknowledged, the follow-ups sent, the
+    incidents a person acted on in time, and each warning's outcome."""
+    rows = [*people.scenarios, people.overall]
+    acts = Table(title="people in the loop: who acted on the warnings, and when?")
+    for col in (
+        "scenario",
+        "warnings",
+        "acked (cust/staff)",
+        "ack rate",
+        "time to ack",
+        "held (quiet)",
+        "reminders",
+        "staff",
+        "final",
+        f"acted ≥ {people.min_lead_s / 60:.0f} min ahead",
+    ):
+        acts.add_column(col, justify="right" if col != "scenario" else "left")
+    for s in rows:
+        acts.add_row(
+            s.scenario,
+            str(s.warnings),
+            f"{s.acknowledged} ({s.acknowledged_by_customer}/{s.acknowledged_by_staff})",
+            f"{s.ack_rate:.0%}",
+            _minutes(s.time_to_ack_median_min),
+            str(s.held_quiet),
+            str(s.reminders),
+            str(s.staff_escalations),
+            str(s.final_steps),
+            f"{s.acted_in_time}/{s.incidents}",
+            style="bold" if s.scenario == "overall" else None,
+        )
+    console.print(acts)
+    outcomes = Table(title="outcomes with people in the loop")
+    for col in (
+        "scenario",
+        "loss avoided",
+        "loss occurred",
+        "false alarm",
+        "precision",
+        "loss avoidable with people (CNY)",
+        "per warning (CNY)",
+    ):
+        outcomes.add_column(col, justify="right" if col != "scenario" else "left")
+    for s in rows:
+        outcomes.add_row(
+            s.scenario,
+            str(s.loss_avoided),
+            str(s.loss_occurred),
+            str(s.false_alarms),
+            "—" if s.precision is None else f"{s.precision:.0%}",
+            _cny(s.loss_avoidable_with_people_cny),
+            _cny(s.loss_avoided_per_warning_cny),
+            style="bold" if s.scenario == "overall" else None,
+        )
+    console.print(outcomes)
+    mix = ", ".join(f"{k} {v}" for k, v in people.customers.items())
+    o = people.overall
+    console.print(
+        f"customers: {mix}; {people.customers_with_quiet_hours} with quiet hours\n"
+        f"acknowledged {o.acknowledged}/{o.warnings} warnings ({o.ack_rate:.0%}; median "
+        f"{_minutes(o.time_to_ack_median_min)} after opening); {o.reminders} reminders, {o.staff_escalations} "
+        f"staff escalations, {o.final_steps} final steps; a person acted ≥ {people.min_lead_s / 60:.0f} min "
+        f"before the loss on {o.acted_in_time}/{o.incidents} incidents\n"
+        f"precision {_pct(o.precision)} ({o.loss_avoided} loss avoided, {o.loss_occurred} loss occurred, "
+        f"{o.false_alarms} false alarms); loss avoidable with people: ¥{o.loss_avoidable_with_people_cny:,.0f} "
+        f"for the portfolio, ¥{_cny(o.loss_avoided_per_warning_cny)} per warning"
+    )
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
 
 
 def write_eval(report: Any, folder: Path) -> list[Path]:

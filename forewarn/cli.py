@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from core.settings import get_settings, hide_password
+from forewarn import desk
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="forewarn: warn the policyholder before the loss.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -30,6 +31,9 @@ app.add_typer(customer_app, name="customer")
 app.add_typer(device_app, name="device")
 app.add_typer(detectors_app, name="detectors")
 app.add_typer(eval_app, name="eval")
+app.add_typer(desk.warning_app, name="warning")
+app.add_typer(desk.tenant_app, name="tenant")
+customer_app.command("prefs")(desk.customer_prefs)
 
 # wide tables when the output is a file or a CI log (rich assumes 80 columns there)
 console = Console(width=None if sys.stdout.isatty() else 150)
@@ -282,6 +286,15 @@ def ingest() -> None:
 
 
 @app.command()
+def api() -> None:
+    """Serve the HTTP API: acknowledgement links (FOREWARN_PUBLIC_URL/a/…), health (long-running)."""
+    from forewarn.api import run_api
+
+    _logging()
+    run_api(get_settings())
+
+
+@app.command()
 def worker() -> None:
     """Run the Faust stream worker: store, score, decide, notify (long-running)."""
     from streams.app import run_worker
@@ -365,20 +378,40 @@ def eval_scenarios(
     seed: Annotated[int, typer.Option(help="Seed of the standard scenario library.")] = 7,
     out: Annotated[Path, typer.Option(help="Folder for eval.json and lead_times.png.")] = Path("out/eval"),
     min_lead_minutes: Annotated[float, typer.Option(help="Lead time a customer needs to act.")] = 30.0,
+    people: Annotated[
+        bool, typer.Option(help="Follow each warning with simulated customers and staff (reminders, escalation).")
+    ] = True,
+    mix: Annotated[
+        str, typer.Option(help="Customers' behaviours, shares summing to 1.")
+    ] = "prompt=0.4,late=0.3,never=0.2,night_only=0.1",
+    quiet_share: Annotated[float, typer.Option(help="Share of customers with quiet hours 22:00-07:00.")] = 0.5,
 ) -> None:
     """Run the scenario library through the worker's detectors and decisions; report recall,
-    false warnings per device-day, lead times, detection delay and the loss avoidable."""
+    false warnings per device-day, lead times, detection delay and the loss avoidable; with
+    people in the loop, the acknowledgements, reminders and escalations on the simulated clock,
+    the incidents a person acted on in time, precision and the loss avoided with people."""
     if ctx.invoked_subcommand is not None:
         return
     from evaluation.harness import evaluate
+    from evaluation.people import PeopleSettings
     from evaluation.report import print_eval, write_eval
     from simulator.fleet import standard_library
+    from simulator.people import parse_mix
 
+    try:
+        settings = PeopleSettings(mix=parse_mix(mix), quiet_share=quiet_share) if people else None
+    except ValueError as exc:
+        _fail(str(exc))
     t0 = time.perf_counter()
     with console.status("building the standard scenario library…"):
         fleet = standard_library(seed)
     console.print(f"fleet: {len(fleet.devices)} devices, {len(fleet.incidents)} labelled incidents")
-    report = evaluate(fleet, min_lead_s=min_lead_minutes * 60, progress=lambda m: console.print(f"[dim]{m}[/dim]"))
+    report = evaluate(
+        fleet,
+        min_lead_s=min_lead_minutes * 60,
+        progress=lambda m: console.print(f"[dim]{m}[/dim]"),
+        people=settings,
+    )
     print_eval(console, report)
     paths = write_eval(report, out)
     console.print(f"wrote {', '.join(str(p) for p in paths)} in {time.perf_counter() - t0:.1f} s")

@@ -2,6 +2,12 @@
 
 The simulated clock (``simulator.clock.CompressedClock``) starts in the past and reaches the
 present at the end, so the edge never sees a timestamp from the future.
+
+Each simulated device announces itself on its retained status topic: ``online`` before its
+first reading, ``offline`` when the feed ends (or is interrupted). A real device registers its
+``offline`` as its MQTT last will (``core.mqtt.Will``); the feed is one MQTT client speaking for
+the whole fleet and a connection has one last will, so it says ``offline`` for each device
+itself. (A replay file carries telemetry only.)
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from core import db
-from core.contract import telemetry_topic
+from core.contract import status_topic, telemetry_topic
 from core.mqtt import Publisher
 from core.settings import Settings, host_port
 from simulator.clock import CompressedClock
@@ -61,6 +67,30 @@ def publish_fleet(
     mqtt_host_port = host_port(mqtt_url, 1883)
     publisher = Publisher(*mqtt_host_port, client_id=f"forewarn-sim-{os.getpid()}")
     publisher.start()
+    try:
+        publisher.flush(announce(publisher, fleet.devices, "online"))
+        return _publish_readings(publisher, fleet, start_ms, hours, compression, garbage, seed, on_tick, console)
+    finally:
+        publisher.flush(announce(publisher, fleet.devices, "offline"))  # the simulated devices stop here
+        publisher.stop()
+
+
+def announce(publisher: Publisher, devices: list[Any], state: str) -> list[Any]:
+    """Publish ``state`` (``online`` / ``offline``) on each device's retained status topic."""
+    return [publisher.publish(status_topic(d.tenant, d.device), state.encode(), retain=True) for d in devices]
+
+
+def _publish_readings(
+    publisher: Publisher,
+    fleet: Any,
+    start_ms: int,
+    hours: float,
+    compression: float,
+    garbage: float,
+    seed: int,
+    on_tick: Callable[[int], None] | None,
+    console: Console | None,
+) -> PublishStats:
     rng = random.Random(seed)
     stats = PublishStats()
     clock = CompressedClock(start_ms, compression * 60.0, time.time())  # simulated s per wall s
@@ -116,7 +146,6 @@ def publish_fleet(
             if nxt is not None:
                 time.sleep(0.2)
     publisher.flush(infos)
-    publisher.stop()
     return stats
 
 

@@ -1,5 +1,9 @@
 """The MQTT edge: subscribe, validate, produce to Kafka, then acknowledge.
 
+ingest subscribes to the devices' telemetry and to their retained ``online`` / ``offline``
+statuses (the last will), both on the shared subscription; a status goes to
+``forewarn.status`` keyed ``tenant/device``, timed by its arrival here.
+
 paho delivers on its network thread; messages cross into the asyncio loop through a queue.
 The loop takes what has arrived (a round), validates each message, merges a device's
 readings into one ``forewarn.readings`` record (Faust's per-record cost makes one-value
@@ -23,21 +27,26 @@ from pathlib import Path
 
 from core.bus import Producer, ensure_topics
 from core.contract import (
+    SHARED_STATUS_FILTER,
     SHARED_TELEMETRY_FILTER,
     TOPIC_READINGS,
     TOPIC_REJECTS,
+    TOPIC_STATUS,
     ContractError,
     Reading,
     Rejected,
+    is_status_topic,
+    parse_status_topic,
     parse_telemetry_topic,
     readings_record,
     reject_record,
+    status_record,
 )
 from core.db import Store
 from core.mqtt import MqttMessage, Subscriber
 from core.readiness import StatusFile
 from core.settings import Settings
-from ingest.validate import Verdict, validate_message
+from ingest.validate import Verdict, validate_message, validate_status
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +67,7 @@ class IngestStats:
     messages: int = 0
     readings: int = 0
     records: int = 0
+    statuses: int = 0
     rejects: Counter[str] = field(default_factory=Counter)
     kafka_retries: int = 0
 
@@ -67,13 +77,17 @@ class IngestStats:
             "messages": self.messages,
             "readings": self.readings,
             "records": self.records,
+            "statuses": self.statuses,
             "rejects": dict(self.rejects),
             "kafka_retries": self.kafka_retries,
         }
 
     def line(self) -> str:
         rej = ", ".join(f"{k} {v}" for k, v in self.rejects.most_common()) or "none"
-        return f"{self.messages} messages, {self.readings} readings in {self.records} records, rejects: {rej}"
+        return (
+            f"{self.messages} messages, {self.readings} readings in {self.records} records, "
+            f"{self.statuses} statuses, rejects: {rej}"
+        )
 
 
 class Ingest:
@@ -101,7 +115,7 @@ class Ingest:
             host,
             port,
             self.settings.ingest_client_id,
-            SHARED_TELEMETRY_FILTER,
+            (SHARED_TELEMETRY_FILTER, SHARED_STATUS_FILTER),
             functools.partial(_hand_over, loop, self._queue),
             user,
             password,
@@ -166,12 +180,14 @@ class Ingest:
             await self.refresh_registry()
         per_device: dict[str, tuple[str, str, str, list[Reading]]] = {}
         rejects: list[tuple[str, bytes]] = []
+        statuses: list[Record] = []
         for msg in messages:
-            verdict = (
-                validate_message(msg.topic, msg.payload, self.registry, now_ms, self.settings.retention_days)
-                if msg.topic_is_utf8
-                else _not_utf8(msg.topic)
-            )
+            if not msg.topic_is_utf8:
+                verdict = _not_utf8(msg.topic)
+            elif is_status_topic(msg.topic):
+                verdict = validate_status(msg.topic, msg.payload, self.registry, now_ms)
+            else:
+                verdict = validate_message(msg.topic, msg.payload, self.registry, now_ms, self.settings.retention_days)
             self.stats.messages += 1
             key = verdict.key or msg.topic
             for refusal in verdict.refusals:
@@ -179,11 +195,16 @@ class Ingest:
                 copy = msg.payload if refusal.item is None else refusal.item
                 rejects.append((key, reject_record(refusal.reason, refusal.detail, msg.topic, copy, now_ms)))
                 log.debug("reject %s from %s: %s", refusal.reason, msg.topic, refusal.detail)
+            if verdict.status is not None:
+                assert verdict.tenant and verdict.device and verdict.kind and verdict.key
+                record = status_record(verdict.tenant, verdict.device, verdict.kind, verdict.status, now_ms, msg.retain)
+                statuses.append((TOPIC_STATUS, verdict.key, record))
+                self.stats.statuses += 1
             if verdict.readings:
                 assert verdict.tenant and verdict.device and verdict.kind
                 entry = per_device.setdefault(verdict.key or "", (verdict.tenant, verdict.device, verdict.kind, []))
                 entry[3].extend(verdict.readings)
-        records: list[Record] = [(TOPIC_REJECTS, k, v) for k, v in rejects]
+        records: list[Record] = [(TOPIC_REJECTS, k, v) for k, v in rejects] + statuses
         for key, (tenant, device, kind, readings) in per_device.items():
             readings.sort(key=lambda r: r.ts)
             for i in range(0, len(readings), MAX_READINGS_PER_RECORD):
@@ -238,9 +259,10 @@ def _not_utf8(topic: str) -> Verdict:
 
 
 def _unknown(topic: str, registry: dict[str, str]) -> bool:
-    """A well-formed telemetry topic of a device the registry does not know (yet)."""
+    """A well-formed telemetry or status topic of a device the registry does not know (yet)."""
     try:
-        return parse_telemetry_topic(topic).key not in registry
+        parse = parse_status_topic if is_status_topic(topic) else parse_telemetry_topic
+        return parse(topic).key not in registry
     except ContractError:
         return False
 

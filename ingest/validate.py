@@ -8,7 +8,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from core.contract import ContractError, Reading, Rejected, parse_payload, parse_telemetry_topic
+from core.contract import (
+    ContractError,
+    DeviceStatus,
+    Reading,
+    Rejected,
+    parse_payload,
+    parse_status,
+    parse_status_topic,
+    parse_telemetry_topic,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +29,8 @@ class Verdict:
     kind: str | None
     readings: tuple[Reading, ...] = ()
     refusals: tuple[Rejected, ...] = field(default_factory=tuple)
+    status: DeviceStatus | None = None
+    """An accepted status (a message on the device's status topic)."""
 
     @property
     def key(self) -> str | None:
@@ -48,3 +59,21 @@ def validate_message(
         return Verdict(where.tenant, where.device, kind, refusals=(Rejected(exc.reason, exc.detail, None),))
     refusals = tuple(parsed.rejected)
     return Verdict(where.tenant, where.device, kind, tuple(parsed.readings), refusals)
+
+
+def validate_status(topic: str, payload: bytes, registry: Mapping[str, str], now_ms: int) -> Verdict:
+    """Validate a message on a status topic: a registered device saying ``online`` or
+    ``offline`` (``core.contract.parse_status``); refused whole otherwise, with the reason."""
+    try:
+        where = parse_status_topic(topic)
+    except ContractError as exc:
+        return Verdict(None, None, None, refusals=(Rejected(exc.reason, exc.detail, None),))
+    kind = registry.get(where.key)
+    if kind is None:
+        refusal = Rejected("unknown_device", f"device {where.key} is not registered ('forewarn device add')", None)
+        return Verdict(where.tenant, where.device, None, refusals=(refusal,))
+    try:
+        status = parse_status(payload, now_ms)
+    except ContractError as exc:
+        return Verdict(where.tenant, where.device, kind, refusals=(Rejected(exc.reason, exc.detail, None),))
+    return Verdict(where.tenant, where.device, kind, status=status)

@@ -1,60 +1,329 @@
-"""Hand a warning event to the customer's channels and record every attempt.
+"""From warning events to messages that people act on: the worker's notifier.
 
-Idempotent: a (warning, action, channel) already sent is not sent again, so a replayed
-warning record reaches nobody twice. A failed channel is recorded as failed and the next one
-is tried; nothing here raises for a channel's sake.
+:meth:`Dispatcher.handle` records a warning event (every transition, with its cause) and puts
+the customer's message in the outbox (``deliveries``): now, or held until the customer's quiet
+hours end or their daily budget resets (``notifiers.quiet``); never dropped. :meth:`Dispatcher.flush`
+claims what is due and sends it, concurrently and each attempt bounded by a timeout, so a slow
+channel does not hold up anyone else's message; a failure is retried with backoff and then
+handed to the customer's next channel (``notifiers.delivery``); every attempt is a row.
+:meth:`Dispatcher.fire_followups` sends the reminders and the escalations to the insurer's
+staff and last step that a warning nobody acknowledged has come due for (``notifiers.followup``).
+
+Exactly once in effect: a (warning, action, channel) is enqueued once, claimed under a lease,
+and a follow-up step is claimed once, so replays and restarts send nothing twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from core.contract import WarningEvent
 from core.db import Store
 from core.lifecycle import NOTIFY_ACTIONS
+from core.localtime import zone
 from notifiers import channels
-from notifiers.render import Message, render_warning
+from notifiers.delivery import (
+    LEASE_S,
+    RETRY_DELAYS_S,
+    SEND_TIMEOUT_S,
+    after_failure,
+    first_channels,
+    reminder_channel,
+)
+from notifiers.followup import DEFAULT_POLICIES, FollowUpPolicy, Step
+from notifiers.quiet import QuietHours, decide
+from notifiers.render import Message, render_digest, render_staff_alert, render_warning
 
 log = logging.getLogger(__name__)
+
+AckLink = Callable[[str], str | None]
+"""warning id → the acknowledgement link to put in the customer's message (or ``None``)."""
 
 
 @dataclass
 class DispatchStats:
     sent: int = 0
     failed: int = 0
+    retried: int = 0
+    held: int = 0
     skipped_duplicates: int = 0
     no_customer: int = 0
+    followups: int = 0
     last_messages: list[Message] = field(default_factory=list)
 
 
+def _ms(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp() * 1000)
+
+
+def _event_of(row: dict[str, Any], now_ms: int) -> WarningEvent:
+    """The warning as an event again, as of now (so "in about 3 hours" is true when it is sent)."""
+    return WarningEvent(
+        warning_id=row["warning_id"],
+        tenant=row["tenant"],
+        device=row["device"],
+        kind=row["kind"] or "",
+        risk=row["risk"],
+        action="escalate" if str(row["action"]) == "escalate" else "open",
+        severity=row["severity"],
+        score=float(row["score"]),
+        at_ms=now_ms,
+        opened_at_ms=_ms(row["opened_at"]) or now_ms,
+        predicted_loss_at_ms=_ms(row["predicted_loss_at"]),
+        evidence=dict(row["evidence"] or {}),
+    )
+
+
 class Dispatcher:
-    def __init__(self, store: Store, timezone: str = "Asia/Shanghai") -> None:
+    def __init__(
+        self,
+        store: Store,
+        timezone: str = "Asia/Shanghai",
+        ack_link: AckLink | None = None,
+        concurrency: int = 16,
+        now: Callable[[], float] = time.time,
+        retry_delays_s: tuple[float, ...] = RETRY_DELAYS_S,
+    ) -> None:
+        self.retry_delays_s = retry_delays_s
         self.store = store
         self.timezone = timezone
+        self.ack_link = ack_link or (lambda _: None)
         self.stats = DispatchStats()
+        self.now = now
+        self._slots = asyncio.Semaphore(concurrency)
+        self._flushing = asyncio.Lock()
+        self._again = False
+
+    # ------------------------------------------------------------------ events
 
     async def handle(self, event: WarningEvent) -> None:
+        """Record the event; for an open or escalate, put the customer's message in the outbox."""
         customer = await self.store.customer_of(event.tenant, event.device)
-        await self.store.record_warning(event, customer["id"] if customer else None)
+        changed = await self.store.record_warning(event, customer["id"] if customer else None)
         if event.action not in NOTIFY_ACTIONS:
             return
         if customer is None:
             self.stats.no_customer += 1
             log.warning("warning %s for %s has no customer to notify", event.warning_id, event.key)
             return
-        message = render_warning(event, customer["locale"], customer["name"], self.timezone)
-        for url in customer["notify_urls"]:
-            shown = channels.masked(url)
-            if not await self.store.claim_delivery(event.warning_id, event.action, url, shown):
-                self.stats.skipped_duplicates += 1
-                continue
-            result = await asyncio.to_thread(channels.send, url, message.title, message.body)
-            await self.store.record_delivery(event.warning_id, event.action, url, result.ok, result.error)
-            if result.ok:
-                self.stats.sent += 1
-                log.info("warning %s (%s) sent to %s", event.warning_id, event.risk, shown)
+        if not changed:
+            self.stats.skipped_duplicates += 1  # a replayed record: its messages are in the outbox already
+        urls: list[str] = list(customer["notify_urls"] or [])
+        tz = zone(customer.get("timezone"), self.timezone)
+        windows = [QuietHours.parse(w) for w in customer.get("quiet_hours") or []]
+        local_midnight = datetime.fromtimestamp(self.now(), tz=tz).replace(hour=0, minute=0, second=0, microsecond=0)
+        sent_today = 0
+        if customer.get("daily_budget") is not None and event.severity != "critical":
+            sent_today = await self.store.sent_today(customer["id"], local_midnight)
+        verdict, release_ms = decide(
+            event.severity, int(self.now() * 1000), tz, windows, sent_today, customer.get("daily_budget")
+        )
+        held = None if verdict == "send" else verdict.removeprefix("hold_")
+        due = None if release_ms is None else datetime.fromtimestamp(release_ms / 1000, tz=UTC)
+        for index in first_channels(event.severity, len(urls)):
+            added = await self.store.enqueue(
+                event.warning_id,
+                event.action,
+                "customer",
+                index,
+                urls[index],
+                channels.masked(urls[index]),
+                due_at=due,
+                held_reason=held,
+            )
+            if added and held:
+                self.stats.held += 1
+                log.info("warning %s held for %s until %s (%s)", event.warning_id, customer["id"], due, held)
+
+    # ------------------------------------------------------------------ sending
+
+    async def flush(self) -> int:
+        """Send everything due now; returns how many deliveries were handled. Safe to call often:
+        a call while a flush runs makes that flush go round once more."""
+        if self._flushing.locked():
+            self._again = True
+            return 0
+        handled = 0
+        async with self._flushing:
+            while True:
+                self._again = False
+                rows = await self.store.claim_due(limit=64, lease_s=LEASE_S)
+                if rows:
+                    handled += len(rows)
+                    await self._send_all(rows)
+                if not rows and not self._again:
+                    return handled
+
+    async def _send_all(self, rows: list[dict[str, Any]]) -> None:
+        digests: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        single: list[dict[str, Any]] = []
+        for row in rows:
+            if row["held_reason"] == "budget" and row["audience"] == "customer":
+                digests[str(row["customer_id"])].append(row)
             else:
-                self.stats.failed += 1
-                log.warning("warning %s to %s failed: %s", event.warning_id, shown, result.error)
+                single.append(row)
+        jobs = [self._deliver(row) for row in single]
+        for group in digests.values():
+            jobs.append(self._deliver(group[0]) if len(group) == 1 else self._deliver_digest(group))
+        await asyncio.gather(*jobs)
+
+    def _render(self, row: dict[str, Any]) -> Message:
+        now_ms = int(self.now() * 1000)
+        event = _event_of(row, now_ms)
+        tz_name = str(zone(row.get("timezone"), self.timezone))
+        locale = row.get("locale") or "zh-CN"
+        name = row.get("customer_name") or ""
+        if row["audience"] == "customer":
+            return render_warning(
+                event, locale, name, tz_name, ack_url=self.ack_link(event.warning_id), reminder=int(row["reminder"])
+            )
+        notified = _ms(row.get("notified_at")) or event.opened_at_ms
+        minutes = max(0, (now_ms - notified) // 60_000)
+        return render_staff_alert(event, name, str(row.get("customer_id") or ""), int(minutes), locale, tz_name)
+
+    async def _deliver(self, row: dict[str, Any]) -> None:
+        url = row.get("url")
+        if not url:  # the customer or contact was removed since: nothing to send to
+            await self.store.record_attempt(row["id"], False, "the channel no longer exists", 0.0)
+            self.stats.failed += 1
+            return
+        try:
+            message = self._render(row)
+        except Exception as exc:  # noqa: BLE001 - a broken row must not stop the others
+            log.exception("cannot render delivery %s", row["id"])
+            await self.store.record_attempt(row["id"], False, f"cannot render: {exc}", 0.0)
+            self.stats.failed += 1
+            return
+        ok, error, seconds = await self._send(url, message)
+        await self._after_attempt(row, ok, error, seconds)
+        if ok:
+            self.stats.last_messages = [*self.stats.last_messages[-19:], message]
+
+    async def _deliver_digest(self, group: list[dict[str, Any]]) -> None:
+        first = group[0]
+        now_ms = int(self.now() * 1000)
+        events = [_event_of(row, now_ms) for row in group]
+        tz_name = str(zone(first.get("timezone"), self.timezone))
+        message = render_digest(events, first.get("locale") or "zh-CN", first.get("customer_name") or "", tz_name)
+        ok, error, seconds = await self._send(str(first.get("url") or ""), message)
+        await self._after_attempt(first, ok, error, seconds)
+        if ok:
+            await self.store.settle_held([row["id"] for row in group[1:]], f"in the digest of delivery {first['id']}")
+            for row in group:
+                if row["action"] in NOTIFY_ACTIONS:
+                    await self._notified(row)
+
+    async def _send(self, url: str, message: Message) -> tuple[bool, str | None, float]:
+        async with self._slots:
+            t0 = time.monotonic()
+            try:
+                result = await asyncio.wait_for(
+                    asyncio.to_thread(channels.send, url, message.title, message.body), SEND_TIMEOUT_S
+                )
+            except TimeoutError:
+                return False, f"no answer within {SEND_TIMEOUT_S:.0f} s", time.monotonic() - t0
+            return result.ok, result.error, time.monotonic() - t0
+
+    async def _after_attempt(self, row: dict[str, Any], ok: bool, error: str | None, seconds: float) -> None:
+        shown = row["channel"]
+        if ok:
+            await self.store.record_attempt(row["id"], True, None, seconds)
+            self.stats.sent += 1
+            log.info("warning %s (%s, %s) sent to %s", row["warning_id"], row["action"], row["audience"], shown)
+            if row["audience"] == "customer" and row["action"] in NOTIFY_ACTIONS:
+                await self._notified(row)
+            return
+        attempts = int(row["attempts"]) + 1
+        customer_channels = int(row["channels"]) if row["audience"] == "customer" else 0
+        fanned_out = row["audience"] != "customer" or row["severity"] == "critical"
+        then = after_failure(attempts, int(row["channel_index"]), customer_channels, fanned_out, self.retry_delays_s)
+        if then.then == "retry":
+            self.stats.retried += 1
+            await self.store.record_attempt(row["id"], False, error, seconds, retry_in_s=then.delay_s)
+            log.warning("warning %s to %s failed (%s); retry in %.0f s", row["warning_id"], shown, error, then.delay_s)
+            return
+        await self.store.record_attempt(row["id"], False, error, seconds)
+        self.stats.failed += 1
+        if then.then == "next_channel" and then.channel is not None:
+            customer = await self.store.customer_of(row["tenant"], row["device"])
+            urls = list(customer["notify_urls"] or []) if customer else []
+            if then.channel < len(urls):
+                log.warning(
+                    "warning %s: %s gave up after %d attempts; trying the next channel",
+                    row["warning_id"],
+                    shown,
+                    attempts,
+                )
+                await self.store.enqueue(
+                    row["warning_id"],
+                    row["action"],
+                    "customer",
+                    then.channel,
+                    urls[then.channel],
+                    channels.masked(urls[then.channel]),
+                    reminder=int(row["reminder"]),
+                )
+                return
+        log.error("warning %s to %s failed for good after %d attempts: %s", row["warning_id"], shown, attempts, error)
+
+    async def _notified(self, row: dict[str, Any]) -> None:
+        """The customer has the message: the warning is notified, and its follow-ups are set."""
+        status = await self.store.advance(row["warning_id"], "notified", f"delivery:{row['id']}")
+        if status is None or row["action"] != "open":
+            return
+        policy = await self._policy(row["tenant"], row["severity"])
+        sent_at = datetime.fromtimestamp(self.now(), tz=UTC)
+        await self.store.schedule_followups(
+            row["warning_id"],
+            [(s.action, s.kind, s.next_channel, sent_at + timedelta(seconds=s.after_s)) for s in policy.steps],
+        )
+
+    async def _policy(self, tenant: str, severity: str) -> FollowUpPolicy:
+        own = await self.store.followup_steps(tenant, severity)
+        if own is None:
+            return DEFAULT_POLICIES.get(severity, FollowUpPolicy(severity, ()))
+        return FollowUpPolicy(
+            severity, tuple(Step(float(s["after_s"]), s["kind"], bool(s.get("next_channel"))) for s in own)
+        )
+
+    # ------------------------------------------------------------------ follow-ups
+
+    async def fire_followups(self) -> int:
+        """Claim the follow-up steps due now (each once) and put their messages in the outbox."""
+        fired = await self.store.claim_followups()
+        for step in fired:
+            wid, action = step["warning_id"], step["action"]
+            if step["warning_status"] not in ("notified", "escalated", "open"):
+                await self.store.followup_outcome(wid, action, f"skipped: {step['warning_status']}")
+                continue
+            self.stats.followups += 1
+            if step["kind"] == "remind":
+                urls = list(step["notify_urls"] or [])
+                if not urls:
+                    await self.store.followup_outcome(wid, action, "skipped: no customer channel")
+                    continue
+                used = int(step["channel_used"] or 0)
+                index = reminder_channel(used, len(urls), bool(step["next_channel"]))
+                await self.store.enqueue(
+                    wid, action, "customer", index, urls[index], channels.masked(urls[index]), reminder=1
+                )
+                await self.store.followup_outcome(wid, action, "reminder queued")
+                continue
+            contacts = await self.store.contacts(step["tenant"], step["kind"])
+            if not contacts:
+                log.warning("warning %s: tenant %s has no %s contact for %s", wid, step["tenant"], step["kind"], action)
+                await self.store.followup_outcome(wid, action, f"skipped: no {step['kind']} contact")
+                continue
+            for position, url in contacts:
+                await self.store.enqueue(wid, action, step["kind"], position, url, channels.masked(url))
+            if step["kind"] == "staff":
+                await self.store.advance(wid, "escalate", f"followup:{action}", "not acknowledged: staff notified")
+            await self.store.followup_outcome(wid, action, f"{len(contacts)} {step['kind']} message(s) queued")
+        return len(fired)

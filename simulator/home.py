@@ -920,7 +920,7 @@ SCENARIOS: tuple[ScenarioSpec, ...] = (
         "electrical_fire",
         "home",
         "Arcing connection: heat, CO, smoke, fire",
-        ("fire_risk",),
+        ("fire_risk", "device_silent"),  # the fire silences the sensor too
         "fire",
         (100_000, 1_000_000),
         24 * HOUR_S,
@@ -955,7 +955,7 @@ SCENARIOS: tuple[ScenarioSpec, ...] = (
         "battery_drain",
         "home",
         "Sensor pack drains and goes silent",
-        ("battery_drain",),
+        ("battery_drain", "device_silent"),  # its loss: the silent device
         "device_offline",
         (1_000, 10_000),
         48 * HOUR_S,

@@ -21,17 +21,23 @@ from typing import Any
 import faust
 import orjson
 
+from core import acktokens
 from core.contract import (
     TOPIC_READINGS,
+    TOPIC_STATUS,
+    TOPIC_TICKS,
     TOPIC_WARNINGS,
     ContractError,
     ReadingsBatch,
     WarningEvent,
     decode_readings_record,
+    decode_status_record,
+    decode_tick_record,
+    tick_record,
 )
 from core.db import LATE_DATA, RECENT_DATA, Store
 from core.readiness import StatusFile
-from core.settings import get_settings
+from core.settings import ack_secret, ack_url, get_settings
 from notifiers.dispatch import Dispatcher
 from streams.decisions import DeviceMonitor, detectors_for
 
@@ -234,7 +240,8 @@ async def score_device_readings(stream: faust.StreamT[bytes]) -> None:
             counters["bad_records"] += 1
             log.error("skipping a readings record of %s (%s)", batch.key, exc)
             continue
-        events = [event for reading in batch.readings for event in monitor.observe(reading)]
+        events = heard_from(monitor, batch)  # first: the device is heard from (a silence ends)
+        events += [event for reading in batch.readings for event in monitor.observe(reading)]
         saved = orjson.dumps(monitor.to_state())
         device_to_monitor[key] = saved
         _live_monitors[key] = (saved, monitor, overrides)
@@ -245,10 +252,38 @@ async def score_device_readings(stream: faust.StreamT[bytes]) -> None:
             await warnings_topic.send(key=event.key.encode(), value=orjson.dumps(event.to_json()))
 
 
+_dispatcher: Dispatcher | None = None
+
+
+async def dispatcher() -> Dispatcher:
+    """The worker's one notifier: acknowledgement links signed with the shared secret."""
+    global _dispatcher
+    if _dispatcher is None:
+        secret = ack_secret(settings)
+
+        def link(warning_id: str) -> str:
+            return ack_url(settings, acktokens.issue(secret, warning_id, time.time(), settings.ack_link_ttl_s))
+
+        _dispatcher = Dispatcher(
+            await store(), settings.timezone, ack_link=link, retry_delays_s=settings.retry_delays_s
+        )
+    return _dispatcher
+
+
+def _kick_sender(notifier: Dispatcher) -> None:
+    """Send what is due without holding up the stream (a slow channel waits in its own task)."""
+    task = asyncio.ensure_future(notifier.flush())
+    task.add_done_callback(_log_failure)
+
+
+def _log_failure(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("sending failed (%s); the next sweep retries", task.exception())
+
+
 @app.agent(warnings_topic)
 async def notify_customers(stream: faust.StreamT[bytes]) -> None:
-    """Record each warning's lifecycle and deliver it to the customer's channels."""
-    dispatcher: Dispatcher | None = None
+    """Record each warning's lifecycle and put its messages in the outbox; a sender delivers them."""
     async for value in stream:
         try:
             event = WarningEvent.from_json(orjson.loads(value))
@@ -256,9 +291,20 @@ async def notify_customers(stream: faust.StreamT[bytes]) -> None:
             counters["bad_records"] += 1
             log.error("skipping a warning record that breaks the contract (%s)", exc)
             continue
-        if dispatcher is None:
-            dispatcher = Dispatcher(await store())
-        await _retry("recording a warning", functools.partial(dispatcher.handle, event))  # type: ignore[union-attr]
+        notifier = await dispatcher()
+        await _retry("recording a warning", functools.partial(notifier.handle, event))
+        _kick_sender(notifier)
+
+
+@app.timer(interval=2.0)
+async def follow_up_warnings() -> None:
+    """Due retries, held messages whose quiet hours ended, and follow-ups nobody acknowledged."""
+    try:
+        notifier = await dispatcher()
+        await notifier.fire_followups()
+        await notifier.flush()
+    except Exception as exc:  # noqa: BLE001 - PostgreSQL down: the next sweep tries again
+        log.warning("follow-up sweep failed (%s); retrying in 2 s", exc)
 
 
 status = StatusFile.from_env()
@@ -332,6 +378,223 @@ async def keep_storage() -> None:
     except Exception as exc:  # noqa: BLE001
         why = (str(exc).splitlines() or [repr(exc)])[0]
         log.error("applying retention (%d days) failed (%s); next try in 5 min", settings.retention_days, why)
+
+
+# ---------------------------------------------------------------- devices that go silent
+#
+# Silence is the absence of readings, so a clock must look for it (``streams.silence``). Each
+# record of a device is timed by its arrival at ingest (``ingested_at`` / ``received_at``), so
+# the worker's wall clock is the clock the rule runs on. The tables can only be written while
+# an event is processed, on the partition of the device: the timer below therefore does not
+# decide, it puts a tick (``forewarn.ticks``, keyed like the device's readings, carrying the
+# time) on Kafka for each device whose silence is due, and ``check_device_silence`` decides as
+# it processes that tick — a replay decides the same. Statuses (``forewarn.status``) reach
+# ``watch_device_status``. Both load and save the device's monitor like
+# ``score_device_readings``.
+
+status_topic = app.topic(
+    TOPIC_STATUS,
+    key_type=bytes,
+    value_type=bytes,
+    key_serializer="raw",
+    value_serializer="raw",
+    partitions=settings.partitions,
+)
+ticks_topic = app.topic(
+    TOPIC_TICKS,
+    key_type=bytes,
+    value_type=bytes,
+    key_serializer="raw",
+    value_serializer="raw",
+    partitions=settings.partitions,
+)
+
+SILENCE_CHECK_S = 30.0
+"""How often the timer looks for devices whose silence is due."""
+SILENCE_SETTLE_S = 60.0
+"""After a start or a rebalance, how long the timer waits before its first ticks: time for a
+backlog of readings to show itself (see ``MAX_SCORING_LAG_MS``)."""
+MAX_SCORING_LAG_MS = 120_000
+"""Readings being scored this long after ingest received them: the worker is catching up on a
+backlog, and a device's last-heard time may be older than what Kafka already holds for it, so
+no silence is decided until it has caught up."""
+RETICK_S = 300.0
+"""A tick that changed nothing (lost, or the device spoke meanwhile) is sent again after this."""
+
+counters.update(statuses=0, silence_ticks=0, devices_silent=0, silent_unprotected=0)
+
+_scoring_lag: dict[str, float] = {"lag_ms": 0.0, "at": -math.inf}  # the last readings record scored
+_silence_clock: dict[str, float | None] = {"settled_from": None}
+_ticked: dict[bytes, tuple[int, float]] = {}  # device → (the due time a tick was sent for, when)
+
+
+def heard_from(monitor: DeviceMonitor, batch: ReadingsBatch) -> list[WarningEvent]:
+    """A readings record of the device arrived (``score_device_readings`` calls this before
+    observing its readings): its silence, if any, ends."""
+    _scoring_lag["lag_ms"] = time.time() * 1000 - batch.ingested_at
+    _scoring_lag["at"] = time.monotonic()
+    return monitor.heard(batch.ingested_at)
+
+
+async def _monitor_for(
+    key: bytes, tenant: str, device: str, kind: str, at_ms: int, create: bool
+) -> tuple[DeviceMonitor, Overrides] | None:
+    """The device's monitor as ``score_device_readings`` would load it (``create``: a fresh
+    one for a device never scored yet; else ``None`` for it)."""
+    saved = device_to_monitor.get(key)
+    if saved is None and not create:
+        return None
+    overrides = await detector_config.overrides(tenant, kind, device)
+    if overrides is None:
+        live = _live_monitors.get(key)
+        overrides = live[2] if live is not None else {}
+    try:
+        return _load_monitor(key, saved, ReadingsBatch(tenant, device, kind, (), at_ms), overrides), overrides
+    except ValueError as exc:  # a device kind no profile knows
+        counters["bad_records"] += 1
+        log.error("skipping a record of %s/%s (%s)", tenant, device, exc)
+        return None
+
+
+def _save_monitor(key: bytes, monitor: DeviceMonitor, overrides: Overrides) -> None:
+    saved = orjson.dumps(monitor.to_state())
+    device_to_monitor[key] = saved
+    _live_monitors[key] = (saved, monitor, overrides)
+
+
+async def _publish(events: list[WarningEvent]) -> None:
+    for event in events:
+        counters["warnings"] += 1
+        log.info("%s %s on %s (%s)", event.action, event.risk, event.key, event.severity)
+        await warnings_topic.send(key=event.key.encode(), value=orjson.dumps(event.to_json()))
+
+
+@app.agent(status_topic)
+async def watch_device_status(stream: faust.StreamT[bytes]) -> None:
+    """A device said ``online`` or ``offline``: note it (an offline grace of zero decides at once)."""
+    async for value in stream:
+        try:
+            record = decode_status_record(value if isinstance(value, bytes) else bytes(value))
+        except ContractError as exc:
+            counters["bad_records"] += 1
+            log.error("skipping a status record that breaks the contract (%s)", exc)
+            continue
+        key = record.key.encode()
+        loaded = await _monitor_for(key, record.tenant, record.device, record.kind, record.received_at, create=True)
+        if loaded is None:
+            continue
+        monitor, overrides = loaded
+        silent = monitor.silence.silent
+        events = monitor.status(record.state, record.received_at, record.retained)
+        _count_silence(monitor, silent)
+        _save_monitor(key, monitor, overrides)
+        counters["statuses"] += 1
+        await _publish(events)
+
+
+@app.agent(ticks_topic)
+async def check_device_silence(stream: faust.StreamT[bytes]) -> None:
+    """The clock's tick for a device: decide its silence at the tick's time."""
+    async for value in stream:
+        try:
+            tick = decode_tick_record(value if isinstance(value, bytes) else bytes(value))
+        except ContractError as exc:
+            counters["bad_records"] += 1
+            log.error("skipping a tick record that breaks the contract (%s)", exc)
+            continue
+        key = tick.key.encode()
+        loaded = await _monitor_for(key, tick.tenant, tick.device, tick.kind, tick.now, create=False)
+        if loaded is None:
+            continue
+        monitor, overrides = loaded
+        silent = monitor.silence.silent
+        events = monitor.tick(tick.now)
+        if monitor.silence.silent != silent:
+            _count_silence(monitor, silent)
+            _save_monitor(key, monitor, overrides)
+        await _publish(events)
+
+
+def _count_silence(monitor: DeviceMonitor, was_silent: bool) -> None:
+    if monitor.silence.silent and not was_silent:
+        counters["devices_silent"] += 1
+        if not monitor.protective:
+            counters["silent_unprotected"] += 1  # recorded, never sent to the customer
+
+
+def _silence_clock_trusted() -> bool:
+    """Whether the worker's view of its devices is current enough to call one silent: not
+    while partitions move or tables recover, for ``SILENCE_SETTLE_S`` after that, and not while
+    readings are scored ``MAX_SCORING_LAG_MS`` behind ingest (a backlog being caught up)."""
+    now = time.monotonic()
+    if app.rebalancing or getattr(app, "in_recovery", False):
+        _silence_clock["settled_from"] = None
+        return False
+    settled_from = _silence_clock["settled_from"]
+    if settled_from is None:
+        _silence_clock["settled_from"] = now
+        return False
+    if now - settled_from < SILENCE_SETTLE_S:
+        return False
+    if now - _scoring_lag["at"] < 2 * SILENCE_CHECK_S and _scoring_lag["lag_ms"] > MAX_SCORING_LAG_MS:
+        log.info("readings are scored %.0f s behind ingest: silence waits", _scoring_lag["lag_ms"] / 1000)
+        return False
+    return True
+
+
+async def _monitor_to_check(key: bytes, saved: bytes) -> DeviceMonitor | None:
+    """The live monitor of a device in the table (restored from the table after a start)."""
+    live = _live_monitors.get(key)
+    if live is not None and live[0] is saved:
+        return live[1]
+    try:
+        state = orjson.loads(saved)
+        tenant, device, kind = str(state["tenant"]), str(state["device"]), str(state["kind"])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    loaded = await _monitor_for(key, tenant, device, kind, 0, create=False)
+    if loaded is None:
+        return None
+    monitor, overrides = loaded
+    if device_to_monitor.get(key) is saved:
+        _live_monitors[key] = (saved, monitor, overrides)
+    return monitor
+
+
+async def send_silence_ticks(now_ms: int) -> int:
+    """Put a tick on ``forewarn.ticks`` for each device of this worker whose silence is due
+    at ``now_ms``; returns how many."""
+    sent = 0
+    for key, saved in list(device_to_monitor.items()):
+        if not saved:
+            continue
+        monitor = await _monitor_to_check(key, saved)
+        due = monitor.silence_due_ms() if monitor is not None else None
+        if monitor is None or due is None or due > now_ms:
+            continue
+        last = _ticked.get(key)
+        if last is not None and last[0] == due and time.monotonic() - last[1] < RETICK_S:
+            continue  # asked already; the tick is on its way
+        _ticked[key] = (due, time.monotonic())
+        record = tick_record(monitor.tenant, monitor.device, monitor.kind, now_ms)
+        await ticks_topic.send(key=key, value=record)
+        sent += 1
+    counters["silence_ticks"] += sent
+    return sent
+
+
+@app.timer(interval=SILENCE_CHECK_S)
+async def look_for_silent_devices() -> None:
+    """The worker's clock for silence: ticks for the devices whose silence is due."""
+    if not _silence_clock_trusted():
+        return
+    try:
+        sent = await send_silence_ticks(int(time.time() * 1000))
+    except Exception as exc:  # noqa: BLE001 - Kafka busy: the next run asks again
+        log.warning("sending silence checks failed (%s); next try in %.0f s", exc, SILENCE_CHECK_S)
+        return
+    if sent:
+        log.info("silence due for %d devices: checking", sent)
 
 
 def run_worker(loglevel: str = "info") -> None:

@@ -24,6 +24,15 @@ Rules, per device and risk type:
 - the warning resolves when the score stays below ``clear_score`` for ``clear_after_s``
   (hysteresis: a noisy score around the threshold does not flap);
 - a warning that is not confirmed again within ``expire_after_s`` expires.
+
+Silence (``streams.silence``) is decided on the caller's clock, not from a reading: the caller
+says when readings arrived (:meth:`DeviceMonitor.heard`), what the device said on its status
+topic (:meth:`DeviceMonitor.status`), and asks at the time :meth:`DeviceMonitor.silence_due_ms`
+names (:meth:`DeviceMonitor.tick`). A protective device (one that watches a risk whose loss is
+under way when it fires: a leak or smoke sensor) that goes silent opens a ``device_silent``
+warning — critical while another of its warnings is open (a leak sensor gone quiet during a
+freeze forecast) — which resolves when its readings come back. Another device's silence is
+counted (``silences`` in its state) and logged, never sent to the customer.
 """
 
 from __future__ import annotations
@@ -35,10 +44,12 @@ from typing import Any
 
 from core.contract import Reading, WarningEvent, warning_id
 from core.lifecycle import Action
-from core.risks import RISKS
-from detectors.base import SEVERITIES, Finding, RiskDetector
+from core.risks import RISKS, SILENT, protective
+from detectors.base import SEVERITIES, Finding, RiskDetector, Severity
 from detectors.profiles import Overrides, build_detectors
+from detectors.silent import DeviceSilent
 from detectors.state import capture, restore
+from streams.silence import SilenceWatch
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +130,12 @@ class DeviceMonitor:
         self.last_seq: int | None = None
         self.readings_seen = 0
         self.duplicates = 0
+        self.silence = SilenceWatch()
+        rules = [d for d in self.detectors if isinstance(d, DeviceSilent)]
+        self.silence_rule: DeviceSilent | None = rules[0] if rules else None
+        """The silence rule's parameters (``None``: configured away, the device is not watched)."""
+        self.protective = protective(d.risk for d in self.detectors)
+        """A leak or smoke sensor: its silence is a warning."""
 
     def _named_detectors(self) -> list[tuple[str, RiskDetector]]:
         """Each detector with its stable name (``#2`` … added should two share one)."""
@@ -159,6 +176,7 @@ class DeviceMonitor:
             "readings_seen": self.readings_seen,
             "duplicates": self.duplicates,
             "detectors": {name: capture(detector) for name, detector in self._named_detectors()},
+            "silence": self.silence.to_state(),
         }
 
     @classmethod
@@ -185,6 +203,10 @@ class DeviceMonitor:
             saved = dict(state["detectors"])
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"device state without the shape of version {STATE_VERSION}: {exc!r}") from None
+        try:  # absent from state saved before devices were watched for silence: a fresh watch
+            monitor.silence = SilenceWatch.from_state(state.get("silence"))
+        except ValueError as exc:
+            log.warning("%s/%s: %s; watching for silence afresh", monitor.tenant, monitor.device, exc)
         fresh = [name for name, detector in monitor._named_detectors() if not restore(detector, saved.get(name))]
         if fresh:
             log.info("%s/%s: no saved state fits %s; starting afresh", monitor.tenant, monitor.device, ", ".join(fresh))
@@ -220,6 +242,68 @@ class DeviceMonitor:
             events.extend(self._decide(risk, finding, reading.ts))
         events.extend(self._expire(reading.ts, set(findings)))
         return events
+
+    # ------------------------------------------------------------------ silence
+
+    def heard(self, at_ms: int) -> list[WarningEvent]:
+        """Readings of this device arrived at ``at_ms`` (call before :meth:`observe` -ing them):
+        the ``device_silent`` warning resolves if the device was silent."""
+        if not self.silence.heard(at_ms):
+            return []
+        current = self.open.pop(SILENT, None)
+        if current is None:
+            log.info("%s/%s is heard from again", self.tenant, self.device)
+            return []
+        silent_min = (at_ms - current.opened_at_ms) / 60_000
+        finding = Finding(SILENT, 0.0, current.severity, None, {"duration_min": round(silent_min, 1)})  # type: ignore[arg-type]
+        return [self._event(current.warning_id, SILENT, "resolve", finding, at_ms, current.opened_at_ms, None)]
+
+    def status(self, state: str, at_ms: int, retained: bool = False) -> list[WarningEvent]:
+        """The device said ``online`` or ``offline`` (arriving at ``at_ms``; ``retained``: the
+        broker's replay on subscribing). Decides at once (a grace of zero)."""
+        self.silence.status(state, at_ms, retained)
+        return self.tick(at_ms)
+
+    def silence_due_ms(self) -> int | None:
+        """When to :meth:`tick` next: the device turns silent then if nothing arrives."""
+        return None if self.silence_rule is None else self.silence.due_ms(self.silence_rule)
+
+    def tick(self, now_ms: int) -> list[WarningEvent]:
+        """The clock says ``now_ms``: is the device silent? A protective device's silence opens
+        a ``device_silent`` warning (critical while another of its warnings is open)."""
+        rule = self.silence_rule
+        if rule is None or not self.silence.check(now_ms, rule):
+            return []
+        quiet_since = self.silence.quiet_since_ms()
+        if not self.protective:
+            log.info(
+                "%s/%s (%s) is silent (%s); not a protective device",
+                self.tenant,
+                self.device,
+                self.kind,
+                self.silence.reason,
+            )
+            return []
+        if SILENT in self.open:
+            return []
+        others = sorted(risk for risk in self.open if risk != SILENT)
+        severity: Severity = "critical" if others else "warning"
+        evidence: dict[str, Any] = {
+            "reason": self.silence.reason,
+            "threshold_s": round(rule.threshold_s(self.silence.usual_interval_s), 1),
+        }
+        if quiet_since is not None:
+            evidence["duration_min"] = round((now_ms - quiet_since) / 60_000, 1)
+            evidence["quiet_since_ms"] = quiet_since
+        if self.silence.usual_interval_s is not None:
+            evidence["usual_interval_s"] = round(self.silence.usual_interval_s, 1)
+        if others:
+            evidence["open_risks"] = ",".join(others)
+        wid = warning_id(self.tenant, self.device, SILENT, now_ms)
+        self.open[SILENT] = _Open(wid, now_ms, severity, now_ms, None)
+        return [self._event(wid, SILENT, "open", Finding(SILENT, 1.0, severity, None, evidence), now_ms, now_ms, None)]
+
+    # ------------------------------------------------------------------ findings
 
     def _decide(self, risk: str, finding: Finding, now_ms: int) -> list[WarningEvent]:
         policy = self.policy

@@ -70,6 +70,9 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
             "FOREWARN_PARTITIONS": "2",
             "FOREWARN_INGEST_CLIENT_ID": f"forewarn-ingest-test-{uuid.uuid4().hex[:6]}",
             "FOREWARN_WORKER_ID": f"forewarn-test-{uuid.uuid4().hex[:6]}",
+            "FOREWARN_ACK_SECRET": uuid.uuid4().hex,
+            "FOREWARN_PUBLIC_URL": "http://forewarn.test",
+            "FOREWARN_DELIVERY_RETRY_S": "0.5,0.5",  # two quick retries, then the next channel
         }
         settings = Settings(**{k.removeprefix("FOREWARN_").lower(): v for k, v in env.items()})
         yield Services(mqtt_url, tansu.url, database_url, settings, env)

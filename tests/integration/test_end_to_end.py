@@ -42,11 +42,12 @@ def test_a_simulated_fleet_is_warned_before_the_loss(services, sink, ingest_proc
     freeze = next(i for i in fleet.incidents if "freeze_risk" in i.risks)
     braking = next(i for i in fleet.incidents if "harsh_braking" in i.risks)
     owner_of_freeze = fleet.customer(freeze.device).id
-    # every customer has a working channel; the frozen pipe's owner also a broken one (HTTP 500)
+    # every customer has a working channel; the frozen pipe's owner's first channel is broken
+    # (HTTP 500): it is retried, then the message falls back to the working one
     register_fleet(
         url,
         fleet,
-        lambda c: [sink.url(c.id)] + ([sink.url("broken/" + c.id)] if c.id == owner_of_freeze else []),
+        lambda c: ([sink.url("broken/" + c.id)] if c.id == owner_of_freeze else []) + [sink.url(c.id)],
     )
     time.sleep(2.5)  # ingest refreshes its registry on the first unknown device
 
@@ -98,6 +99,13 @@ def test_a_simulated_fleet_is_warned_before_the_loss(services, sink, ingest_proc
     assert any(r["status"] == "sent" for r in rows)
     broken = [r for r in rows if "broken" in r["channel"]]
     assert broken and all(r["status"] == "failed" and r["error"] for r in broken), "a failing channel is recorded"
+    attempts = db.query(
+        url,
+        "SELECT count(*) AS n FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id"
+        " WHERE d.channel LIKE %s AND NOT a.ok",
+        ("%broken%",),
+    )[0]["n"]
+    assert attempts == 3 * len(broken), "every attempt is a row: the first and two retries per message"
 
     async def rejected() -> list[dict]:
         found = []

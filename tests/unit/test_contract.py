@@ -11,13 +11,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.contract import (
+    KAFKA_TOPICS,
+    TOPIC_STATUS,
+    TOPIC_TICKS,
     ContractError,
+    DeviceStatus,
     Reading,
     WarningEvent,
     decode_readings_record,
+    decode_status_record,
+    decode_tick_record,
     parse_payload,
+    parse_status,
+    parse_status_topic,
     parse_telemetry_topic,
     readings_record,
+    status_record,
+    status_topic,
+    tick_record,
 )
 
 NOW = 1_763_700_000_000
@@ -162,3 +173,75 @@ def test_warning_event_round_trips_and_knows_its_time_to_loss() -> None:
     )
     assert WarningEvent.from_json(orjson.loads(orjson.dumps(event.to_json()))) == event
     assert event.time_to_loss_s == 3 * 3600
+
+
+# ------------------------------------------------------------------ the status topic
+
+
+@pytest.mark.parametrize(
+    ("topic", "ok"),
+    [
+        ("forewarn/v1/acme/home-1/status", True),
+        ("forewarn/v1/acme/home-1/telemetry", False),
+        ("forewarn/v1/acme/home-1/status/x", False),
+        ("forewarn/v1/ACME/home-1/status", False),
+    ],
+)
+def test_status_topics(topic: str, ok: bool) -> None:
+    if ok:
+        where = parse_status_topic(topic)
+        assert where.key == "acme/home-1" and status_topic(where.tenant, where.device) == topic
+    else:
+        with pytest.raises(ContractError):
+            parse_status_topic(topic)
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (b"online", ("online", None)),
+        (b"offline\n", ("offline", None)),
+        (b'{"state": "offline"}', ("offline", None)),
+        (b'{"state": "online", "ts": 1763700000000}', ("online", NOW)),
+        (b'{"state": "online", "ts": "2025-11-21T04:40:00Z"}', ("online", NOW)),
+        (b"", "bad_status"),  # a cleared retained status
+        (b"OFFLINE", "bad_status"),
+        (b"connected", "bad_status"),
+        (b'{"state": "asleep"}', "bad_status"),
+        (b'{"state": "online", "battery": 80}', "bad_status"),
+        (b'{"state": "online"', "malformed_json"),
+        (b'{"state": "online", "ts": "yesterday"}', "bad_ts"),
+        (b'{"state": "online", "ts": 1763700600000}', "future_ts"),
+        (b"online" + b" " * 2000, "too_large"),
+    ],
+)
+def test_status_payloads(payload: bytes, expected: object) -> None:
+    try:
+        status = parse_status(payload, NOW)
+    except ContractError as exc:
+        assert exc.reason == expected
+    else:
+        assert (status.state, status.ts) == expected
+
+
+def test_status_and_tick_records_round_trip() -> None:
+    assert {TOPIC_STATUS, TOPIC_TICKS} <= set(KAFKA_TOPICS)
+    record = decode_status_record(status_record("acme", "home-1", "home", DeviceStatus("offline"), NOW, True))
+    assert (record.key, record.state, record.received_at, record.ts, record.retained) == (
+        "acme/home-1",
+        "offline",
+        NOW,
+        None,
+        True,
+    )
+    tick = decode_tick_record(tick_record("acme", "home-1", "home", NOW))
+    assert (tick.key, tick.kind, tick.now) == ("acme/home-1", "home", NOW)
+    for raw in (b"nope", orjson.dumps({"v": 1, "tenant": "acme"}), orjson.dumps({"v": 2})):
+        with pytest.raises(ContractError):
+            decode_status_record(raw)
+        with pytest.raises(ContractError):
+            decode_tick_record(raw)
+    bad_state = orjson.loads(status_record("acme", "home-1", "home", DeviceStatus("online"), NOW))
+    bad_state["state"] = "asleep"
+    with pytest.raises(ContractError, match="bad_shape"):
+        decode_status_record(orjson.dumps(bad_state))

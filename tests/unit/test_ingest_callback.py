@@ -20,7 +20,15 @@ import paho.mqtt.client as paho
 import pytest
 
 import ingest.service
-from core.contract import TOPIC_READINGS, TOPIC_REJECTS, telemetry_topic
+from core.contract import (
+    SHARED_STATUS_FILTER,
+    SHARED_TELEMETRY_FILTER,
+    TOPIC_READINGS,
+    TOPIC_REJECTS,
+    TOPIC_STATUS,
+    status_topic,
+    telemetry_topic,
+)
 from core.mqtt import MqttMessage, Subscriber
 from core.settings import Settings
 from ingest.service import Ingest
@@ -210,3 +218,58 @@ async def test_a_refused_message_goes_to_rejects_with_its_reason(
     ]
     assert edge.stats.rejects == {reason: 1}
     assert edge.stats.readings == 0
+
+
+# ------------------------------------------------------------------ statuses: online / offline
+
+STATUS_TOPIC = status_topic("acme", "home-1").encode()
+
+
+@pytest.mark.parametrize("retain", [False, True], ids=["live", "replayed-on-subscribe"])
+async def test_a_status_becomes_a_status_record_keyed_by_device(
+    retain: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    edge, sent = await ingest_one(mqtt_message(STATUS_TOPIC, b"offline", mid=8, retain=retain), monkeypatch, tmp_path)
+
+    [(topic, key, record)] = sent
+    assert (topic, key) == (TOPIC_STATUS, "acme/home-1")
+    assert {k: record[k] for k in ("tenant", "device", "kind", "state", "ts", "retained")} == {
+        "tenant": "acme",
+        "device": "home-1",
+        "kind": "home",
+        "state": "offline",
+        "ts": None,
+        "retained": retain,
+    }
+    assert abs(record["received_at"] - time.time() * 1000) < 10_000
+    assert edge.stats.statuses == 1 and edge.stats.readings == 0 and not edge.stats.rejects
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "reason"),
+    [
+        (STATUS_TOPIC, b"asleep", "bad_status"),
+        (STATUS_TOPIC, b"", "bad_status"),
+        (STATUS_TOPIC, b'{"state": "online"', "malformed_json"),
+        (status_topic("acme", "ghost").encode(), b"online", "unknown_device"),
+        (b"forewarn/v1/acme/home-1/state", b"online", "bad_topic"),
+    ],
+    ids=["unknown-state", "cleared", "broken-json", "unknown-device", "not-a-status-topic"],
+)
+async def test_a_refused_status_goes_to_rejects_with_its_reason(
+    topic: bytes, payload: bytes, reason: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    edge, sent = await ingest_one(mqtt_message(topic, payload, mid=6), monkeypatch, tmp_path)
+
+    assert [(t, r["reason"], r["topic"]) for t, _, r in sent] == [(TOPIC_REJECTS, reason, topic.decode())]
+    assert edge.stats.rejects == {reason: 1} and edge.stats.statuses == 0
+
+
+def test_ingest_subscribes_to_telemetry_and_statuses_on_the_shared_subscription() -> None:
+    subscriber = Subscriber("127.0.0.1", 1, "t", (SHARED_TELEMETRY_FILTER, SHARED_STATUS_FILTER), print)
+    calls: list[Any] = []
+    subscriber._client.subscribe = lambda topics, *a, **k: calls.append(topics)  # type: ignore[method-assign]
+    subscriber._on_connect(subscriber._client, None, None, None, None)
+    assert calls == [
+        [("$share/forewarn-ingest/forewarn/v1/+/+/telemetry", 1), ("$share/forewarn-ingest/forewarn/v1/+/+/status", 1)]
+    ]
