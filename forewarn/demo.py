@@ -26,6 +26,8 @@ from forewarn.sink import HttpSink
 from forewarn.up import start_stack
 from simulator.fleet import demo_fleet
 
+STAFF_PATH = "staff"
+
 
 def demo_command(settings: Settings, console: Console, *, seed: int, wall_seconds: float, hours: float) -> None:
     t0 = time.monotonic()
@@ -46,6 +48,16 @@ def demo_command(settings: Settings, console: Console, *, seed: int, wall_second
         tenant = f"demo-{int(time.time()):x}"
         fleet = demo_fleet(seed, start_ms=start_ms, duration_s=hours * 3600, tenant=tenant)
         register_fleet(running.database_url, fleet, lambda c: [sink.url(c.id)])
+        # nobody in the demo acknowledges: with a follow-up policy on the demo's wall clock, an
+        # ignored critical warning reminds the customer after 10 s and reaches the insurer's
+        # risk-service desk (the sink's /staff) after 20 s — live
+        db.set_contacts(running.database_url, tenant, "staff", [sink.url(f"{STAFF_PATH}/{tenant}")])
+        db.set_followup_policy(
+            running.database_url,
+            tenant,
+            "critical",
+            [{"after_s": 10, "kind": "remind", "next_channel": False}, {"after_s": 20, "kind": "staff"}],
+        )
         console.print(
             f"fleet: {len(fleet.devices)} devices, {len(fleet.customers)} customers, "
             f"{len(fleet.incidents)} incidents hidden in {hours:g} simulated hours; logs in {logs}"
@@ -58,7 +70,11 @@ def demo_command(settings: Settings, console: Console, *, seed: int, wall_second
             for item in sink.received[shown:]:
                 title = item.body.get("title", "")
                 first = str(item.body.get("message", "")).splitlines()[:2]
-                console.print(f"[bold yellow]📣 {item.path.strip('/')}[/bold yellow] {title}")
+                path = item.path.strip("/")
+                if path.startswith(STAFF_PATH):
+                    console.print(f"[bold magenta]☎ insurer's risk-service desk[/bold magenta] {title}")
+                else:
+                    console.print(f"[bold yellow]📣 {path}[/bold yellow] {title}")
                 for line in first:
                     console.print(f"    {line}")
             shown = len(sink.received)
@@ -69,7 +85,7 @@ def demo_command(settings: Settings, console: Console, *, seed: int, wall_second
         )
         if not children[0].wait_ready(max(5.0, 100 - (time.monotonic() - t0))):
             console.print("[red]the worker did not become ready in time[/red]; see the worker log")
-        settle = time.monotonic() + 12
+        settle = time.monotonic() + 25  # long enough for an ignored critical warning to reach the desk
         while time.monotonic() < settle:
             show_deliveries(0)
             time.sleep(0.5)
@@ -118,6 +134,9 @@ def _summary(
             first, risk, lead_text = "—", "—", "missed"
         table.add_row(incident.device, incident.scenario, f"{loss.astimezone(local):%H:%M}", first, risk, lead_text)
     console.print(table)
+    phones = [d for d in sink.received if not d.path.strip("/").startswith(STAFF_PATH)]
+    desk = len(sink.received) - len(phones)
+    escalated = sum(1 for w in summary.warnings if w["status"] == "escalated")
     refused = ", ".join(f"{k} {v}" for k, v in sorted((rejects or {}).items(), key=lambda kv: -kv[1])) or "none"
     console.print(f"[bold]summary[/bold] after {time.monotonic() - t0:.0f} s")
     console.print(
@@ -131,7 +150,11 @@ def _summary(
     console.print(
         f"  warnings: {len(opened)} opened, {len(explained)} on a real incident, "
         f"{len(opened) - len(explained)} false; deliveries: {summary.deliveries.get('sent', 0)} sent, "
-        f"{summary.deliveries.get('failed', 0)} failed; {len(sink.received)} messages on the customers' phones"
+        f"{summary.deliveries.get('failed', 0)} failed; {len(phones)} messages on the customers' phones"
+    )
+    console.print(
+        f"  follow-up: nobody acknowledged in the demo; {escalated} warning(s) escalated, "
+        f"{desk} alert(s) on the insurer's risk-service desk"
     )
     if leads:
         console.print(
