@@ -60,6 +60,7 @@ Record = tuple[str, str, bytes]  # (topic, key, value)
 Round = tuple[list[MqttMessage], list[Record], list[asyncio.Future[object]]]  # messages, records, Kafka acks
 REGISTRY_REFRESH_S = 30.0
 REGISTRY_MISS_REFRESH_S = 2.0
+REGISTRY_TIMEOUT_S = 5.0  # a silent database must not stall the MQTT → Kafka path
 
 
 @dataclass
@@ -70,6 +71,7 @@ class IngestStats:
     statuses: int = 0
     rejects: Counter[str] = field(default_factory=Counter)
     kafka_retries: int = 0
+    registry_failures: int = 0
 
     def counts(self) -> dict[str, object]:
         """The counters as plain data, for the status file."""
@@ -80,6 +82,7 @@ class IngestStats:
             "statuses": self.statuses,
             "rejects": dict(self.rejects),
             "kafka_retries": self.kafka_retries,
+            "registry_failures": self.registry_failures,
         }
 
     def line(self) -> str:
@@ -102,13 +105,22 @@ class Ingest:
         self.subscriber: Subscriber | None = None
         self.status = StatusFile.from_env()
 
-    async def refresh_registry(self) -> None:
-        self.registry = await self.store.devices()
+    async def refresh_registry(self, first: bool = False) -> None:
+        """Reload the device registry. While PostgreSQL is unreachable ingest keeps the registry it
+        has (messages of devices it knows still flow to Kafka) and tries again later; only the
+        first load, without which nothing can be checked, lets the error through."""
+        try:
+            self.registry = await asyncio.wait_for(self.store.devices(), REGISTRY_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - the database is down: keep going on what we know
+            if first:
+                raise
+            self.stats.registry_failures += 1
+            log.warning("device registry not refreshed (%s); keeping %d known devices", exc, len(self.registry))
         self._registry_at = time.monotonic()
 
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
-        await self.refresh_registry()
+        await self.refresh_registry(first=True)
         host, port = self.settings.mqtt_host_port
         user, password = self.settings.mqtt_credentials
         self.subscriber = Subscriber(

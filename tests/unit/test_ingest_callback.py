@@ -273,3 +273,42 @@ def test_ingest_subscribes_to_telemetry_and_statuses_on_the_shared_subscription(
     assert calls == [
         [("$share/forewarn-ingest/forewarn/v1/+/+/telemetry", 1), ("$share/forewarn-ingest/forewarn/v1/+/+/status", 1)]
     ]
+
+
+class FailingRegistryStore(RegistryStore):
+    """The registry loads once, then PostgreSQL goes away."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def devices(self) -> dict[str, str]:
+        self.calls += 1
+        if self.calls > 1:
+            raise ConnectionError("PostgreSQL is down")
+        return await super().devices()
+
+
+async def test_a_database_outage_does_not_stop_ingest(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    made: list[BrokerlessSubscriber] = []
+
+    def subscriber(*args: Any, **kwargs: Any) -> BrokerlessSubscriber:
+        made.append(BrokerlessSubscriber(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(ingest.service, "Subscriber", subscriber)
+    monkeypatch.setattr(ingest.service, "HEARTBEAT", tmp_path / "ingest.alive")
+    monkeypatch.setattr(ingest.service, "REGISTRY_REFRESH_S", 0.0)  # refresh on every pass: it fails each time
+    store, producer = FailingRegistryStore(), KafkaProducer()
+    edge = Ingest(Settings(), store, producer)  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    running = asyncio.create_task(edge.run(stop))
+    await until("ingest to subscribe", lambda: bool(made) and made[0].connected.is_set())
+    await until("a failed registry refresh", lambda: edge.stats.registry_failures >= 1, timeout=5)
+
+    await asyncio.to_thread(paho_calls_on_message, made[0], mqtt_message(GOOD_TOPIC, LEAK, mid=9))
+    await until("the acknowledgement", lambda: bool(made[0].acks))
+    stop.set()
+    await asyncio.wait_for(running, 5)
+    assert not running.exception() if running.done() else True
+    assert [key for _, key, _ in producer.sent] == ["acme/home-1"], "a known device's readings still reach Kafka"
+    assert edge.registry == {"acme/home-1": "home"}
