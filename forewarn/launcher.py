@@ -248,13 +248,16 @@ def bring_up(
     progress: Callable[[str], None] = log.info,
     fresh_kafka: bool = False,
     pg_data_dir: Path | None = None,
+    database_named: bool = False,
 ) -> LocalStack:
     """Reuse what answers at the configured URLs; start what is missing on free loopback ports.
 
     ``fresh_kafka`` always starts a private Tansu (tests: no state from earlier runs). A local
     PostgreSQL that answers but does not preload TimescaleDB, on a machine where TimescaleDB is
     installed, is left alone: a cluster of our own with TimescaleDB preloaded is started instead
-    (kept in ``pg_data_dir`` across runs when given).
+    (kept in ``pg_data_dir`` across runs when given). A database the operator named
+    (``database_named``: ``FOREWARN_DATABASE_URL`` is set) that does not answer is an error, never
+    silently replaced by an empty one.
     """
     stack = LocalStack(mqtt_url, kafka_url, database_url)
     atexit.register(stack.stop)
@@ -284,6 +287,11 @@ def bring_up(
             if timescale != "preloaded":
                 progress(f"PostgreSQL at {host}:{port} has no TimescaleDB ({timescale}): plain tables")
             stack.services.append(Service("postgresql", database_url, False))
+        elif not answering and database_named:
+            raise StackError(
+                f"nothing answers at {host}:{port}, the database FOREWARN_DATABASE_URL names: start PostgreSQL "
+                "there or correct the URL (forewarn does not replace a database you named with an empty one)"
+            )
         else:
             why = (
                 f"PostgreSQL at {host}:{port} does not preload TimescaleDB ({timescale}) and is not ours to restart"

@@ -7,6 +7,7 @@ command down with a non-zero exit.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 from pathlib import Path
@@ -36,6 +37,7 @@ def start_stack(settings: Settings, console: Console) -> launcher.LocalStack:
         settings.database_url,
         progress=lambda m: console.print(f"[dim]{m}[/dim]"),
         pg_data_dir=Path(settings.state_dir) / "postgres",
+        database_named="FOREWARN_DATABASE_URL" in os.environ,
     )
     for name, url, how in running.describe():
         console.print(f"  {name:<30} {hide_password(url):<55} {how}")
