@@ -423,7 +423,7 @@ def stop_child(child: Child | None, peaks: dict[str, float]) -> None:
 
 def register(database_url: str, devices: int, notify_url: str) -> list[tuple[str, str]]:
     say(f"registering {devices} devices …")
-    db.add_customer(database_url, "bench-customer", "Bench", "en", [notify_url])
+    db.add_customer(database_url, "bench-customer", "Bench", "en", [notify_url], tenant=TENANT)
     fleet = []
     for i in range(devices):
         kind = KINDS[i % len(KINDS)]

@@ -508,6 +508,62 @@ def reject_record(reason: str, detail: str, topic: str, payload: Any, received_m
     )
 
 
+@dataclass(frozen=True, slots=True)
+class RejectRecord:
+    """A ``forewarn.rejects`` record as kept for integrators: who it came from (read from the
+    topic; ``""`` when the topic names no tenant or device that could be one), why, and a copy."""
+
+    tenant: str
+    device: str
+    reason: str
+    detail: str
+    topic: str
+    received_at: int
+    payload: str
+
+
+REJECT_COPY_CHARS = 1024
+"""How much of a refused payload is kept with its reject."""
+
+
+def reject_origin(topic: str) -> tuple[str, str]:
+    """The (tenant, device) a refused message's topic names, ``("", "")`` when it names none.
+
+    >>> reject_origin("forewarn/v1/acme/home-1/telemetry"), reject_origin("x/y")
+    (('acme', 'home-1'), ('', ''))
+    """
+    parts = topic.split("/")
+    if len(parts) == 5 and "/".join(parts[:2]) == TOPIC_PREFIX and SEGMENT_RE.match(parts[2]):
+        return parts[2], parts[3] if SEGMENT_RE.match(parts[3]) else ""
+    return "", ""
+
+
+def _printable(value: Any, limit: int) -> str:
+    text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+    # PostgreSQL text holds no NUL, and UTF-8 no lone surrogate (a non-UTF-8 topic decoded loosely)
+    return text[:limit].replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+
+
+def decode_reject_record(raw: bytes) -> RejectRecord:
+    """Decode a ``forewarn.rejects`` record (:func:`reject_record`) for keeping."""
+    doc = _record(raw, "reject")
+    try:
+        topic = _printable(doc["topic"], 300)
+        tenant, device = reject_origin(topic)
+        payload = doc.get("payload")
+        return RejectRecord(
+            tenant=tenant,
+            device=device,
+            reason=_printable(doc["reason"], 64),
+            detail=_printable(doc.get("detail") or "", 500),
+            topic=topic,
+            received_at=int(doc["received_at"]),
+            payload="" if payload is None else _printable(payload, REJECT_COPY_CHARS),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ContractError("bad_shape", f"reject record: {exc}") from None
+
+
 _NAMESPACE = uuid.UUID("6f1c1c1e-57a1-4b0b-9d1e-0f0e0a0c0d0e")
 
 

@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import math
 import re
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -32,10 +34,10 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
-from core import lifecycle
-from core.contract import DEVICE_KINDS, LOCALES, SEGMENT_RE, ReadingsBatch
+from core import apikeys, lifecycle
+from core.contract import DEVICE_KINDS, LOCALES, SEGMENT_RE, Reading, ReadingsBatch, RejectRecord
 from core.risks import check_risk
 
 log = logging.getLogger(__name__)
@@ -673,34 +675,101 @@ def _check_id(value: str, what: str) -> None:
         raise ValueError(f"{what} {value!r} must match {SEGMENT_RE.pattern} (lower-case, digits, - _)")
 
 
+class Desk:
+    """The API's connections: a pool of autocommit connections (sync: FastAPI runs each request
+    in a worker thread), opened without waiting, so the API starts while PostgreSQL does.
+
+    Pass it where a function takes a :data:`Target`: each call borrows one connection for its
+    own duration, so a request never holds one while it waits for a worker thread (with as
+    many threads as connections, none ever waits for a connection)."""
+
+    def __init__(self, url: str, max_size: int = 8, timeout_s: float = 10.0) -> None:
+        self.url = url
+        self.timeout_s = timeout_s
+        self.max_size = max_size
+        self.pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max_size,
+            open=False,
+            timeout=timeout_s,
+            kwargs={"autocommit": True, "connect_timeout": 5},
+        )
+        self._opened = False
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        with self._lock:
+            if not self._opened:
+                self.pool.open(wait=False)
+                self._opened = True
+
+    def close(self) -> None:
+        with self._lock:
+            if self._opened:
+                self.pool.close()
+                self._opened = False
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection for one request (the pool opens on the first); :class:`DatabaseError`
+        when none comes in time."""
+        self.open()
+        try:
+            with self.pool.connection() as conn:
+                yield conn
+        except PoolTimeout:
+            raise DatabaseError(
+                f"no database connection within {self.timeout_s:g} s: is PostgreSQL at {_where(self.url)} up?"
+            ) from None
+
+
+Target = str | psycopg.Connection[Any] | Desk
+"""Where a registry or desk function runs: a database URL (a short-lived connection of its own),
+a connection to use as it is, or the API's :class:`Desk` (a pooled connection for the call)."""
+
+
 @contextlib.contextmanager
-def _registry(url: str) -> Iterator[psycopg.Connection[Any]]:
-    """A short-lived connection for the CLI; connection and schema problems become clear errors."""
+def _registry(url: Target) -> Iterator[psycopg.Connection[Any]]:
+    """A short-lived connection for the CLI, a pooled one for the API (a :class:`Desk`), or the
+    caller's connection as it is; connection and schema problems become clear errors."""
     try:
+        if isinstance(url, Desk):
+            with url.connection() as pooled:
+                yield pooled
+            return
+        if not isinstance(url, str):
+            yield url
+            return
         with psycopg.connect(url, connect_timeout=5) as conn:
             yield conn
     except psycopg.OperationalError as exc:
+        where = _where(url if isinstance(url, str) else url.url) if isinstance(url, str | Desk) else "the database"
         raise DatabaseError(
-            f"cannot reach PostgreSQL at {_where(url)} ({str(exc).splitlines()[0]}); "
+            f"cannot reach PostgreSQL at {where} ({str(exc).splitlines()[0]}); "
             "is it running, and is FOREWARN_DATABASE_URL right?"
         ) from None
     except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
         raise DatabaseError(
-            f"the database {_where(url)} has no (or an older) forewarn schema: run 'forewarn db migrate'"
+            f"the database {_where(url) if isinstance(url, str) else ''} has no (or an older) forewarn schema:"
+            " run 'forewarn db migrate'"
         ) from None
 
 
-def add_customer(url: str, customer_id: str, name: str, locale: str, notify: Sequence[str]) -> None:
-    """Create or update a customer (idempotent: the same command twice changes nothing)."""
+def add_customer(url: Target, customer_id: str, name: str, locale: str, notify: Sequence[str], *, tenant: str) -> None:
+    """Create or update one of ``tenant``'s customers (idempotent: the same command twice changes
+    nothing). A tenant named for the first time is created, named as its id."""
     _check_id(customer_id, "customer id")
+    _check_id(tenant, "tenant")
     if locale not in LOCALES:
         raise ValueError(f"locale {locale!r} must be one of {', '.join(LOCALES)}")
-    with _registry(url) as conn:
+    with _registry(url) as conn, conn.transaction():
+        conn.execute("INSERT INTO tenants (id, name) VALUES (%s, %s) ON CONFLICT (id) DO NOTHING", (tenant, tenant))
         conn.execute(
-            "INSERT INTO customers (id, name, locale, notify_urls) VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT (id) DO UPDATE SET name = excluded.name, locale = excluded.locale,"
+            "INSERT INTO customers (tenant, id, name, locale, notify_urls) VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT (tenant, id) DO UPDATE SET name = excluded.name, locale = excluded.locale,"
             " notify_urls = excluded.notify_urls, updated_at = now()",
-            (customer_id, name, locale, list(notify)),
+            (tenant, customer_id, name, locale, list(notify)),
         )
 
 
@@ -710,8 +779,14 @@ def add_device(url: str, device_id: str, tenant: str, customer_id: str, kind: st
     if kind not in DEVICE_KINDS:
         raise ValueError(f"kind {kind!r} must be one of {', '.join(DEVICE_KINDS)}")
     with _registry(url) as conn:
-        if conn.execute("SELECT 1 FROM customers WHERE id = %s", (customer_id,)).fetchone() is None:
-            raise ValueError(f"customer {customer_id!r} does not exist: add it first with 'forewarn customer add'")
+        if (
+            conn.execute("SELECT 1 FROM customers WHERE tenant = %s AND id = %s", (tenant, customer_id)).fetchone()
+            is None
+        ):
+            raise ValueError(
+                f"customer {customer_id!r} of tenant {tenant!r} does not exist: add it first with"
+                " 'forewarn customer add --tenant'"
+            )
         conn.execute(
             "INSERT INTO devices (tenant, id, customer_id, kind) VALUES (%s, %s, %s, %s)"
             " ON CONFLICT (tenant, id) DO UPDATE SET customer_id = excluded.customer_id, kind = excluded.kind",
@@ -719,7 +794,7 @@ def add_device(url: str, device_id: str, tenant: str, customer_id: str, kind: st
         )
 
 
-def query(url: str, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+def query(url: Target, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
     """Run a read-only query (reports, tests) and return rows as dicts."""
     with _registry(url) as conn, conn.cursor(row_factory=dict_row) as cur:
         return list(cur.execute(statement, params).fetchall())  # type: ignore[arg-type]
@@ -879,7 +954,7 @@ def _warning_row(conn: psycopg.Connection[Any], warning_id: str, tenant: str | N
 
 
 def acknowledge(
-    url: str, warning_id: str, actor: str, *, tenant: str | None = None, nonce: str | None = None
+    url: Target, warning_id: str, actor: str, *, tenant: str | None = None, nonce: str | None = None
 ) -> dict[str, Any]:
     """A person acknowledges a warning (the customer through a link, or staff); the warning as it is now.
 
@@ -915,7 +990,7 @@ def acknowledge(
 
 
 def record_outcome(
-    url: str,
+    url: Target,
     warning_id: str,
     outcome: str,
     actor: str,
@@ -942,7 +1017,7 @@ def record_outcome(
         )
 
 
-def warning_detail(url: str, warning_id: str, tenant: str | None = None) -> dict[str, Any]:
+def warning_detail(url: Target, warning_id: str, tenant: str | None = None) -> dict[str, Any]:
     """A warning with every transition, every delivery and its attempts, and its outcome."""
     with _registry(url) as conn:
         row = _warning_row(conn, warning_id, tenant)
@@ -1027,10 +1102,41 @@ def followup_policies(url: str, tenant: str) -> dict[str, list[dict[str, Any]]]:
     return {severity: list(steps) for severity, steps in rows}
 
 
+_CLAIM_COLUMNS = (
+    "cn.ref, cn.tenant, cn.device, cn.kind, cn.customer_id, cn.warning_id::text AS warning_id, cn.risk,"
+    " cn.severity, cn.opened_at, cn.lat, cn.lon, cn.evidence, cn.created_at"
+)
+
+
+def claim_notices(url: Target, tenant: str, limit: int = 20) -> list[dict[str, Any]]:
+    """A tenant's first notices of loss, the newest first, without their readings, with the
+    customer's name."""
+    _check_id(tenant, "tenant")
+    with _registry(url) as conn, conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            f"SELECT {_CLAIM_COLUMNS}, c.name AS customer_name"  # noqa: S608
+            " FROM claim_notices cn LEFT JOIN customers c ON c.tenant = cn.tenant AND c.id = cn.customer_id"
+            " WHERE cn.tenant = %s ORDER BY cn.opened_at DESC, cn.id DESC LIMIT %s",
+            (tenant, limit),
+        )
+        return cur.fetchall()
+
+
+def claim_notice_of(url: Target, warning_id: str) -> dict[str, Any] | None:
+    """The first notice of loss a warning opened (without its readings), or ``None``."""
+    with _registry(url) as conn, conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            f"SELECT {_CLAIM_COLUMNS} FROM claim_notices cn WHERE cn.warning_id::text = %s",  # noqa: S608
+            (warning_id,),
+        )
+        return cur.fetchone()
+
+
 def set_customer_preferences(
-    url: str,
+    url: Target,
     customer_id: str,
     *,
+    tenant: str,
     timezone: str | None = None,
     quiet_hours: Sequence[str] | None = None,
     daily_budget: int | None = None,
@@ -1039,19 +1145,21 @@ def set_customer_preferences(
     """Set a customer's time zone, quiet hours (validated by the caller) and daily budget; the result."""
     if daily_budget is not None and daily_budget < 0:
         raise ValueError("the daily budget is a number of messages, 0 or more")
+    key = (tenant, customer_id)
     with _registry(url) as conn, conn.transaction():
-        found = conn.execute("SELECT 1 FROM customers WHERE id = %s FOR UPDATE", (customer_id,)).fetchone()
+        found = conn.execute("SELECT 1 FROM customers WHERE tenant = %s AND id = %s FOR UPDATE", key).fetchone()
         if found is None:
-            raise NotFound(f"no customer {customer_id!r} ('forewarn customer add' creates one)")
+            raise NotFound(f"no customer {customer_id!r} of tenant {tenant!r} ('forewarn customer add' creates one)")
+        where = " WHERE tenant = %s AND id = %s"
         if timezone is not None:
-            conn.execute("UPDATE customers SET timezone = %s WHERE id = %s", (timezone, customer_id))
+            conn.execute("UPDATE customers SET timezone = %s" + where, (timezone, *key))
         if quiet_hours is not None:
-            conn.execute("UPDATE customers SET quiet_hours = %s WHERE id = %s", (list(quiet_hours), customer_id))
+            conn.execute("UPDATE customers SET quiet_hours = %s" + where, (list(quiet_hours), *key))
         if daily_budget is not None or clear_budget:
-            conn.execute("UPDATE customers SET daily_budget = %s WHERE id = %s", (daily_budget, customer_id))
-        conn.execute("UPDATE customers SET updated_at = now() WHERE id = %s", (customer_id,))
+            conn.execute("UPDATE customers SET daily_budget = %s" + where, (daily_budget, *key))
+        conn.execute("UPDATE customers SET updated_at = now()" + where, key)
         with conn.cursor(row_factory=dict_row) as cur:
-            cur.execute("SELECT id, timezone, quiet_hours, daily_budget FROM customers WHERE id = %s", (customer_id,))
+            cur.execute("SELECT tenant, id, timezone, quiet_hours, daily_budget FROM customers" + where, key)
             row = cur.fetchone()
     assert row is not None
     return row
@@ -1209,7 +1317,8 @@ class Store:
             # a cursor's own row factory: the pooled connection stays as it was
             await cur.execute(
                 "SELECT c.id, c.name, c.locale, c.notify_urls, c.timezone, c.quiet_hours, c.daily_budget"
-                " FROM devices d JOIN customers c ON c.id = d.customer_id WHERE d.tenant = %s AND d.id = %s",
+                " FROM devices d JOIN customers c ON c.tenant = d.tenant AND c.id = d.customer_id"
+                " WHERE d.tenant = %s AND d.id = %s",
                 (tenant, device),
             )
             return await cur.fetchone()
@@ -1316,7 +1425,7 @@ class Store:
                 "  ELSE tc.url END AS url"
                 " FROM claimed JOIN warnings w ON w.id = claimed.warning_id"
                 " LEFT JOIN devices dv ON dv.tenant = w.tenant AND dv.id = w.device"
-                " LEFT JOIN customers c ON c.id = w.customer_id"
+                " LEFT JOIN customers c ON c.tenant = w.tenant AND c.id = w.customer_id"
                 " LEFT JOIN tenant_contacts tc ON tc.tenant = w.tenant AND tc.role = claimed.audience"
                 "  AND tc.position = claimed.channel_index"
                 " ORDER BY claimed.id",
@@ -1356,14 +1465,15 @@ class Store:
         async with self.pool.connection() as conn, conn.transaction():
             return await _advance(conn, warning_id, event, fields, (), actor, note)
 
-    async def sent_today(self, customer_id: str, since: datetime) -> int:
-        """Non-critical messages sent to a customer since ``since`` (the start of their local day)."""
+    async def sent_today(self, customer_id: str, since: datetime, tenant: str | None = None) -> int:
+        """Non-critical messages sent to a customer (of ``tenant``: customers are per tenant) since
+        ``since`` (the start of their local day)."""
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT count(*) FROM deliveries d JOIN warnings w ON w.id = d.warning_id"
-                " WHERE w.customer_id = %s AND d.audience = 'customer' AND d.status = 'sent'"
-                " AND w.severity <> 'critical' AND d.sent_at >= %s",
-                (customer_id, since),
+                " WHERE w.customer_id = %s AND (%s::text IS NULL OR w.tenant = %s) AND d.audience = 'customer'"
+                " AND d.status = 'sent' AND w.severity <> 'critical' AND d.sent_at >= %s",
+                (customer_id, tenant, tenant, since),
             )
             row = await cur.fetchone()
             return int(row[0]) if row else 0
@@ -1412,7 +1522,8 @@ class Store:
                 " coalesce(array_length(c.notify_urls, 1), 0) AS channels, c.notify_urls,"
                 " (SELECT min(d.channel_index) FROM deliveries d WHERE d.warning_id = fired.warning_id"
                 "  AND d.audience = 'customer' AND d.status = 'sent') AS channel_used"
-                " FROM fired JOIN warnings w ON w.id = fired.warning_id LEFT JOIN customers c ON c.id = w.customer_id",
+                " FROM fired JOIN warnings w ON w.id = fired.warning_id"
+                " LEFT JOIN customers c ON c.tenant = w.tenant AND c.id = w.customer_id",
                 (limit,),
             )
             return await cur.fetchall()
@@ -1422,6 +1533,54 @@ class Store:
             await conn.execute(
                 "UPDATE followups SET outcome = %s WHERE warning_id = %s AND action = %s", (outcome, warning_id, action)
             )
+
+    # ------------------------------------------------------------ first notices of loss (notifiers.dispatch)
+
+    async def claim_notice(self, warning_id: str) -> dict[str, Any] | None:
+        """The claim notice ``warning_id`` opened (its ``claim_notices`` row), or ``None``."""
+        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                f"SELECT {_CLAIM_COLUMNS}, cn.readings FROM claim_notices cn WHERE cn.warning_id = %s",  # noqa: S608
+                (warning_id,),
+            )
+            return await cur.fetchone()
+
+    async def readings_between(
+        self, tenant: str, device: str, start: datetime, end: datetime, limit: int = 20_000
+    ) -> list[tuple[str, datetime, float]]:
+        """One device's stored readings from ``start`` to ``end`` (both included) as (metric, ts,
+        value), the latest ``limit`` of them."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT metric, ts, value FROM readings WHERE tenant = %s AND device = %s AND ts >= %s AND ts <= %s"
+                " ORDER BY ts DESC, metric LIMIT %s",
+                (tenant, device, start, end, limit),
+            )
+            return [(str(m), ts, float(v)) for m, ts, v in await cur.fetchall()]
+
+    async def open_claim_notice(self, refs: Sequence[str], notice: Mapping[str, Any]) -> tuple[str, bool]:
+        """Store a claim notice (``notice``: its ``claim_notices`` columns but ``ref``) under the
+        first of ``refs`` not taken by another warning's: (its ref, True). When its warning has
+        one already (a replay), nothing changes: (that notice's ref, False)."""
+        columns = ("tenant", "device", "kind", "customer_id", "warning_id", "risk", "severity", "opened_at")
+        values = [notice[c] for c in columns]
+        values += [notice.get("lat"), notice.get("lon"), Jsonb(notice.get("evidence") or {})]
+        values.append(Jsonb(notice.get("readings") or {}))
+        async with self.pool.connection() as conn:
+            for ref in refs:
+                cur = await conn.execute(
+                    f"INSERT INTO claim_notices (ref, {', '.join(columns)}, lat, lon, evidence, readings)"  # noqa: S608
+                    f" VALUES (%s, {', '.join(['%s'] * len(columns))}, %s, %s, %s, %s)"
+                    " ON CONFLICT DO NOTHING RETURNING ref",
+                    (ref, *values),
+                )
+                if await cur.fetchone() is not None:
+                    return ref, True
+                cur = await conn.execute("SELECT ref FROM claim_notices WHERE warning_id = %s", (notice["warning_id"],))
+                row = await cur.fetchone()
+                if row is not None:
+                    return str(row[0]), False
+        raise DatabaseError(f"every claim reference of warning {notice['warning_id']} is taken: {', '.join(refs)}")
 
     async def refresh_rollups(self, since: datetime | None = None, late: timedelta = LATE_DATA) -> RollupRefresh:
         """:func:`refresh_rollups` on a connection of its own (in a thread: the pool stays free)."""
@@ -1449,3 +1608,936 @@ class Store:
             statement = _series_sql(relkind, timescale, cagg, watermark, params)
             cur = await conn.execute(statement, params)  # type: ignore[arg-type]
             return _series_points(await cur.fetchall())
+
+
+# ------------------------------------------------------------------- risk scores (scores/daily.py; sync)
+#
+# The daily recompute reads each device's readings over its window in chunks (a month of a
+# 1 Hz vehicle never sits in memory at once), its warnings, and writes one risk_scores row per
+# device, day and model version. The API reads them back with risk_scores().
+
+SCORE_CHUNK = timedelta(hours=6)
+"""How much of a device's readings one :func:`iter_readings` query fetches."""
+_SCORES_LOCK = 0x0F0E_3A31  # one daily recompute at a time (the worker's timer and the CLI)
+
+
+@contextlib.contextmanager
+def session(url: str) -> Iterator[psycopg.Connection[Any]]:
+    """One connection for a batch job (autocommit), with the CLI's clear errors; closed after."""
+    with _registry(url) as conn:
+        conn.autocommit = True
+        yield conn
+
+
+@contextlib.contextmanager
+def scores_lock(conn: psycopg.Connection[Any]) -> Iterator[bool]:
+    """Hold the risk-score recompute's lock on ``conn`` while inside; ``False``: another
+    process holds it (it is recomputing)."""
+    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (_SCORES_LOCK,)).fetchone()
+    locked = bool(row and row[0])
+    try:
+        yield locked
+    finally:
+        if locked:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_SCORES_LOCK,))
+
+
+def iter_readings(
+    target: str | psycopg.Connection[Any],
+    tenant: str,
+    device: str,
+    start: datetime,
+    end: datetime,
+    metrics: Sequence[str],
+    chunk: timedelta = SCORE_CHUNK,
+) -> Iterator[Reading]:
+    """One device's readings of ``metrics`` over [start, end), in time order, one
+    :class:`~core.contract.Reading` per timestamp (the narrow rows gathered back), fetched
+    ``chunk`` at a time."""
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("start and end must carry a time zone (aware datetimes)")
+    if chunk <= timedelta(0):
+        raise ValueError("chunk must be positive")
+    with _connected(target) as conn:
+        lo = start
+        while lo < end:
+            hi = min(lo + chunk, end)
+            rows = conn.execute(
+                "SELECT (extract(epoch FROM ts) * 1000)::bigint, array_agg(metric), array_agg(value) FROM readings"
+                " WHERE tenant = %s AND device = %s AND metric = ANY(%s) AND ts >= %s AND ts < %s"
+                " GROUP BY ts ORDER BY ts",
+                (tenant, device, list(metrics), lo, hi),
+            ).fetchall()
+            for ms, names, values in rows:
+                yield Reading(int(ms), dict(zip(names, values, strict=True)))
+            lo = hi
+
+
+def has_readings(
+    target: str | psycopg.Connection[Any], tenant: str, device: str, start: datetime, end: datetime
+) -> bool:
+    """Whether the device stored any reading in [start, end)."""
+    with _connected(target) as conn:
+        row = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM readings WHERE tenant = %s AND device = %s AND ts >= %s AND ts < %s)",
+            (tenant, device, start, end),
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def device_warnings(
+    target: str | psycopg.Connection[Any], tenant: str, device: str, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """The device's warnings that were open at some time in [start, end): risk, severity,
+    opened_at, resolved_at (set when resolved or expired; None while open)."""
+    with _connected(target) as conn, conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT risk, severity, opened_at, resolved_at FROM warnings"
+            " WHERE tenant = %s AND device = %s AND opened_at < %s AND (resolved_at IS NULL OR resolved_at >= %s)"
+            " ORDER BY opened_at, id",
+            (tenant, device, end, start),
+        )
+        return list(cur.fetchall())
+
+
+def score_targets(target: str | psycopg.Connection[Any], tenant: str | None = None) -> list[dict[str, Any]]:
+    """Every registered device (or a tenant's), with its kind and its customer's time zone
+    (None: the deployment's), in (tenant, id) order."""
+    with _connected(target) as conn:
+        by_tenant = " AND c.tenant = d.tenant" if _has_column(conn, "customers", "tenant") else ""
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(
+                "SELECT d.tenant, d.id AS device, d.kind, c.timezone FROM devices d"  # noqa: S608 - our own constants
+                f" LEFT JOIN customers c ON c.id = d.customer_id{by_tenant}"
+                " WHERE %(tenant)s::text IS NULL OR d.tenant = %(tenant)s ORDER BY d.tenant, d.id",
+                {"tenant": tenant},
+            )
+            return list(cur.fetchall())
+
+
+def scored_devices(target: str | psycopg.Connection[Any], day: Any, version: str) -> set[tuple[str, str]]:
+    """(tenant, device) of the scores already stored for ``day`` under ``version``."""
+    with _connected(target) as conn:
+        rows = conn.execute("SELECT tenant, device FROM risk_scores WHERE day = %s AND version = %s", (day, version))
+        return {(str(t), str(d)) for t, d in rows.fetchall()}
+
+
+def write_risk_score(target: str | psycopg.Connection[Any], row: dict[str, Any]) -> bool:
+    """Store one device's score for a day (tenant, device, kind, day, score, grade, factors,
+    basis, version, window_start, window_end); a row already there for the same day and
+    version is replaced only when something differs. True when the row is new or changed."""
+    with _connected(target) as conn:
+        cur = conn.execute(
+            "INSERT INTO risk_scores AS r (tenant, device, kind, day, score, grade, factors, basis, version,"
+            " window_start, window_end)"
+            " VALUES (%(tenant)s, %(device)s, %(kind)s, %(day)s, %(score)s, %(grade)s, %(factors)s, %(basis)s,"
+            " %(version)s, %(window_start)s, %(window_end)s)"
+            " ON CONFLICT (tenant, device, day, version) DO UPDATE SET kind = excluded.kind, score = excluded.score,"
+            " grade = excluded.grade, factors = excluded.factors, basis = excluded.basis,"
+            " window_start = excluded.window_start, window_end = excluded.window_end, computed_at = now()"
+            " WHERE (r.kind, r.score, r.grade, r.factors, r.basis, r.window_start, r.window_end)"
+            " IS DISTINCT FROM (excluded.kind, excluded.score, excluded.grade, excluded.factors, excluded.basis,"
+            " excluded.window_start, excluded.window_end)"
+            " RETURNING 1",
+            {**row, "factors": Jsonb(row["factors"]), "basis": Jsonb(row["basis"])},
+        )
+        return cur.fetchone() is not None
+
+
+def risk_scores(
+    target: str | psycopg.Connection[Any],
+    tenant: str,
+    device: str | None = None,
+    day: Any = None,
+    version: str | None = None,
+    days: int = 1,
+) -> list[dict[str, Any]]:
+    """A tenant's stored scores (or one device's): the newest ``days`` days up to ``day``
+    (default: the newest day scored), newest first, then by device. Each row has tenant,
+    device, kind, day, score, grade, factors, basis, version, window_start, window_end,
+    computed_at. ``version`` None: the newest version scored that day."""
+    _check_id(tenant, "tenant")
+    if days < 1:
+        raise ValueError("days must be at least 1")
+    with _connected(target) as conn, conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "WITH mine AS (SELECT * FROM risk_scores WHERE tenant = %(tenant)s"
+            " AND (%(device)s::text IS NULL OR device = %(device)s)"
+            " AND (%(version)s::text IS NULL OR version = %(version)s)),"
+            " last AS (SELECT coalesce(%(day)s::date, max(day)) AS day FROM mine)"
+            " SELECT DISTINCT ON (m.day, m.device) m.tenant, m.device, m.kind, m.day, m.score, m.grade, m.factors,"
+            " m.basis, m.version, m.window_start, m.window_end, m.computed_at"
+            " FROM mine m, last WHERE m.day <= last.day AND m.day > last.day - %(days)s"
+            " ORDER BY m.day DESC, m.device, m.computed_at DESC, m.version DESC",
+            {"tenant": tenant, "device": device, "version": version, "day": day, "days": days},
+        )
+        return list(cur.fetchall())
+
+
+# ------------------------------------------------------------------- the insurer's desk (API, CLI; sync)
+#
+# Tenants, API keys (only a hash of the secret is stored: core.apikeys), the audit log of staff
+# writes, customers and devices per tenant, and what the API reads: warnings, a device's
+# readings with its warnings marked, the portfolio, rejected telemetry. Each function takes a
+# URL or one of the API's pooled connections (Desk.connection) and one tenant: another
+# tenant's customer, device or warning is NotFound, never its data.
+
+
+def _jsonb(value: Any) -> Jsonb:
+    return Jsonb(value, dumps=lambda obj: json.dumps(obj, default=str))
+
+
+def _rows(conn: psycopg.Connection[Any], statement: str, params: Any = ()) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(statement, params)  # type: ignore[arg-type]
+        return list(cur.fetchall())
+
+
+def _like(text: str) -> str:
+    """An ILIKE pattern finding ``text`` anywhere (its own % and _ taken literally)."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+# ------------------------------------------------------------ tenants and API keys
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A tenant's API key as stored (never its secret)."""
+
+    id: int
+    tenant: str
+    role: str
+    name: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def actor(self) -> str:
+        """Who acts with this key, as transitions and the audit log record it."""
+        return f"staff:{self.name} (key {self.id})"
+
+
+_KEY_COLUMNS = "id, tenant, role, name, prefix, created_at, revoked_at"
+
+
+def add_tenant(url: Target, tenant: str, name: str) -> dict[str, Any]:
+    """Create a tenant, or rename it; the tenant as stored."""
+    _check_id(tenant, "tenant")
+    if not name.strip() or "\x00" in name or len(name) > 200:
+        raise ValueError("a tenant's name is 1 to 200 characters")
+    with _registry(url) as conn:
+        return _rows(
+            conn,
+            "INSERT INTO tenants (id, name) VALUES (%s, %s) ON CONFLICT (id) DO UPDATE SET name = excluded.name"
+            " RETURNING id, name, created_at",
+            (tenant, name.strip()),
+        )[0]
+
+
+def tenants(url: Target) -> list[dict[str, Any]]:
+    """Every tenant with its number of customers, devices and live API keys."""
+    with _registry(url) as conn:
+        return _rows(
+            conn,
+            "SELECT t.id, t.name, t.created_at,"
+            " (SELECT count(*) FROM customers c WHERE c.tenant = t.id) AS customers,"
+            " (SELECT count(*) FROM devices d WHERE d.tenant = t.id) AS devices,"
+            " (SELECT count(*) FROM api_keys k WHERE k.tenant = t.id AND k.revoked_at IS NULL) AS keys"
+            " FROM tenants t ORDER BY t.id",
+        )
+
+
+def create_api_key(url: Target, tenant: str, role: str, name: str) -> tuple[ApiKey, str]:
+    """A new key for ``tenant``: the key as stored, and its full text (to show once, never again)."""
+    _check_id(tenant, "tenant")
+    apikeys.check_role(role)
+    if not name.strip() or "\x00" in name or len(name) > 100:
+        raise ValueError("a key's name says where it is used (1 to 100 characters), e.g. 'desk PC'")
+    with _registry(url) as conn, conn.transaction():
+        if conn.execute("SELECT 1 FROM tenants WHERE id = %s", (tenant,)).fetchone() is None:
+            raise NotFound(f"no tenant {tenant!r}: 'forewarn tenant add {tenant} --name …' creates it")
+        for _ in range(5):  # a prefix already taken (one in 4 billion) draws again
+            issued = apikeys.issue()
+            try:
+                with conn.transaction():
+                    row = conn.execute(
+                        "INSERT INTO api_keys (tenant, role, name, prefix, secret_sha256) VALUES (%s, %s, %s, %s, %s)"
+                        f" RETURNING {_KEY_COLUMNS}",  # noqa: S608 - our own constants
+                        (tenant, role, name.strip(), issued.prefix, issued.sha256),
+                    ).fetchone()
+            except psycopg.errors.UniqueViolation:
+                continue
+            assert row is not None
+            return ApiKey(*row), issued.text
+    raise DatabaseError("could not draw an unused key prefix; try again")
+
+
+def api_keys(url: Target, tenant: str) -> list[ApiKey]:
+    """A tenant's keys, revoked ones included, oldest first."""
+    _check_id(tenant, "tenant")
+    with _registry(url) as conn:
+        rows = conn.execute(
+            f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE tenant = %s ORDER BY id",  # noqa: S608
+            (tenant,),
+        ).fetchall()
+    return [ApiKey(*row) for row in rows]
+
+
+def revoke_api_key(url: Target, key_id: int, tenant: str | None = None) -> ApiKey:
+    """Revoke a key (of ``tenant`` only, when given): it is refused from the next request on."""
+    with _registry(url) as conn:
+        row = conn.execute(
+            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())"
+            " WHERE id = %s AND (%s::text IS NULL OR tenant = %s)"
+            f" RETURNING {_KEY_COLUMNS}",  # noqa: S608
+            (key_id, tenant, tenant),
+        ).fetchone()
+    if row is None:
+        raise NotFound(f"no API key {key_id}" + (f" of tenant {tenant}" if tenant else ""))
+    return ApiKey(*row)
+
+
+def find_api_key(url: Target, presented: str) -> ApiKey | None:
+    """The key a request presents, revoked or not; ``None`` when no key has that text.
+
+    Raises :class:`core.apikeys.BadKey` (a ValueError) when the text cannot be a key at all."""
+    key = apikeys.parse(presented)
+    with _registry(url) as conn:
+        row = conn.execute(
+            f"SELECT {_KEY_COLUMNS}, secret_sha256 FROM api_keys WHERE prefix = %s",  # noqa: S608
+            (key.prefix,),
+        ).fetchone()
+    if row is None or not apikeys.matches(key.text, row[-1]):
+        return None
+    return ApiKey(*row[:-1])
+
+
+# ------------------------------------------------------------ the audit log
+
+
+@dataclass(slots=True)
+class AuditEntry:
+    """A staff write in progress: its connection (use it for the write) and what to record."""
+
+    conn: psycopg.Connection[Any]
+    target: str | None
+    detail: dict[str, Any]
+
+
+@contextlib.contextmanager
+def audited(
+    url: Target, tenant: str, actor: str, action: str, target: str | None = None, **detail: Any
+) -> Iterator[AuditEntry]:
+    """A staff write and its audit row (who, what, on what, when) in one transaction: both or
+    neither. Write through ``entry.conn``; add to ``entry.detail`` what the write found out."""
+    with _registry(url) as conn, conn.transaction():
+        entry = AuditEntry(conn, target, dict(detail))
+        yield entry
+        conn.execute(
+            "INSERT INTO audit_log (tenant, actor, action, target, detail) VALUES (%s, %s, %s, %s, %s)",
+            (tenant, actor, action, entry.target, _jsonb(entry.detail)),
+        )
+
+
+def audit(url: Target, tenant: str, actor: str, action: str, target: str | None = None, **detail: Any) -> None:
+    """Record one staff action done elsewhere (the desk's CLI)."""
+    with audited(url, tenant, actor, action, target, **detail):
+        pass
+
+
+def audit_log(url: Target, tenant: str, *, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+    """A tenant's audit rows, newest first."""
+    with _registry(url) as conn:
+        return _rows(
+            conn,
+            "SELECT id, actor, action, target, detail, at FROM audit_log WHERE tenant = %s"
+            " ORDER BY at DESC, id DESC LIMIT %s OFFSET %s",
+            (tenant, limit, offset),
+        )
+
+
+# ------------------------------------------------------------ customers and devices per tenant
+
+CUSTOMER_FIELDS = ("name", "locale", "notify_urls", "timezone", "quiet_hours", "daily_budget")
+"""What a customer has besides its id; their values are checked by the caller (forewarn.schemas)."""
+_CUSTOMER_SELECT = (
+    "SELECT c.id, c.name, c.locale, c.notify_urls, c.timezone, c.quiet_hours, c.daily_budget, c.created_at,"
+    " c.updated_at, (SELECT count(*) FROM devices d WHERE d.tenant = c.tenant AND d.customer_id = c.id) AS devices"
+    " FROM customers c"
+)
+_DEVICE_SELECT = (
+    "SELECT d.id, d.customer_id, c.name AS customer_name, d.kind, d.created_at,"
+    " (SELECT count(*) FROM warnings w WHERE w.tenant = d.tenant AND w.device = d.id"
+    "  AND w.status IN ('open', 'notified', 'escalated', 'acknowledged')) AS open_warnings"
+    " FROM devices d LEFT JOIN customers c ON c.tenant = d.tenant AND c.id = d.customer_id"
+)
+
+
+def _customer_columns(fields: dict[str, Any]) -> list[str]:
+    unknown = set(fields) - set(CUSTOMER_FIELDS)
+    if unknown:
+        raise ValueError(f"a customer has no {', '.join(sorted(unknown))}")
+    if "locale" in fields and fields["locale"] not in LOCALES:
+        raise ValueError(f"locale {fields['locale']!r} must be one of {', '.join(LOCALES)}")
+    return [name for name in CUSTOMER_FIELDS if name in fields]
+
+
+def list_customers(
+    url: Target, tenant: str, *, search: str | None = None, locale: str | None = None, limit: int = 50, offset: int = 0
+) -> list[dict[str, Any]]:
+    """A page of the tenant's customers by id; ``search`` finds text in the id or the name."""
+    where = ["c.tenant = %(tenant)s"]
+    if search:
+        where.append("(c.id ILIKE %(like)s OR c.name ILIKE %(like)s)")
+    if locale:
+        where.append("c.locale = %(locale)s")
+    params = {"tenant": tenant, "like": _like(search or ""), "locale": locale, "limit": limit, "offset": offset}
+    with _registry(url) as conn:
+        return _rows(
+            conn,
+            f"{_CUSTOMER_SELECT} WHERE {' AND '.join(where)} ORDER BY c.id LIMIT %(limit)s OFFSET %(offset)s",
+            params,
+        )
+
+
+def get_customer(url: Target, tenant: str, customer_id: str) -> dict[str, Any]:
+    with _registry(url) as conn:
+        rows = _rows(conn, f"{_CUSTOMER_SELECT} WHERE c.tenant = %s AND c.id = %s", (tenant, customer_id))
+    if not rows:
+        raise NotFound(f"no customer {customer_id!r}")
+    return rows[0]
+
+
+def create_customer(url: Target, tenant: str, customer_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """A new customer of ``tenant``; :class:`Refused` when the id is taken (in this tenant)."""
+    _check_id(customer_id, "customer id")
+    columns = _customer_columns(fields)
+    if "name" not in fields:
+        raise ValueError("a customer needs a name")
+    with _registry(url) as conn:
+        created = conn.execute(
+            f"INSERT INTO customers (tenant, id, {', '.join(columns)})"  # noqa: S608 - names from CUSTOMER_FIELDS
+            f" VALUES (%s, %s, {', '.join(['%s'] * len(columns))}) ON CONFLICT (tenant, id) DO NOTHING RETURNING id",
+            (tenant, customer_id, *(fields[c] for c in columns)),
+        ).fetchone()
+        if created is None:
+            raise Refused(f"customer {customer_id!r} exists already (change it with PATCH)")
+        return get_customer(conn, tenant, customer_id)
+
+
+def update_customer(url: Target, tenant: str, customer_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Change some of a customer's fields; the customer as it is now."""
+    columns = _customer_columns(changes)
+    with _registry(url) as conn:
+        if columns:
+            found = conn.execute(
+                f"UPDATE customers SET {', '.join(f'{c} = %s' for c in columns)}, updated_at = now()"  # noqa: S608
+                " WHERE tenant = %s AND id = %s RETURNING id",
+                (*(changes[c] for c in columns), tenant, customer_id),
+            ).fetchone()
+            if found is None:
+                raise NotFound(f"no customer {customer_id!r}")
+        return get_customer(conn, tenant, customer_id)
+
+
+def import_customers(url: Target, tenant: str, rows: Sequence[tuple[str, dict[str, Any]]]) -> tuple[int, int]:
+    """Create or update the tenant's customers (id, fields) in one transaction: fields a row
+    leaves out stay as they are. (created, updated)."""
+    created = updated = 0
+    with _registry(url) as conn, conn.transaction():
+        for customer_id, fields in rows:
+            _check_id(customer_id, "customer id")
+            columns = _customer_columns(fields)
+            update = ", ".join(f"{c} = excluded.{c}" for c in columns)
+            row = conn.execute(
+                f"INSERT INTO customers (tenant, id, {', '.join(columns)})"  # noqa: S608 - names from CUSTOMER_FIELDS
+                f" VALUES (%s, %s, {', '.join(['%s'] * len(columns))}) ON CONFLICT (tenant, id)"
+                f" DO UPDATE SET {update}, updated_at = now() RETURNING (xmax = 0)",
+                (tenant, customer_id, *(fields[c] for c in columns)),
+            ).fetchone()
+            if row and row[0]:
+                created += 1
+            else:
+                updated += 1
+    return created, updated
+
+
+def list_devices(
+    url: Target,
+    tenant: str,
+    *,
+    customer: str | None = None,
+    kind: str | None = None,
+    search: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """A page of the tenant's devices by id, of one customer or kind; ``search`` finds text in the id."""
+    where = ["d.tenant = %(tenant)s"]
+    if customer:
+        where.append("d.customer_id = %(customer)s")
+    if kind:
+        where.append("d.kind = %(kind)s")
+    if search:
+        where.append("d.id ILIKE %(like)s")
+    params = {
+        "tenant": tenant,
+        "customer": customer,
+        "kind": kind,
+        "like": _like(search or ""),
+        "limit": limit,
+        "offset": offset,
+    }
+    with _registry(url) as conn:
+        return _rows(
+            conn,
+            f"{_DEVICE_SELECT} WHERE {' AND '.join(where)} ORDER BY d.id LIMIT %(limit)s OFFSET %(offset)s",
+            params,
+        )
+
+
+def get_device(url: Target, tenant: str, device_id: str) -> dict[str, Any]:
+    with _registry(url) as conn:
+        rows = _rows(conn, f"{_DEVICE_SELECT} WHERE d.tenant = %s AND d.id = %s", (tenant, device_id))
+    if not rows:
+        raise NotFound(f"no device {device_id!r}")
+    return rows[0]
+
+
+def _check_device(conn: psycopg.Connection[Any], tenant: str, customer_id: str | None, kind: str | None) -> None:
+    if kind is not None and kind not in DEVICE_KINDS:
+        raise ValueError(f"kind {kind!r} must be one of {', '.join(DEVICE_KINDS)}")
+    if customer_id is not None and (
+        conn.execute("SELECT 1 FROM customers WHERE tenant = %s AND id = %s", (tenant, customer_id)).fetchone() is None
+    ):
+        raise ValueError(f"customer {customer_id!r} does not exist: create it first")
+
+
+def create_device(url: Target, tenant: str, device_id: str, customer_id: str, kind: str) -> dict[str, Any]:
+    """A new device of ``tenant``'s customer; :class:`Refused` when the id is taken (in this tenant)."""
+    _check_id(device_id, "device id")
+    with _registry(url) as conn:
+        _check_device(conn, tenant, customer_id, kind)
+        created = conn.execute(
+            "INSERT INTO devices (tenant, id, customer_id, kind) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (tenant, id) DO NOTHING RETURNING id",
+            (tenant, device_id, customer_id, kind),
+        ).fetchone()
+        if created is None:
+            raise Refused(f"device {device_id!r} exists already (change it with PATCH)")
+        return get_device(conn, tenant, device_id)
+
+
+def update_device(
+    url: Target, tenant: str, device_id: str, *, customer_id: str | None = None, kind: str | None = None
+) -> dict[str, Any]:
+    """Give a device another customer (of the tenant) or kind; the device as it is now."""
+    with _registry(url) as conn:
+        _check_device(conn, tenant, customer_id, kind)
+        found = conn.execute(
+            "UPDATE devices SET customer_id = coalesce(%s, customer_id), kind = coalesce(%s, kind)"
+            " WHERE tenant = %s AND id = %s RETURNING id",
+            (customer_id, kind, tenant, device_id),
+        ).fetchone()
+        if found is None:
+            raise NotFound(f"no device {device_id!r}")
+        return get_device(conn, tenant, device_id)
+
+
+def import_devices(
+    url: Target, tenant: str, rows: Sequence[tuple[int, str, str, str]]
+) -> tuple[int, int, list[tuple[int, str]]]:
+    """Create or update the tenant's devices, rows (row number, id, customer, kind), in one
+    transaction; a row whose customer the tenant does not have is left out and reported.
+    (created, updated, [(row number, reason)])."""
+    errors: list[tuple[int, str]] = []
+    created = updated = 0
+    with _registry(url) as conn, conn.transaction():
+        referenced = sorted({customer for _, _, customer, _ in rows})
+        known = {
+            str(r[0])
+            for r in conn.execute(
+                "SELECT id FROM customers WHERE tenant = %s AND id = ANY(%s)", (tenant, referenced)
+            ).fetchall()
+        }
+        for number, device_id, customer_id, kind in rows:
+            _check_id(device_id, "device id")
+            if kind not in DEVICE_KINDS:
+                errors.append((number, f"kind {kind!r} must be one of {', '.join(DEVICE_KINDS)}"))
+                continue
+            if customer_id not in known:
+                errors.append((number, f"customer {customer_id!r} does not exist: import or create it first"))
+                continue
+            row = conn.execute(
+                "INSERT INTO devices (tenant, id, customer_id, kind) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (tenant, id) DO UPDATE SET customer_id = excluded.customer_id, kind = excluded.kind"
+                " RETURNING (xmax = 0)",
+                (tenant, device_id, customer_id, kind),
+            ).fetchone()
+            if row and row[0]:
+                created += 1
+            else:
+                updated += 1
+    return created, updated, errors
+
+
+# ------------------------------------------------------------ warnings: lists and staff actions
+
+_WARNING_LIST = (
+    "SELECT w.id::text AS id, w.device, w.customer_id, c.name AS customer_name, w.kind, w.risk, w.severity,"
+    " w.status, w.score, w.opened_at, w.predicted_loss_at, w.notified_at, w.acknowledged_at, w.acknowledged_by,"
+    " w.resolved_at, w.updated_at, o.outcome FROM warnings w LEFT JOIN outcomes o ON o.warning_id = w.id"
+    " LEFT JOIN customers c ON c.tenant = w.tenant AND c.id = w.customer_id"
+)
+
+
+def list_warnings(
+    url: Target,
+    tenant: str,
+    *,
+    statuses: Sequence[str] = (),
+    risks: Sequence[str] = (),
+    severities: Sequence[str] = (),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    device: str | None = None,
+    customer: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """A page of the tenant's warnings, newest first: opened in [since, until), of these
+    statuses, risks and severities (any of each), of one device or customer."""
+    where = ["w.tenant = %(tenant)s"]
+    for column, values in (("status", statuses), ("risk", risks), ("severity", severities)):
+        if values:
+            where.append(f"w.{column} = ANY(%({column})s)")
+    if since is not None:
+        where.append("w.opened_at >= %(since)s")
+    if until is not None:
+        where.append("w.opened_at < %(until)s")
+    if device:
+        where.append("w.device = %(device)s")
+    if customer:
+        where.append("w.customer_id = %(customer)s")
+    params = {
+        "tenant": tenant,
+        "status": list(statuses),
+        "risk": list(risks),
+        "severity": list(severities),
+        "since": since,
+        "until": until,
+        "device": device,
+        "customer": customer,
+        "limit": limit,
+        "offset": offset,
+    }
+    with _registry(url) as conn:
+        return _rows(
+            conn,
+            f"{_WARNING_LIST} WHERE {' AND '.join(where)}"  # noqa: S608 - our own fragments
+            " ORDER BY w.opened_at DESC, w.id DESC LIMIT %(limit)s OFFSET %(offset)s",
+            params,
+        )
+
+
+def escalate_warning(
+    url: Target, warning_id: str, actor: str, *, tenant: str, note: str | None = None
+) -> dict[str, Any]:
+    """Staff escalate a warning (the lifecycle's ``escalate``, by ``actor``); the warning as it is
+    now. A resolved or expired warning is :class:`Refused`."""
+    with _registry(url) as conn, conn.transaction():
+        row = _warning_row(conn, warning_id, tenant)
+        target = lifecycle.next_status(row["status"], "escalate")
+        if target is None:
+            raise Refused(f"warning {warning_id} is {row['status']}; it cannot be escalated")
+        conn.execute("UPDATE warnings SET status = %s, updated_at = now() WHERE id = %s", (target, warning_id))
+        conn.execute(
+            "INSERT INTO warning_transitions (warning_id, event, from_status, to_status, actor, note)"
+            " VALUES (%s, 'escalate', %s, %s, %s, %s)",
+            (warning_id, row["status"], target, actor, note),
+        )
+        return {**row, "status": target}
+
+
+def warning_extras(url: Target, tenant: str, warning_id: str) -> dict[str, Any]:
+    """What the API's warning detail adds to :func:`warning_detail`: the customer's name and the
+    whole outcome (with the loss time and the loss avoided)."""
+    with _registry(url) as conn:
+        rows = _rows(
+            conn,
+            "SELECT c.name AS customer_name FROM warnings w"
+            " LEFT JOIN customers c ON c.tenant = w.tenant AND c.id = w.customer_id"
+            " WHERE w.id = %s AND w.tenant = %s",
+            (warning_id, tenant),
+        )
+        if not rows:
+            raise NotFound(f"no warning {warning_id}")
+        outcome = _rows(
+            conn,
+            "SELECT outcome, loss_at, cost_cny::float8 AS cost_cny, avoided_cny::float8 AS avoided_cny, note,"
+            " recorded_by, recorded_at FROM outcomes WHERE warning_id = %s",
+            (warning_id,),
+        )
+    return {"customer_name": rows[0]["customer_name"], "outcome": outcome[0] if outcome else None}
+
+
+def record_outcome_and_loss(
+    url: Target,
+    warning_id: str,
+    outcome: str,
+    actor: str,
+    *,
+    tenant: str,
+    cost_cny: float | None = None,
+    avoided_cny: float | None = None,
+    loss_at: datetime | None = None,
+    note: str | None = None,
+) -> dict[str, Any]:
+    """:func:`record_outcome` with when the loss happened (or would have) and, for a loss
+    avoided, the loss staff estimate it avoided; the outcome as stored."""
+    if avoided_cny is not None and (not math.isfinite(avoided_cny) or avoided_cny < 0):
+        raise ValueError("the loss avoided must be a non-negative number of CNY")
+    if avoided_cny is not None and outcome != "loss_avoided":
+        raise ValueError("an avoided loss goes with the outcome loss_avoided only")
+    if loss_at is not None and loss_at.tzinfo is None:
+        raise ValueError("the loss time must carry a time zone")
+    with _registry(url) as conn, conn.transaction():
+        record_outcome(conn, warning_id, outcome, actor, tenant=tenant, cost_cny=cost_cny, note=note)
+        return _rows(
+            conn,
+            "UPDATE outcomes SET loss_at = %s, avoided_cny = %s WHERE warning_id = %s"
+            " RETURNING outcome, loss_at, cost_cny, avoided_cny, note, recorded_by, recorded_at",
+            (loss_at, avoided_cny, warning_id),
+        )[0]
+
+
+def device_readings(
+    url: Target,
+    tenant: str,
+    device_id: str,
+    start: datetime,
+    end: datetime,
+    resolution: str | timedelta = "1h",
+    metrics: Sequence[str] | None = None,
+) -> tuple[dict[str, list[SeriesPoint]], list[dict[str, Any]]]:
+    """One of the tenant's devices: its :func:`series` over [start, end), and its warnings that
+    were open at some time in that range (opened before its end, not resolved before its start)."""
+    with _registry(url) as conn:
+        get_device(conn, tenant, device_id)
+        points = series(conn, tenant, device_id, start, end, resolution, metrics)
+        warnings = _rows(
+            conn,
+            "SELECT id::text AS id, risk, severity, status, opened_at, predicted_loss_at, resolved_at FROM warnings"
+            " WHERE tenant = %s AND device = %s AND opened_at < %s AND (resolved_at IS NULL OR resolved_at >= %s)"
+            " ORDER BY opened_at, id",
+            (tenant, device_id, end, start),
+        )
+    return points, warnings
+
+
+# ------------------------------------------------------------ the portfolio
+
+
+LEAD_BUCKETS_H = (0.0, 0.5, 2.0, 6.0, 24.0)
+"""Bounds (hours) of the portfolio's lead-time histogram; below the first: the loss came first."""
+
+
+def portfolio(url: Target, tenant: str, since: datetime, until: datetime) -> dict[str, Any]:
+    """What the tenant's warnings opened in [since, until) came to, from what is stored:
+
+    - ``by_risk``: per risk and severity, warnings, acknowledged, outcomes recorded (false
+      alarms, losses avoided, losses occurred), the loss avoided (``avoided_cny`` staff
+      estimated) and the claims paid (``cost_cny`` of losses that occurred);
+    - ``totals``: warnings, notified, acknowledged, the median time from the first message (the
+      opening when none was sent) to the acknowledgement, the p10/median/p90 hours from opening
+      to the loss where an outcome records when it happened (or would have) (``lead_h``), and
+      the same to the predicted time of loss (``promised_h``);
+    - ``lead_histogram``: those lead times counted in :data:`LEAD_BUCKETS_H`;
+    - ``avoided_by_month``: the loss avoided per month (UTC) of the opening and risk;
+    - ``exposure``: devices and device-days in the period (each device counted from its
+      registration: devices removed since are not known).
+    """
+    if since.tzinfo is None or until.tzinfo is None:
+        raise ValueError("since and until must carry a time zone")
+    if since >= until:
+        raise ValueError("since must be before until")
+    p = {"tenant": tenant, "since": since, "until": until, "bounds": list(LEAD_BUCKETS_H)}
+    period = "w.tenant = %(tenant)s AND w.opened_at >= %(since)s AND w.opened_at < %(until)s"
+    quantiles = "percentile_cont(ARRAY[0.1, 0.5, 0.9]) WITHIN GROUP (ORDER BY {})"
+    lead = "extract(epoch FROM o.loss_at - w.opened_at)::float8 / 3600"
+    with _registry(url) as conn:
+        by_risk = _rows(
+            conn,
+            "SELECT w.risk, w.severity, count(*) AS warnings, count(w.acknowledged_at) AS acknowledged,"
+            " count(*) FILTER (WHERE o.outcome = 'false_alarm') AS false_alarms,"
+            " count(*) FILTER (WHERE o.outcome = 'loss_avoided') AS losses_avoided,"
+            " count(*) FILTER (WHERE o.outcome = 'loss_occurred') AS losses_occurred,"
+            " count(o.avoided_cny) AS avoided_estimates,"
+            " coalesce(sum(o.avoided_cny), 0)::float8 AS loss_avoided_cny,"
+            " coalesce(sum(o.cost_cny), 0)::float8 AS loss_occurred_cny"
+            " FROM warnings w LEFT JOIN outcomes o ON o.warning_id = w.id"
+            f" WHERE {period} GROUP BY w.risk, w.severity ORDER BY w.risk, w.severity",
+            p,
+        )
+        totals = _rows(
+            conn,
+            "SELECT count(*) AS warnings, count(w.notified_at) AS notified, count(w.acknowledged_at) AS acknowledged,"
+            " percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM w.acknowledged_at"
+            "  - coalesce(w.notified_at, w.opened_at))::float8) FILTER (WHERE w.acknowledged_at IS NOT NULL)"
+            "  AS ack_median_s,"
+            f" {quantiles.format('extract(epoch FROM w.predicted_loss_at - w.opened_at)::float8 / 3600')}"
+            "  FILTER (WHERE w.predicted_loss_at >= w.opened_at) AS promised_h,"
+            " count(*) FILTER (WHERE w.predicted_loss_at >= w.opened_at) AS promised_n,"
+            f" (SELECT {quantiles.format(lead)} FROM outcomes o JOIN warnings w ON w.id = o.warning_id"
+            f"  WHERE {period} AND o.loss_at IS NOT NULL) AS lead_h,"
+            " (SELECT count(*) FROM outcomes o JOIN warnings w ON w.id = o.warning_id"
+            f"  WHERE {period} AND o.loss_at IS NOT NULL) AS lead_n"
+            f" FROM warnings w WHERE {period}",
+            p,
+        )[0]
+        histogram = _rows(
+            conn,
+            f"SELECT width_bucket({lead}, %(bounds)s::float8[]) AS bucket, count(*) AS n"
+            " FROM outcomes o JOIN warnings w ON w.id = o.warning_id"
+            f" WHERE {period} AND o.loss_at IS NOT NULL GROUP BY bucket ORDER BY bucket",
+            p,
+        )
+        by_month = _rows(
+            conn,
+            "SELECT to_char(w.opened_at AT TIME ZONE 'UTC', 'YYYY-MM') AS month, w.risk, count(*) AS losses_avoided,"
+            " coalesce(sum(o.avoided_cny), 0)::float8 AS loss_avoided_cny"
+            " FROM outcomes o JOIN warnings w ON w.id = o.warning_id"
+            f" WHERE {period} AND o.outcome = 'loss_avoided' GROUP BY month, w.risk ORDER BY month, w.risk",
+            p,
+        )
+        exposure = _rows(
+            conn,
+            "SELECT count(*) AS devices, coalesce(sum(extract(epoch FROM %(until)s::timestamptz"
+            " - greatest(%(since)s::timestamptz, d.created_at))), 0)::float8 / 86400 AS device_days"
+            " FROM devices d WHERE d.tenant = %(tenant)s AND d.created_at < %(until)s",
+            p,
+        )[0]
+    counts = {int(r["bucket"]): int(r["n"]) for r in histogram}
+    return {
+        "by_risk": by_risk,
+        "totals": totals,
+        "lead_histogram": [counts.get(i, 0) for i in range(len(LEAD_BUCKETS_H) + 1)],
+        "avoided_by_month": by_month,
+        "exposure": exposure,
+    }
+
+
+# ------------------------------------------------------------ rejected telemetry
+
+REJECTS_KEPT_PER_DEVICE = 50
+"""The last rejects kept per (tenant, device); counts per reason and hour are kept for all."""
+
+
+async def store_rejects(store: Store, records: Sequence[RejectRecord]) -> int:
+    """Keep rejected telemetry for integrators (the worker, from ``forewarn.rejects``): every
+    reject counted per device, reason and hour; the last :data:`REJECTS_KEPT_PER_DEVICE` per
+    device kept whole. One transaction; returns the number of rejects counted."""
+    if not records:
+        return 0
+    counts: dict[tuple[str, str, str, datetime], list[Any]] = {}
+    per_device: dict[tuple[str, str], list[RejectRecord]] = {}
+    for r in records:
+        at = _ts(r.received_at)
+        assert at is not None
+        entry = counts.setdefault((r.tenant, r.device, r.reason, _floor(at, HOUR)), [0, at])
+        entry[0] += 1
+        entry[1] = max(entry[1], at)
+        per_device.setdefault((r.tenant, r.device), []).append(r)
+    kept = [r for rs in per_device.values() for r in rs[-REJECTS_KEPT_PER_DEVICE:]]
+    touched = sorted(per_device)
+    async with store.pool.connection() as conn, conn.transaction():
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO rejects (tenant, device, reason, detail, topic, payload, received_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                [(r.tenant, r.device, r.reason, r.detail, r.topic, r.payload, _ts(r.received_at)) for r in kept],
+            )
+            await cur.executemany(  # in key order: workers sharing a key ('' for unreadable topics) never deadlock
+                "INSERT INTO reject_counts AS c (tenant, device, reason, hour, n, last_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (tenant, device, reason, hour)"
+                " DO UPDATE SET n = c.n + excluded.n, last_at = greatest(c.last_at, excluded.last_at)",
+                [(*key, n, last) for key, (n, last) in sorted(counts.items())],
+            )
+        await conn.execute(
+            "DELETE FROM rejects r USING (SELECT id FROM (SELECT id, row_number() OVER"
+            " (PARTITION BY tenant, device ORDER BY id DESC) AS rn FROM rejects"
+            " WHERE (tenant, device) IN (SELECT * FROM unnest(%s::text[], %s::text[]))) AS ranked"
+            " WHERE rn > %s) AS old WHERE r.id = old.id",
+            ([t for t, _ in touched], [d for _, d in touched], REJECTS_KEPT_PER_DEVICE),
+        )
+    return len(records)
+
+
+def prune_rejects(url: Target, days: int) -> int:
+    """Forget rejects and their counts older than ``days``; the rejects deleted."""
+    if days < 1:
+        raise ValueError(f"retention days must be at least 1, got {days}")
+    with _registry(url) as conn, conn.transaction():
+        deleted = conn.execute(
+            "DELETE FROM rejects WHERE received_at < now() - make_interval(days => %s)", (days,)
+        ).rowcount
+        conn.execute("DELETE FROM reject_counts WHERE hour < now() - make_interval(days => %s)", (days,))
+    return deleted
+
+
+def rejects_summary(
+    url: Target,
+    tenant: str,
+    since: datetime,
+    until: datetime,
+    *,
+    device: str | None = None,
+    last: int = 5,
+    devices: int = 50,
+) -> dict[str, Any]:
+    """Why the tenant's telemetry was refused in [since, until) (counted by the hour: the hour
+    of ``since`` counts whole): counts per reason; per device (the ``devices`` with most
+    rejects, or one ``device``) its counts and its ``last`` rejects."""
+    if since >= until:
+        raise ValueError("since must be before until")
+    p = {
+        "tenant": tenant,
+        "since": since,
+        "hour": _floor(since, HOUR),
+        "until": until,
+        "device": device,
+        "devices": devices,
+        "last": last,
+    }
+    one = " AND device = %(device)s" if device else ""
+    window = f"tenant = %(tenant)s AND hour >= %(hour)s AND hour < %(until)s{one}"
+    with _registry(url) as conn:
+        reasons = _rows(
+            conn,
+            f"SELECT reason, sum(n)::bigint AS n FROM reject_counts WHERE {window}"  # noqa: S608
+            " GROUP BY reason ORDER BY n DESC, reason",
+            p,
+        )
+        by_device = _rows(
+            conn,
+            f"WITH counted AS (SELECT device, reason, sum(n)::bigint AS n, max(last_at) AS last_at"  # noqa: S608
+            f" FROM reject_counts WHERE {window} GROUP BY device, reason),"
+            " top AS (SELECT device, sum(n) AS total FROM counted GROUP BY device"
+            " ORDER BY total DESC, device LIMIT %(devices)s)"
+            " SELECT c.device, c.reason, c.n, c.last_at FROM counted c JOIN top USING (device)"
+            " ORDER BY top.total DESC, c.device, c.n DESC, c.reason",
+            p,
+        )
+        p["named"] = sorted({r["device"] for r in by_device})
+        latest = _rows(
+            conn,
+            "SELECT device, reason, detail, topic, payload, received_at FROM (SELECT *, row_number() OVER"
+            " (PARTITION BY device ORDER BY id DESC) AS rn FROM rejects WHERE tenant = %(tenant)s"
+            " AND device = ANY(%(named)s) AND received_at >= %(since)s AND received_at < %(until)s) AS r"
+            " WHERE rn <= %(last)s ORDER BY device, received_at DESC",
+            p,
+        )
+    return {"reasons": reasons, "devices": by_device, "latest": latest}

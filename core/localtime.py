@@ -27,7 +27,7 @@ def check_zone(name: str) -> ZoneInfo:
     """The IANA zone ``name``; :class:`ValueError` with an example when it is not one."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file name
         raise ValueError(f"unknown time zone {name!r}: give an IANA name such as Asia/Shanghai") from None
 
 

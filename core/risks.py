@@ -9,6 +9,12 @@ on the floor, smoke): a recurrence of those is never swallowed by a cool-down. A
 watches for one of them is a *protective* device (a leak or smoke sensor): its silence
 (``device_silent``, decided on the stream's clock by ``streams.silence``, not from a reading)
 is itself a warning.
+
+``loss_notice`` marks a risk whose warning reports a loss that has happened (a vehicle's
+crash): never preventive, so ``forewarn eval`` counts it apart from the warnings it measures,
+and a device watching it is not protective for that (the driver is there when it happens).
+A warning of a loss under way, critical and happening now (:func:`opens_claim`), opens a
+first notice of loss for the insurer's claims desk (``notifiers.claims``).
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ class RiskType:
     """Device kinds whose profile watches for it."""
     loss_under_way: bool = False
     """The warning means the loss is happening now, not that it may come."""
+    loss_notice: bool = False
+    """The warning reports a loss that has happened (a crash): never a preventive warning."""
 
 
 _ALL_KINDS = tuple(sorted(DEVICE_KINDS))
@@ -38,6 +46,7 @@ RISKS: dict[str, RiskType] = {
         RiskType("harsh_braking", ("vehicle",)),
         RiskType("speeding", ("vehicle",)),
         RiskType("driver_fatigue", ("vehicle",)),
+        RiskType("vehicle_crash", ("vehicle",), loss_under_way=True, loss_notice=True),
         RiskType("slow_leak", ("home",)),
         RiskType("burst_pipe", ("home",), loss_under_way=True),
         RiskType("mould_risk", ("home",)),
@@ -61,10 +70,47 @@ SILENT = "device_silent"
 or an offline status (``streams.silence``)."""
 
 
+LOSS_NOW_S = 60.0
+"""A time to loss below this means the loss is happening now."""
+
+
 def protective(risks: Iterable[str]) -> bool:
     """Whether a device watching ``risks`` protects against a loss that happens all at once
-    (it watches a risk marked ``loss_under_way``: a leak or smoke sensor)."""
-    return any(risk in RISKS and RISKS[risk].loss_under_way for risk in risks)
+    (it watches a risk marked ``loss_under_way`` that is not a ``loss_notice``: a leak or smoke
+    sensor, not a vehicle's crash detection)."""
+    return any(risk in RISKS and RISKS[risk].loss_under_way and not RISKS[risk].loss_notice for risk in risks)
+
+
+def preventive(risk: str) -> bool:
+    """Whether a warning of ``risk`` warns before a loss (every risk but a ``loss_notice``).
+
+    >>> preventive("freeze_risk"), preventive("water_leak"), preventive("vehicle_crash")
+    (True, True, False)
+    """
+    return not (risk in RISKS and RISKS[risk].loss_notice)
+
+
+def opens_claim(risk: str, severity: str, time_to_loss_s: float | None) -> bool:
+    """Whether a warning (opened or escalated) reports a loss under way that the insurer's claims
+    desk must hear of at once — a first notice of loss: a risk marked ``loss_under_way``, critical,
+    and happening now (time to loss below :data:`LOSS_NOW_S`). A burst pipe's sustained high
+    flow (a warning) opens none until it turns critical; smoke, a wet leak sensor or a crash do.
+
+    >>> opens_claim("water_leak", "critical", 0.0), opens_claim("vehicle_crash", "critical", 0.0)
+    (True, True)
+    >>> opens_claim("burst_pipe", "warning", 0.0), opens_claim("freeze_risk", "critical", 0.0)
+    (False, False)
+    >>> opens_claim("fire_risk", "critical", None)
+    False
+    """
+    known = RISKS.get(risk)
+    return bool(
+        known
+        and known.loss_under_way
+        and severity == "critical"
+        and time_to_loss_s is not None
+        and time_to_loss_s < LOSS_NOW_S
+    )
 
 
 def check_risk(name: str) -> str:

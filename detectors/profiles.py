@@ -32,7 +32,7 @@ from detectors.home import (
     WaterLeak,
 )
 from detectors.silent import DeviceSilent
-from detectors.vehicle import DriverFatigue, HarshBraking, Speeding
+from detectors.vehicle import DriverFatigue, HarshBraking, Speeding, VehicleCrash
 
 _DETECTOR_OF: dict[str, type[RiskDetector]] = {
     cls.risk: cls
@@ -42,6 +42,7 @@ _DETECTOR_OF: dict[str, type[RiskDetector]] = {
         HarshBraking,
         Speeding,
         DriverFatigue,
+        VehicleCrash,
         SlowLeak,
         BurstPipe,
         MouldRisk,
@@ -79,7 +80,7 @@ PROFILES: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
 """Device kind → the detectors it runs, as ``(risk type, constructor params)`` pairs.
 
 >>> [risk for risk, _ in PROFILES["vehicle"]]
-['harsh_braking', 'speeding', 'driver_fatigue', 'battery_drain', 'sensor_stuck', 'device_silent']
+['harsh_braking', 'speeding', 'driver_fatigue', 'vehicle_crash', 'battery_drain', 'sensor_stuck', 'device_silent']
 """
 
 Overrides = Mapping[str, Mapping[str, Any] | None]

@@ -1,4 +1,5 @@
-"""Vehicle (telematics) detectors with physical meaning: harsh braking, speeding, fatigue.
+"""Vehicle (telematics) detectors with physical meaning: harsh braking, speeding, fatigue, and
+the crash itself (a loss, not a risk: it opens a first notice of loss).
 
 Each is a :class:`~detectors.base.RiskDetector` for one risk type. Scores follow the
 convention of :mod:`detectors.physical`: 0 is quiet, at least 0.5 is worth a warning, and the
@@ -264,3 +265,101 @@ class DriverFatigue(PhysicalDetector):
             return
         self._last.update(x, ts, self.metrics)
         self._driving.update(ts, self._is_driving(x, ts))
+
+
+class VehicleCrash(PhysicalDetector):
+    """A crash: an impact of at least ``threshold_g`` followed within ``stop_within_s`` by the
+    vehicle standing (``speed_kmh`` at most ``stopped_kmh``). A loss, not a risk: the finding is
+    critical with a time to loss of 0, and it opens the insurer's first notice of loss.
+
+    It fires once per crash, on the first reading that shows the stop (the impact's own reading
+    when it already reports the vehicle standing). An impact while the vehicle keeps moving (a
+    pothole, a kerb) is forgotten ``stop_within_s`` later; hard braking without an impact is not
+    a crash. The evidence: the impact, the speed before it (the impact's reading's speed when it
+    is above ``stopped_kmh``, else the last speed reported at most ``stale_after_s`` before),
+    the speed at the stop, how long the stop took, and the place (``lat``/``lon``, this reading's
+    or the last known) when the device reports one.
+
+    >>> detector = VehicleCrash()
+    >>> for x in ({"ts": 0.0, "speed_kmh": 72.0, "lat": 31.23, "lon": 121.47},
+    ...           {"ts": 1.0, "impact_g": 18.5, "speed_kmh": 0.0}):
+    ...     finding = detector.assess_one(x)
+    ...     detector.learn_one(x)
+    >>> finding.severity, finding.score, finding.time_to_loss_s
+    ('critical', 1.0, 0.0)
+    >>> {k: finding.evidence[k] for k in ("impact_g", "speed_before_kmh", "lat")}
+    {'impact_g': 18.5, 'speed_before_kmh': 72.0, 'lat': 31.23}
+    >>> detector.score_one({"ts": 2.0, "speed_kmh": 0.0})  # the same crash fires once
+    0.0
+    """
+
+    risk = check_risk("vehicle_crash")
+    metrics = ("impact_g", "speed_kmh")
+
+    def __init__(
+        self,
+        threshold_g: float = 4.0,
+        stop_within_s: float = 60.0,
+        stopped_kmh: float = 3.0,
+        stale_after_s: float = 30.0,
+    ) -> None:
+        self.threshold_g = in_range("threshold_g", threshold_g, 1.0, 100.0)
+        self.stop_within_s = non_negative("stop_within_s", stop_within_s)
+        self.stopped_kmh = in_range("stopped_kmh", stopped_kmh, 0.0, 30.0)
+        self.stale_after_s = non_negative("stale_after_s", stale_after_s)
+        # the impact not yet followed by a stop: when, how hard, the speed before (None: unknown)
+        self._impact_ts: float | None = None
+        self._impact_g = 0.0
+        self._speed_before: float | None = None
+        self._last = LastKnown(stale_after_s)
+
+    def _impact_if(self, ts: float, x: Mapping[str, float]) -> tuple[float, float, float | None] | None:
+        """The impact pending as of reading ``x`` (its own impact included): (time, g, speed
+        before), or ``None`` when none was felt within ``stop_within_s``."""
+        pending = self._impact_ts is not None and ts - self._impact_ts <= self.stop_within_s
+        g = num(x, "impact_g")
+        if g is not None and g >= self.threshold_g:
+            if pending:  # a second blow of the same crash: the hardest counts, timed from the last
+                return ts, max(g, self._impact_g), self._speed_before
+            speed = num(x, "speed_kmh")
+            before = speed if speed is not None and speed > self.stopped_kmh else self._last.get({}, "speed_kmh", ts)
+            return ts, g, before
+        if pending and self._impact_ts is not None:
+            return self._impact_ts, self._impact_g, self._speed_before
+        return None
+
+    def _standing(self, x: Mapping[str, float]) -> bool:
+        speed = num(x, "speed_kmh")
+        return speed is not None and speed <= self.stopped_kmh
+
+    def assess_one(self, x: Mapping[str, float]) -> Finding:
+        ts = num(x, "ts")
+        if ts is None:
+            return self._quiet()
+        impact = self._impact_if(ts, x)
+        if impact is None or not self._standing(x):
+            return self._quiet()
+        impact_ts, g, before = impact
+        evidence: dict[str, Any] = {
+            "impact_g": rnd(g, 1),
+            "speed_kmh": rnd(num(x, "speed_kmh") or 0.0, 0),
+            "stopped_after_s": rnd(max(0.0, ts - impact_ts), 0),
+            "impact_at_s": rnd(impact_ts, 3),
+        }
+        if before is not None:
+            evidence["speed_before_kmh"] = rnd(before, 0)
+        lat, lon = self._last.get(x, "lat", ts), self._last.get(x, "lon", ts)
+        if lat is not None and lon is not None:
+            evidence["lat"], evidence["lon"] = rnd(lat, 6), rnd(lon, 6)
+        return Finding(self.risk, 1.0, "critical", 0.0, evidence)
+
+    def learn_one(self, x: Mapping[str, float]) -> None:
+        ts = num(x, "ts")
+        if ts is None:
+            return
+        impact = self._impact_if(ts, x)
+        if impact is None or self._standing(x):  # nothing pending, or this crash is reported now
+            self._impact_ts, self._impact_g, self._speed_before = None, 0.0, None
+        else:
+            self._impact_ts, self._impact_g, self._speed_before = impact
+        self._last.update(x, ts, ("speed_kmh", "lat", "lon"))

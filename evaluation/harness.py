@@ -15,7 +15,11 @@ and every warning it opens is matched against the simulator's ground truth:
   customer to act) counts its scenario's expected cost as avoidable;
 - **people in the loop** (:mod:`evaluation.people`): each warning followed with the fleet's
   simulated customers and staff — quiet hours, reminders, staff escalation — and the loss
-  avoidable counting only the incidents a person acted on at least ``min_lead_s`` ahead.
+  avoidable counting only the incidents a person acted on at least ``min_lead_s`` ahead;
+- **crash notices**: a ``vehicle_crash`` warning reports a loss, it does not warn of one, so it
+  is left out of all the above (recall, lead times, false warnings, people in the loop) and
+  counted apart: how many opened, and how many answer a crash incident, opened within a few
+  minutes of its loss (:func:`evaluation.matching.match_loss_notice`).
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from core.contract import Reading, WarningEvent
-from evaluation.matching import match
+from core.risks import preventive
+from evaluation.matching import LOSS_NOTICE_SLACK_S, NOTICE_LOSS_TYPES, loss_notices, match, match_loss_notice
 from evaluation.people import DEFAULT_PEOPLE, PeopleReport, PeopleSettings, people_in_the_loop
 from streams.decisions import DeviceMonitor, WarningPolicy
 
@@ -64,6 +69,19 @@ class IncidentResult:
 
 
 @dataclass(frozen=True, slots=True)
+class LossNoticeResult:
+    """A loss notice (a crash notice) the monitor opened, and the incident it reports, if any."""
+
+    device: str
+    risk: str
+    at_ms: int
+    scenario: str | None
+    """The scenario of the incident it reports (``None``: it reports none: a false crash notice)."""
+    after_loss_s: float | None
+    """Notice − the incident's moment of loss."""
+
+
+@dataclass(frozen=True, slots=True)
 class ScenarioSummary:
     scenario: str
     incidents: int
@@ -92,6 +110,20 @@ class EvalReport:
     false_warning_examples: list[dict[str, Any]] = field(default_factory=list)
     people: PeopleReport | None = None
     """People in the loop (``evaluation.people``): who acted on the warnings, and when."""
+    crash_notices: list[LossNoticeResult] = field(default_factory=list)
+    """The loss notices opened (reports of a crash, not warnings: in none of the figures above)."""
+    crash_incidents: int = 0
+    """Incidents of a loss type a loss notice reports (crashes)."""
+
+    @property
+    def crash_notices_on_a_crash(self) -> int:
+        """Crash notices opened within ``LOSS_NOTICE_SLACK_S`` of a crash incident's loss."""
+        return sum(1 for n in self.crash_notices if n.scenario is not None)
+
+    @property
+    def crashes_noticed(self) -> int:
+        """Crash incidents with a crash notice."""
+        return len({(n.device, n.scenario) for n in self.crash_notices if n.scenario is not None})
 
     @property
     def false_warnings_per_device_day(self) -> float:
@@ -121,6 +153,14 @@ class EvalReport:
             "min_lead_s": self.min_lead_s,
             "loss_avoidable_cny": self.loss_avoidable_cny,
             "people": self.people.to_json() if self.people else None,
+            "crash_notices": {
+                "opened": len(self.crash_notices),
+                "on_a_crash": self.crash_notices_on_a_crash,
+                "crash_incidents": self.crash_incidents,
+                "crashes_noticed": self.crashes_noticed,
+                "slack_s": LOSS_NOTICE_SLACK_S,
+                "notices": [asdict(n) for n in self.crash_notices],
+            },
         }
 
 
@@ -182,6 +222,7 @@ def evaluate(
     with ``people`` (None: left out), follow each warning with the fleet's simulated people."""
     t0 = time.perf_counter()
     opened: dict[str, list[WarningEvent]] = {}
+    notices: dict[str, list[WarningEvent]] = {}
     every: dict[str, list[WarningEvent]] = {}
     spans: dict[str, tuple[int, int]] = {}
     total_readings = 0
@@ -190,12 +231,14 @@ def evaluate(
         until = fleet.span(device).end_ms if hasattr(fleet, "span") else None  # a hand-made fleet has none
         events, n = monitor_device(device, _spanned(fleet.readings(device), device.device, spans), policy, until)
         total_readings += n
-        opened[device.device] = [e for e in events if e.action == "open"]
-        every[device.device] = events
+        opened[device.device] = [e for e in events if e.action == "open" and preventive(e.risk)]
+        notices[device.device] = loss_notices(e for e in events if e.action == "open")
+        every[device.device] = [e for e in events if preventive(e.risk)]
         if progress:
+            crash = f", {len(notices[device.device])} crash notice(s)" if notices[device.device] else ""
             progress(
                 f"[{i}/{len(devices)}] {device.device} ({device.kind}, {device.scenario or 'quiet'}): "
-                f"{n} readings, {len(opened[device.device])} warnings"
+                f"{n} readings, {len(opened[device.device])} warnings{crash}"
             )
     by_device: dict[str, list[Any]] = defaultdict(list)
     for incident in fleet.incidents:
@@ -220,6 +263,23 @@ def evaluate(
                 warned_after_loss=found.warned_after_loss,
             )
         )
+    crashes = [i for i in fleet.incidents if any(i.loss_type in types for types in NOTICE_LOSS_TYPES.values())]
+    reported: dict[str, Any] = {}
+    for incident in crashes:
+        notice = match_loss_notice(incident, notices.get(incident.device, []))
+        if notice is not None:
+            reported.setdefault(notice.warning_id, incident)
+    crash_notices = [
+        LossNoticeResult(
+            device=e.device,
+            risk=e.risk,
+            at_ms=e.at_ms,
+            scenario=reported[e.warning_id].scenario if e.warning_id in reported else None,
+            after_loss_s=(e.at_ms - reported[e.warning_id].loss_at_ms) / 1000 if e.warning_id in reported else None,
+        )
+        for events in notices.values()
+        for e in events
+    ]
     false = [e for events in opened.values() for e in events if e.warning_id not in matched]
     false_by_risk: dict[str, int] = defaultdict(int)
     for e in false:
@@ -246,6 +306,8 @@ def evaluate(
             for e in false[:20]
         ],
         people=people_in_the_loop(fleet, every, min_lead_s, people) if people is not None else None,
+        crash_notices=crash_notices,
+        crash_incidents=len(crashes),
     )
 
 

@@ -5,16 +5,26 @@ device, of one of the incident's risk types, and opened between an hour before t
 started (``EARLY_SLACK_S``) and six hours after the loss (``FALSE_WARNING_GRACE_S``). The
 first such warning opened no later than the loss is the one the lead time is measured from;
 every other warning is a false one.
+
+A loss notice (a risk the catalogue marks ``loss_notice``: ``vehicle_crash``) is not a warning:
+it reports the loss, so it takes no part in that rule (:func:`preventive_warnings` leaves it
+out). It answers an incident of the loss type it reports (a crash: ``collision``) on its device
+when it opened within ``LOSS_NOTICE_SLACK_S`` of the loss (:func:`match_loss_notice`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+from core.risks import preventive
 
 FALSE_WARNING_GRACE_S = 6 * 3600.0  # a warning this long after the loss still belongs to it
 EARLY_SLACK_S = 3600.0  # ... and one this long before its precursor started
+LOSS_NOTICE_SLACK_S = 300.0  # a loss notice this close to an incident's loss reports it
+NOTICE_LOSS_TYPES: dict[str, tuple[str, ...]] = {"vehicle_crash": ("collision",)}
+"""Loss-notice risk → the simulator's loss types it reports."""
 
 
 class OpenedWarning(Protocol):
@@ -37,6 +47,11 @@ class Incident(Protocol):
     def precursor_start_ms(self) -> int: ...
     @property
     def loss_at_ms(self) -> int: ...
+
+
+class TypedIncident(Incident, Protocol):
+    @property
+    def loss_type(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,3 +88,30 @@ def match(incident: Incident, opened: Iterable[OpenedWarning]) -> Match:
     )
     before = [w for w in candidates if w.at_ms <= incident.loss_at_ms]
     return Match(min(before, key=lambda w: w.at_ms) if before else None, candidates)
+
+
+W = TypeVar("W", bound=OpenedWarning)
+
+
+def preventive_warnings(opened: Iterable[W]) -> list[W]:
+    """The warnings of ``opened`` that warn before a loss: every one but the loss notices."""
+    return [w for w in opened if preventive(w.risk)]
+
+
+def loss_notices(opened: Iterable[W]) -> list[W]:
+    """The loss notices of ``opened`` (crash notices): reports of a loss, not warnings."""
+    return [w for w in opened if not preventive(w.risk)]
+
+
+def match_loss_notice(incident: TypedIncident, notices: Iterable[OpenedWarning]) -> OpenedWarning | None:
+    """The first loss notice of ``notices`` that reports ``incident``: on its device, of a risk
+    reporting its loss type, opened within ``LOSS_NOTICE_SLACK_S`` of its loss."""
+    slack = int(LOSS_NOTICE_SLACK_S * 1000)
+    found = [
+        n
+        for n in notices
+        if n.device == incident.device
+        and incident.loss_type in NOTICE_LOSS_TYPES.get(n.risk, ())
+        and abs(n.at_ms - incident.loss_at_ms) <= slack
+    ]
+    return min(found, key=lambda n: n.at_ms) if found else None

@@ -9,6 +9,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from evaluation.matching import LOSS_NOTICE_SLACK_S
+
 
 def _h(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f} h"
@@ -50,6 +52,16 @@ def print_eval(console: Console, report: Any) -> None:
         f"scored in {report.seconds:.1f} s; loss avoidable (warned ≥ {report.min_lead_s / 60:.0f} min ahead): "
         f"¥{report.loss_avoidable_cny:,.0f}"
     )
+    notices = getattr(report, "crash_notices", None)
+    if notices is not None and (notices or report.crash_incidents):
+        gaps = [abs(n.after_loss_s) for n in notices if n.after_loss_s is not None]
+        when = f" (at most {max(gaps):.1f} s from it)" if gaps else ""
+        console.print(
+            f"crash notices (losses reported, not warnings: outside recall, lead times and false warnings): "
+            f"{len(notices)} opened, {report.crash_notices_on_a_crash} within "
+            f"{LOSS_NOTICE_SLACK_S / 60:.0f} min of a crash's loss{when}; "
+            f"{report.crashes_noticed} of {report.crash_incidents} crashes noticed"
+        )
     if getattr(report, "people", None) is not None:
         print_people(console, report.people)
 

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from core.settings import get_settings, hide_password
-from forewarn import desk
+from forewarn import desk, keys, scores_cli
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="forewarn: warn the policyholder before the loss.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -33,7 +33,12 @@ app.add_typer(detectors_app, name="detectors")
 app.add_typer(eval_app, name="eval")
 app.add_typer(desk.warning_app, name="warning")
 app.add_typer(desk.tenant_app, name="tenant")
+app.add_typer(desk.claims_app, name="claims")
+app.add_typer(scores_cli.scores_app, name="scores")
 customer_app.command("prefs")(desk.customer_prefs)
+app.add_typer(keys.key_app, name="key")
+desk.tenant_app.command("add")(keys.tenant_add)
+desk.tenant_app.command("list")(keys.tenant_list)
 
 # wide tables when the output is a file or a CI log (rich assumes 80 columns there)
 console = Console(width=None if sys.stdout.isatty() else 150)
@@ -88,11 +93,12 @@ def db_migrate() -> None:
 @customer_app.command("add")
 def customer_add(
     customer_id: Annotated[str, typer.Argument(metavar="ID")],
+    tenant: Annotated[str, typer.Option(help="The insurer (tenant) whose customer it is.")],
     name: Annotated[str, typer.Option(help="How warnings address the customer.")],
     locale: Annotated[str, typer.Option(help="zh-CN or en.")] = "zh-CN",
     notify: Annotated[list[str] | None, typer.Option(help="An apprise URL; repeat for several channels.")] = None,
 ) -> None:
-    """Add or update a customer with one or more apprise notification URLs."""
+    """Add or update one of a tenant's customers with one or more apprise notification URLs."""
     from core import db
     from notifiers.channels import ChannelError, check_url
     from notifiers.channels import masked as mask_channel
@@ -103,10 +109,10 @@ def customer_add(
     try:
         for url in urls:
             check_url(url)
-        db.add_customer(get_settings().database_url, customer_id, name, locale, urls)
+        db.add_customer(get_settings().database_url, customer_id, name, locale, urls, tenant=tenant)
     except (ValueError, ChannelError, db.DatabaseError) as exc:
         _fail(str(exc))
-    console.print(f"customer {customer_id} ({locale}) → " + ", ".join(mask_channel(u) for u in urls))
+    console.print(f"customer {tenant}/{customer_id} ({locale}) → " + ", ".join(mask_channel(u) for u in urls))
 
 
 @device_app.command("add")
@@ -287,7 +293,7 @@ def ingest() -> None:
 
 @app.command()
 def api() -> None:
-    """Serve the HTTP API: acknowledgement links (FOREWARN_PUBLIC_URL/a/…), health (long-running)."""
+    """Serve the HTTP API: acknowledgement links (FOREWARN_PUBLIC_URL/a/…), the REST API /v1 (docs at /docs), health."""
     from forewarn.api import run_api
 
     _logging()

@@ -1,7 +1,8 @@
 """The insurer's desk on the command line: warnings, outcomes, contacts, follow-up policies, customers' hours.
 
 ``forewarn warning show|ack|outcome``, ``forewarn tenant contacts|policy``, ``forewarn customer
-prefs``. Each refusal is one clear line and changes nothing.
+prefs``, ``forewarn claims list`` (first notices of loss). Each refusal is one clear line and
+changes nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
 
 warning_app = typer.Typer(no_args_is_help=True, help="One warning: its story, acknowledgement and outcome.")
 tenant_app = typer.Typer(no_args_is_help=True, help="An insurer (tenant): who hears of ignored warnings, and when.")
+claims_app = typer.Typer(no_args_is_help=True, help="First notices of loss: losses under way reported to claims.")
 
 _By = Annotated[str, typer.Option("--by", help="Who is acting (recorded with the change), e.g. staff:li.wei")]
 _Tenant = Annotated[str | None, typer.Option(help="Only this tenant's warning (another tenant's is 'not found').")]
@@ -54,6 +56,16 @@ def warning_show(warning_id: Annotated[str, typer.Argument(metavar="WARNING_ID")
         + (f" · predicted loss {w['predicted_loss_at']:%Y-%m-%d %H:%M %Z}" if w["predicted_loss_at"] else "")
     )
     console.print(f"evidence: {dict(w['evidence'])}")
+    try:
+        claim = db.claim_notice_of(_url(), warning_id)
+    except db.DatabaseError as exc:
+        _fail(str(exc))
+    if claim is not None:
+        where = f", at {claim['lat']:.5f}, {claim['lon']:.5f}" if claim["lat"] is not None else ""
+        console.print(
+            f"claim notice: [bold]{claim['ref']}[/bold] (first notice of loss"
+            f", opened {claim['created_at']:%Y-%m-%d %H:%M:%S %Z}{where})"
+        )
     table = Table(title="transitions")
     for col in ("at", "event", "from", "to", "by", "note"):
         table.add_column(col)
@@ -99,6 +111,7 @@ def warning_ack(
     """Acknowledge a warning for the customer (for example after a call): stops its reminders."""
     try:
         row = db.acknowledge(_url(), warning_id, by, tenant=tenant)
+        db.audit(_url(), row["tenant"], by, "warning.acknowledge", warning_id, via="cli", status=row["status"])
     except db.DatabaseError as exc:
         _fail(str(exc))
     console.print(f"warning {warning_id} is {row['status']} (by {row.get('acknowledged_by') or by})")
@@ -116,6 +129,8 @@ def warning_outcome(
     """Record what really happened after a warning: the feedback that measures prevention."""
     try:
         db.record_outcome(_url(), warning_id, outcome, by, tenant=tenant, cost_cny=claim_cny, note=note)
+        owner = db.query(_url(), "SELECT tenant FROM warnings WHERE id = %s", (warning_id,))[0]["tenant"]
+        db.audit(_url(), owner, by, "warning.outcome", warning_id, via="cli", outcome=outcome, cost_cny=claim_cny)
     except (ValueError, db.DatabaseError) as exc:
         _fail(str(exc))
     console.print(f"warning {warning_id}: outcome {outcome}" + (f", claim ¥{claim_cny:,.0f}" if claim_cny else ""))
@@ -138,6 +153,37 @@ def tenant_contacts(
         _fail(str(exc))
     for name, urls in found.items():
         console.print(f"{name:<7} " + (", ".join(mask_channel(u) for u in urls) or "—"))
+
+
+@claims_app.command("list")
+def claims_list(
+    tenant: Annotated[str, typer.Argument()],
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many, the newest first.")] = 20,
+) -> None:
+    """The tenant's recent first notices of loss: reference, when, who, what, where, the warning."""
+    try:
+        notices = db.claim_notices(_url(), tenant, limit)
+    except (ValueError, db.DatabaseError) as exc:
+        _fail(str(exc))
+    if not notices:
+        console.print(f"no claim notices for tenant {tenant}")
+        return
+    zone = check_zone(get_settings().timezone)
+    table = Table(title=f"first notices of loss of {tenant} ({zone.key}; 'forewarn warning show WARNING' for one)")
+    for col in ("ref", "opened", "customer", "device", "risk", "where", "warning"):
+        whole = col in ("ref", "opened", "warning")  # what is copied into other commands: never cut
+        table.add_column(col, no_wrap=whole, overflow="fold")
+    for n in notices:
+        table.add_row(
+            n["ref"],
+            f"{n['opened_at'].astimezone(zone):%Y-%m-%d %H:%M}",
+            n["customer_name"] or n["customer_id"] or "—",
+            n["device"],
+            n["risk"],
+            f"{n['lat']:.4f}, {n['lon']:.4f}" if n["lat"] is not None and n["lon"] is not None else "—",
+            n["warning_id"],
+        )
+    console.print(table)
 
 
 def _describe(policy: FollowUpPolicy) -> str:
@@ -185,6 +231,7 @@ def tenant_policy(
 
 def customer_prefs(
     customer_id: Annotated[str, typer.Argument(metavar="ID")],
+    tenant: Annotated[str, typer.Option(help="The insurer (tenant) whose customer it is.")],
     timezone: Annotated[str | None, typer.Option(help="IANA zone, e.g. Asia/Shanghai.")] = None,
     quiet: Annotated[list[str] | None, typer.Option(help="Quiet hours HH:MM-HH:MM in their zone; repeat.")] = None,
     no_quiet: Annotated[bool, typer.Option(help="Remove all quiet hours.")] = False,
@@ -201,12 +248,18 @@ def customer_prefs(
         elif no_quiet:
             windows = []
         row: dict[str, Any] = db.set_customer_preferences(
-            _url(), customer_id, timezone=timezone, quiet_hours=windows, daily_budget=budget, clear_budget=no_budget
+            _url(),
+            customer_id,
+            tenant=tenant,
+            timezone=timezone,
+            quiet_hours=windows,
+            daily_budget=budget,
+            clear_budget=no_budget,
         )
     except (ValueError, db.DatabaseError) as exc:
         _fail(str(exc))
     console.print(
-        f"customer {row['id']}: time zone {row['timezone'] or get_settings().timezone + ' (default)'}, "
+        f"customer {row['tenant']}/{row['id']}: time zone {row['timezone'] or get_settings().timezone + ' (default)'}, "
         f"quiet hours {', '.join(row['quiet_hours']) or 'none'}, "
         f"daily budget {row['daily_budget'] if row['daily_budget'] is not None else 'none'}"
     )

@@ -41,8 +41,16 @@ class PublishStats:
 
 
 def register_fleet(database_url: str, fleet: Any, notify_for: Callable[[Any], list[str]]) -> None:
+    """Register the fleet's customers and devices; a customer belongs to its devices' tenant
+    (customers are per tenant: one whose devices span several tenants is registered in each)."""
+    tenants_of: dict[str, set[str]] = {}
+    for device in fleet.devices:
+        tenants_of.setdefault(device.customer, set()).add(device.tenant)
     for customer in fleet.customers:
-        db.add_customer(database_url, customer.id, customer.name, customer.locale, notify_for(customer))
+        for tenant in sorted(tenants_of.get(customer.id, ())):
+            db.add_customer(
+                database_url, customer.id, customer.name, customer.locale, notify_for(customer), tenant=tenant
+            )
     for device in fleet.devices:
         db.add_device(database_url, device.device, device.tenant, device.customer, device.kind)
 

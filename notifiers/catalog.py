@@ -1,6 +1,7 @@
 """What each risk means to a policyholder, in each locale: its name, the loss it leads to, why
 we think it is coming, how long is left and what to do now. The words of a preventive warning
-(风险预警 · 防灾减损), not of a claim.
+(风险预警 · 防灾减损), not of a claim — but for a crash (``vehicle_crash``), a loss that has
+happened: its words put safety first and say the insurer's claims desk is on its way.
 
 ``why`` maps each judgement a detector can fire on (the evidence's ``triggers``; a detector
 that judges one way has one entry) to a Jinja phrase that states the figures that fired it.
@@ -110,6 +111,23 @@ CATALOG: dict[str, dict[str, RiskText]] = {
             forecast="约{{ time_left }}后（{{ time_at }}前后）您将连续驾驶满{{ max_drive_s | duration }}，"
             "此后因疲劳发生交通事故的风险将明显上升。",
             now="您已超过连续驾驶{{ max_drive_s | duration }}的安全上限，现在因疲劳发生交通事故的风险很高。",
+        ),
+        "vehicle_crash": RiskText(
+            "车辆碰撞事故",
+            "人员受伤和车辆损坏",
+            (
+                "安全第一：开启危险报警灯，人员撤离到护栏外等安全地点，在车后方放置警告标志",
+                "如有人受伤，请立即拨打120急救电话；报警请拨打122（交通事故）或110",
+                "在确保安全的前提下拍摄现场、车辆和对方车牌照片，不要私下承诺责任",
+                "保险公司理赔专线正在与您联系，请保持电话畅通",
+            ),
+            why={
+                "impact": "车辆传感器检测到{{ impact_g | num(1) }}g的撞击"
+                "{% if speed_before_kmh is defined and speed_before_kmh > 0 %}"
+                "（撞击前车速{{ speed_before_kmh | num(0) }}公里/小时）{% endif %}，"
+                "随后车辆{% if stopped_after_s >= 1 %}在{{ stopped_after_s | num(0) }}秒内{% endif %}停止"
+            },
+            now="看起来您的车辆发生了碰撞事故。请先确保人身安全，理赔工作我们会协助您处理。",
         ),
         "slow_leak": RiskText(
             "持续渗漏",
@@ -317,6 +335,27 @@ CATALOG: dict[str, dict[str, RiskText]] = {
             now="You have been at the wheel longer than the safe {{ max_drive_s | duration }} without a break: "
             "the risk of {{ loss }} is high now.",
         ),
+        "vehicle_crash": RiskText(
+            "Vehicle crash",
+            "injuries and damage to the vehicle",
+            (
+                "Safety first: switch on the hazard lights, get everyone to a safe place away from traffic "
+                "and set up the warning triangle behind the vehicle",
+                "If anyone is hurt, call 120 (ambulance) now; report the accident to the police on 122 "
+                "(traffic accidents) or 110",
+                "When it is safe, photograph the scene, the vehicles and the other party's number plate; "
+                "do not admit liability",
+                "Your insurer's claims hotline is contacting you: please keep your phone on",
+            ),
+            why={
+                "impact": "your vehicle's sensor registered an impact of {{ impact_g | num(1) }} g"
+                "{% if speed_before_kmh is defined and speed_before_kmh > 0 %}"
+                " at {{ speed_before_kmh | num(0) }} km/h{% endif %}, and the vehicle came to a stop"
+                "{% if stopped_after_s >= 1 %} within {{ stopped_after_s | num(0) }} seconds{% endif %}"
+            },
+            now="It looks as if your vehicle has been in a crash. Make sure everyone is safe first; "
+            "we will help you with the claim.",
+        ),
         "slow_leak": RiskText(
             "Continuous slow leak",
             "hidden water damage and mould in walls and floors",
@@ -518,6 +557,12 @@ METRIC_LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "vibration_mm_s": ("振动", "毫米/秒"),
         "bearing_temp_c": ("轴承温度", "°C"),
         "battery_pct": ("电量", "%"),
+        "impact_g": ("撞击", "g"),
+        "accel_long_g": ("纵向加速度", "g"),
+        "speed_limit_kmh": ("限速", "公里/小时"),
+        "water_leak": ("漏水传感器", ""),
+        "smoke": ("烟雾报警", ""),
+        "ignition": ("点火", ""),
     },
     "en": {
         "temp_c": ("temperature", "°C"),
@@ -531,6 +576,12 @@ METRIC_LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "vibration_mm_s": ("vibration", "mm/s"),
         "bearing_temp_c": ("bearing temperature", "°C"),
         "battery_pct": ("battery", "%"),
+        "impact_g": ("impact", "g"),
+        "accel_long_g": ("longitudinal acceleration", "g"),
+        "speed_limit_kmh": ("speed limit", "km/h"),
+        "water_leak": ("leak sensor", ""),
+        "smoke": ("smoke alarm", ""),
+        "ignition": ("ignition", ""),
     },
 }
-"""A metric a stuck-sensor warning names: its label and unit per locale."""
+"""A metric a stuck-sensor warning or a claim notice's readings name: its label and unit per locale."""

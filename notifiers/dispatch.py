@@ -9,8 +9,17 @@ handed to the customer's next channel (``notifiers.delivery``); every attempt is
 :meth:`Dispatcher.fire_followups` sends the reminders and the escalations to the insurer's
 staff and last step that a warning nobody acknowledged has come due for (``notifiers.followup``).
 
+A loss under way — a warning opened or escalated that is critical and happening now for a risk
+the catalogue marks ``loss_under_way`` (``core.risks.opens_claim``: a wet leak sensor, a burst
+pipe, smoke, a vehicle's crash) — first opens a first notice of loss (``notifiers.claims``):
+stored once per warning (``claim_notices``, its reference derived from the warning id) with
+the device's readings of the 10 minutes before, and sent to each of the tenant's ``claims``
+contacts; the customer's messages about that warning (reminders too) give its reference. The
+claim notice of a delivery is looked up by warning id when it is rendered.
+
 Exactly once in effect: a (warning, action, channel) is enqueued once, claimed under a lease,
-and a follow-up step is claimed once, so replays and restarts send nothing twice.
+and a follow-up step is claimed once, so replays and restarts send nothing twice; a replayed
+warning finds its claim notice and opens no second one.
 """
 
 from __future__ import annotations
@@ -28,7 +37,9 @@ from core.contract import WarningEvent
 from core.db import Store
 from core.lifecycle import NOTIFY_ACTIONS
 from core.localtime import zone
+from core.risks import RISKS, opens_claim
 from notifiers import channels
+from notifiers.claims import CLAIM_ACTION, READINGS_BEFORE_S, ClaimNotice, claim_refs, place, series_of
 from notifiers.delivery import (
     LEASE_S,
     RETRY_DELAYS_S,
@@ -39,7 +50,7 @@ from notifiers.delivery import (
 )
 from notifiers.followup import DEFAULT_POLICIES, FollowUpPolicy, Step
 from notifiers.quiet import QuietHours, decide
-from notifiers.render import Message, render_digest, render_staff_alert, render_warning
+from notifiers.render import Message, render_claim_notice, render_digest, render_staff_alert, render_warning
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +67,16 @@ class DispatchStats:
     skipped_duplicates: int = 0
     no_customer: int = 0
     followups: int = 0
+    claims: int = 0
     last_messages: list[Message] = field(default_factory=list)
 
 
 def _ms(moment: datetime | None) -> int | None:
     return None if moment is None else int(moment.timestamp() * 1000)
+
+
+def _at(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def _event_of(row: dict[str, Any], now_ms: int) -> WarningEvent:
@@ -90,8 +106,11 @@ class Dispatcher:
         concurrency: int = 16,
         now: Callable[[], float] = time.time,
         retry_delays_s: tuple[float, ...] = RETRY_DELAYS_S,
+        claim_wait_s: float = 2.0,
     ) -> None:
         self.retry_delays_s = retry_delays_s
+        self.claim_wait_s = claim_wait_s
+        """How long a fresh claim notice waits for the readings of its warning's moment to be stored."""
         self.store = store
         self.timezone = timezone
         self.ack_link = ack_link or (lambda _: None)
@@ -109,6 +128,8 @@ class Dispatcher:
         changed = await self.store.record_warning(event, customer["id"] if customer else None)
         if event.action not in NOTIFY_ACTIONS:
             return
+        if opens_claim(event.risk, event.severity, event.time_to_loss_s):
+            await self._open_claim(event, customer)
         if customer is None:
             self.stats.no_customer += 1
             log.warning("warning %s for %s has no customer to notify", event.warning_id, event.key)
@@ -121,7 +142,7 @@ class Dispatcher:
         local_midnight = datetime.fromtimestamp(self.now(), tz=tz).replace(hour=0, minute=0, second=0, microsecond=0)
         sent_today = 0
         if customer.get("daily_budget") is not None and event.severity != "critical":
-            sent_today = await self.store.sent_today(customer["id"], local_midnight)
+            sent_today = await self.store.sent_today(customer["id"], local_midnight, event.tenant)
         verdict, release_ms = decide(
             event.severity, int(self.now() * 1000), tz, windows, sent_today, customer.get("daily_budget")
         )
@@ -141,6 +162,63 @@ class Dispatcher:
             if added and held:
                 self.stats.held += 1
                 log.info("warning %s held for %s until %s (%s)", event.warning_id, customer["id"], due, held)
+
+    async def _open_claim(self, event: WarningEvent, customer: dict[str, Any] | None) -> str:
+        """The warning's first notice of loss, opened once (a replay finds it), and its messages to
+        the tenant's claims contacts in the outbox; its reference."""
+        found = await self.store.claim_notice(event.warning_id)
+        if found is not None:
+            ref = str(found["ref"])
+        else:
+            start_ms = event.opened_at_ms - int(READINGS_BEFORE_S * 1000)
+            series = series_of(await self._readings_until(event, start_ms))
+            lat, lon = place(event.evidence, series)
+            ref, opened = await self.store.open_claim_notice(
+                claim_refs(event.warning_id, event.opened_at_ms, zone(self.timezone)),
+                {
+                    "tenant": event.tenant,
+                    "device": event.device,
+                    "kind": event.kind,
+                    "customer_id": customer["id"] if customer else None,
+                    "warning_id": event.warning_id,
+                    "risk": event.risk,
+                    "severity": event.severity,
+                    "opened_at": _at(event.opened_at_ms),
+                    "lat": lat,
+                    "lon": lon,
+                    "evidence": event.evidence,
+                    "readings": {"from_ms": start_ms, "to_ms": event.opened_at_ms, "series": series},
+                },
+            )
+            if opened:
+                self.stats.claims += 1
+                log.info("claim notice %s opened: %s on %s (warning %s)", ref, event.risk, event.key, event.warning_id)
+        contacts = await self.store.contacts(event.tenant, "claims")
+        if not contacts:
+            log.warning(
+                "claim notice %s: tenant %s has no claims contact to send it to"
+                " (forewarn tenant contacts %s --role claims --notify URL)",
+                ref,
+                event.tenant,
+                event.tenant,
+            )
+        for position, url in contacts:
+            await self.store.enqueue(event.warning_id, CLAIM_ACTION, "claims", position, url, channels.masked(url))
+        return ref
+
+    async def _readings_until(self, event: WarningEvent, start_ms: int) -> list[tuple[str, datetime, float]]:
+        """The device's stored readings from ``start_ms`` to the warning's opening. The worker stores
+        readings and scores them side by side: a warning only just decided may come before its own
+        readings are in the database, so for up to ``claim_wait_s`` the read is repeated until the
+        reading of the warning's moment is there."""
+        end = _at(event.opened_at_ms)
+        waited = 0.0
+        while True:
+            rows = await self.store.readings_between(event.tenant, event.device, _at(start_ms), end)
+            if waited >= self.claim_wait_s or any(ts >= end for _, ts, _ in rows):
+                return rows
+            await asyncio.sleep(0.25)
+            waited += 0.25
 
     # ------------------------------------------------------------------ sending
 
@@ -174,15 +252,25 @@ class Dispatcher:
             jobs.append(self._deliver(group[0]) if len(group) == 1 else self._deliver_digest(group))
         await asyncio.gather(*jobs)
 
-    def _render(self, row: dict[str, Any]) -> Message:
+    def _render(self, row: dict[str, Any], claim: ClaimNotice | None = None) -> Message:
         now_ms = int(self.now() * 1000)
         event = _event_of(row, now_ms)
         tz_name = str(zone(row.get("timezone"), self.timezone))
         locale = row.get("locale") or "zh-CN"
         name = row.get("customer_name") or ""
+        if row["audience"] == "claims":
+            if claim is None:
+                raise ValueError(f"warning {event.warning_id} has no claim notice")
+            return render_claim_notice(claim, locale, tz_name)
         if row["audience"] == "customer":
             return render_warning(
-                event, locale, name, tz_name, ack_url=self.ack_link(event.warning_id), reminder=int(row["reminder"])
+                event,
+                locale,
+                name,
+                tz_name,
+                ack_url=self.ack_link(event.warning_id),
+                claim_ref=claim.ref if claim else None,
+                reminder=int(row["reminder"]),
             )
         notified = _ms(row.get("notified_at")) or event.opened_at_ms
         minutes = max(0, (now_ms - notified) // 60_000)
@@ -195,7 +283,7 @@ class Dispatcher:
             self.stats.failed += 1
             return
         try:
-            message = self._render(row)
+            message = self._render(row, await self._claim_of(row))
         except Exception as exc:  # noqa: BLE001 - a broken row must not stop the others
             log.exception("cannot render delivery %s", row["id"])
             await self.store.record_attempt(row["id"], False, f"cannot render: {exc}", 0.0)
@@ -205,6 +293,14 @@ class Dispatcher:
         await self._after_attempt(row, ok, error, seconds)
         if ok:
             self.stats.last_messages = [*self.stats.last_messages[-19:], message]
+
+    async def _claim_of(self, row: dict[str, Any]) -> ClaimNotice | None:
+        """The claim notice of a delivery's warning (only a loss under way may have one)."""
+        risk = RISKS.get(str(row["risk"]))
+        if risk is None or not risk.loss_under_way or row["audience"] not in ("customer", "claims"):
+            return None
+        found = await self.store.claim_notice(str(row["warning_id"]))
+        return None if found is None else ClaimNotice.from_row(found, str(row.get("customer_name") or ""))
 
     async def _deliver_digest(self, group: list[dict[str, Any]]) -> None:
         first = group[0]

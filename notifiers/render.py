@@ -1,11 +1,12 @@
 """Render warnings into messages: what is wrong, why we think so (the figures that fired the
 detector), how long is left, and what to do — in the customer's locale and on their clock.
 
-Three messages, one :class:`Message` type: :func:`render_warning` for the policyholder (a new
+Four messages, one :class:`Message` type: :func:`render_warning` for the policyholder (a new
 warning, an escalation, a reminder), :func:`render_staff_alert` for the insurer's risk-service
 staff when a warning goes unacknowledged, :func:`render_digest` for several held warnings in
-one message. Pure: events, the words of :mod:`notifiers.catalog` and the templates in
-``notifiers/templates/`` in, a message out.
+one message, :func:`render_claim_notice` for the insurer's claims desk when a loss is under
+way (a first notice of loss, ``notifiers.claims``). Pure: events, the words of
+:mod:`notifiers.catalog` and the templates in ``notifiers/templates/`` in, a message out.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from notifiers.catalog import (
     SEVERITY_TEXT,
     RiskText,
 )
+from notifiers.claims import ClaimNotice, summarise
 
 log = logging.getLogger(__name__)
 
@@ -381,5 +383,88 @@ def render_digest(
         _env()
         .get_template(f"digest.{locale}.j2")
         .render(customer_name=customer_name.strip(), items=items, count=n, ack_url=ack_url)
+    )
+    return Message(title=title, body=_tidy(body), locale=locale)
+
+
+def _figure(value: float, metric: str, locale: str) -> str:
+    _, unit = METRIC_LABELS[locale].get(metric, (metric, ""))
+    space = " " if locale == "en" and unit and unit != "%" else ""
+    return f"{format_number(value, 2)}{space}{unit}"
+
+
+def _readings_lines(notice: ClaimNotice, locale: str) -> list[str]:
+    """One line per metric of the notice's readings: how many, first → last, lowest and highest."""
+    zh = locale == "zh-CN"
+    lines = []
+    for s in summarise(notice.readings):
+        label = METRIC_LABELS[locale].get(s.metric, (s.metric, ""))[0]
+        if s.low == s.high:
+            lines.append(
+                f"{label}：{s.readings}次读数，均为{_figure(s.last, s.metric, locale)}"
+                if zh
+                else f"{label}: {s.readings} reading{'s' if s.readings != 1 else ''}, "
+                f"{'all ' if s.readings != 1 else ''}{_figure(s.last, s.metric, locale)}"
+            )
+            continue
+        first, last = _figure(s.first, s.metric, locale), _figure(s.last, s.metric, locale)
+        low, high = _figure(s.low, s.metric, locale), _figure(s.high, s.metric, locale)
+        lines.append(
+            f"{label}：{s.readings}次读数，{first} → {last}（最低{low}，最高{high}）"
+            if zh
+            else f"{label}: {s.readings} readings, {first} → {last} (lowest {low}, highest {high})"
+        )
+    return lines
+
+
+def render_claim_notice(notice: ClaimNotice, locale: str, tz: str = DEFAULT_TIMEZONE) -> Message:
+    """The insurer's claims desk's first notice of loss: the reference, who (customer, device),
+    what (the risk and the evidence that fired it), when, where (when the device reports a
+    position), the evidence's figures and a summary of the device's readings before it — in
+    ``locale``, times on ``tz``'s clock."""
+    _check_locale(locale)
+    zone = check_zone(tz)
+    event = WarningEvent(
+        warning_id=notice.warning_id,
+        tenant=notice.tenant,
+        device=notice.device,
+        kind=notice.kind,
+        risk=notice.risk,
+        action="open",
+        severity=notice.severity,
+        score=1.0,
+        at_ms=notice.opened_at_ms,
+        opened_at_ms=notice.opened_at_ms,
+        predicted_loss_at_ms=notice.opened_at_ms,
+        evidence=dict(notice.evidence),
+    )
+    words = _words(event, locale, zone, absolute=True)
+    zh = locale == "zh-CN"
+    who = notice.customer_name.strip() or notice.customer_id or notice.device
+    if zh:
+        title = f"【报案】{notice.ref} · {words.risk.name} · {who}"
+    else:
+        title = f"First notice of loss {notice.ref}: {words.risk.name} — {who}"
+    where = ""
+    if notice.lat is not None and notice.lon is not None:
+        where = f"{notice.lat:.5f}, {notice.lon:.5f}"
+    evidence = [
+        f"{k}={format_number(v, 3) if isinstance(v, float) else v}"
+        for k, v in notice.evidence.items()
+        if k not in ("triggers", "lat", "lon") and not k.endswith(("_at_s", "_ms"))  # positions and times: above
+    ]
+    body = (
+        _env()
+        .get_template(f"claim.{locale}.j2")
+        .render(
+            notice=notice,
+            w=words,
+            customer_name=notice.customer_name.strip(),
+            when=format_datetime(notice.opened_at_ms, zone),
+            where=where,
+            evidence=", ".join(evidence),
+            readings=_readings_lines(notice, locale),
+            readings_from=format_datetime(notice.readings_from_ms, zone) if notice.readings_from_ms else "",
+        )
     )
     return Message(title=title, body=_tidy(body), locale=locale)

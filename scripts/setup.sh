@@ -20,6 +20,18 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
     exit 1
   fi
 fi
+# Chromium and its driver (Debian's packages) for the console's browser test; never fatal: without
+# them that one test is skipped and says why.
+if ! { command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; }; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing chromium chromium-driver from the system's packages (the console's browser test)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } ||
+      echo "setup: could not install chromium chromium-driver; the console's browser test will be skipped" >&2
+  else
+    echo "setup: for the console's browser test install chromium chromium-driver" \
+      "(e.g. sudo apt-get install chromium chromium-driver); without them it is skipped" >&2
+  fi
+fi
 # TimescaleDB (Apache-2 edition) for that PostgreSQL when missing; never fatal: forewarn falls back.
 bash scripts/install-timescaledb.sh || true
 

@@ -395,7 +395,8 @@ def plan_trips(rng: np.random.Generator, span: Span, habit: str) -> list[Trip]:
     (a ride-hailing night shift with a proper break every ~2.5 h of driving), ``long_haul``
     (daytime legs of at most 3.5 h separated by 30–50 min rests), ``courier`` (a daytime
     multi-drop round of short city trips, a lunch break), ``night_long_haul`` (overnight legs
-    of at most 3.5 h separated by 30–50 min rests).
+    of at most 3.5 h separated by 30–50 min rests), ``long_haul_tired`` (daytime legs with only
+    a fuel stop between the first two: over 4 h at the wheel without a break, every day).
     """
     trips: list[Trip] = []
     start_h = float(local_hours(np.array([span.start_ms]), span)[0])
@@ -456,6 +457,15 @@ def plan_trips(rng: np.random.Generator, span: Span, habit: str) -> list[Trip]:
                 dur = (2.0 + 1.5 * rng.random()) * HOUR_S
                 trips.append(Trip(s, dur, "long_haul"))
                 s += dur + (30 + 20 * rng.random()) * 60
+        elif habit == "long_haul_tired":
+            s = midnight + (5.5 + 1.5 * rng.random()) * HOUR_S
+            stint = s  # a 5–15 min fuel stop is no break: the first two legs are one stint
+            for leg, (lo_h, hi_h) in enumerate(((2.5, 3.5), (1.5, 2.5), (1.5, 2.5))):
+                dur = (lo_h + (hi_h - lo_h) * rng.random()) * HOUR_S
+                trips.append(Trip(s, dur, "long_haul", fatigue_from_s=stint + 3 * HOUR_S))
+                rest = (30 + 20 * rng.random()) * 60 if leg == 1 else (5 + 10 * rng.random()) * 60
+                s += dur + rest
+                stint = s if leg == 1 else stint
         else:
             raise ValueError(f"unknown driving habit {habit!r}")
     kept: list[Trip] = []
@@ -760,3 +770,59 @@ QUIET_PROFILES: tuple[tuple[str, QuietRun], ...] = (
     ("night_long_haul_rested", _quiet_vehicle("night_long_haul", "night")),
 )
 QUIET_DURATION_S = 24 * HOUR_S
+
+
+# ------------------------------------------------------------------ driver types over days
+
+
+DRIVER_TYPES: dict[str, tuple[str, str]] = {
+    # driver type: (habit for plan_trips, driver profile)
+    "calm": ("commuter", "calm"),
+    "aggressive": ("commuter", "aggressive"),
+    "fatigued_long_haul": ("long_haul_tired", "fatigued"),
+    "night": ("night", "night"),
+    "courier": ("courier", "calm"),
+}
+"""The drivers :func:`simulate_driver` knows: an ordinary day's habit, and how they drive."""
+
+AGGRESSIVE_HARSH_BRAKES_PER_H = 3.0
+"""How often an aggressive driver brakes hard on ordinary trips (Poisson, per hour driven)."""
+
+
+def _aggressive_trip(rng: np.random.Generator, trip: Trip) -> Trip:
+    """An aggressive driver's ordinary trip: harsh brakes (0.42–0.6 g) and, on half the trips,
+    a few minutes at 20–35 % over the limit."""
+    lo, hi = trip.start_s + 2 * MINUTE_S, trip.start_s + trip.duration_s - 2 * MINUTE_S
+    if hi - lo < 6 * MINUTE_S:
+        return trip
+    n = int(rng.poisson(AGGRESSIVE_HARSH_BRAKES_PER_H * trip.duration_s / HOUR_S))
+    brakes = sorted(uniform(rng, lo, hi) for _ in range(n))
+    decel = tuple(uniform(rng, 0.42, 0.6) for _ in brakes)
+    speeding: tuple[tuple[float, float, float], ...] = ()
+    if rng.random() < 0.5:
+        a = uniform(rng, lo, hi - 5 * MINUTE_S)
+        speeding = ((a, a + uniform(rng, 2, 5) * MINUTE_S, uniform(rng, 1.2, 1.35)),)
+    return replace(trip, harsh_brakes_at_s=tuple(brakes), harsh_brake_g=decel, speeding=speeding)
+
+
+def simulate_driver(
+    driver_type: str,
+    seed: np.random.SeedSequence,
+    span: Span,
+    intervals: SampleIntervals = DEFAULT_INTERVALS,
+    noise: float = 1.0,
+) -> Trace:
+    """Ordinary days of one of :data:`DRIVER_TYPES` (for risk scores): the quiet drivers'
+    trips and physics — the same seed plans the same trips for the calm and the aggressive
+    commuter — with the aggressive driver's harsh brakes and speeding stretches drawn on a
+    stream of their own, and the fatigued long-haul driver over 4 h at the wheel every day."""
+    if driver_type not in DRIVER_TYPES:
+        raise ValueError(f"unknown driver type {driver_type!r}; known: {', '.join(DRIVER_TYPES)}")
+    habit, driver = DRIVER_TYPES[driver_type]
+    rng = rng_for(child(seed, 0))
+    params = _vehicle_params(rng, driver)
+    trips = plan_trips(rng, span, habit)
+    if driver_type == "aggressive":
+        style = rng_for(child(seed, 2))
+        trips = [_aggressive_trip(style, trip) for trip in trips]
+    return _vehicle_trace(seed, span, intervals, noise, params, *trips)

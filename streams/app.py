@@ -13,8 +13,10 @@ import asyncio
 import functools
 import logging
 import math
+import sys
 import tempfile
 import time
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,21 +26,26 @@ import orjson
 from core import acktokens
 from core.contract import (
     TOPIC_READINGS,
+    TOPIC_REJECTS,
     TOPIC_STATUS,
     TOPIC_TICKS,
     TOPIC_WARNINGS,
     ContractError,
     ReadingsBatch,
+    RejectRecord,
     WarningEvent,
     decode_readings_record,
+    decode_reject_record,
     decode_status_record,
     decode_tick_record,
     tick_record,
 )
-from core.db import LATE_DATA, RECENT_DATA, Store
+from core.db import LATE_DATA, RECENT_DATA, Store, prune_rejects, store_rejects
+from core.localtime import zone
 from core.readiness import StatusFile
 from core.settings import ack_secret, ack_url, get_settings
 from notifiers.dispatch import Dispatcher
+from scores.daily import EXIT_BUSY, due_day
 from streams.decisions import DeviceMonitor, detectors_for
 
 log = logging.getLogger(__name__)
@@ -222,6 +229,51 @@ async def store_readings(stream: faust.StreamT[bytes]) -> None:
             )
 
 
+# ---------------------------------------------------------------- rejected telemetry, kept for integrators
+#
+# What ingest refused (forewarn.rejects) is kept so an integrator can read why a device's data
+# does not arrive (GET /v1/rejects): counted per device, reason and hour, the last ones per
+# device whole (core.db.store_rejects), FOREWARN_RETENTION_DAYS long.
+
+rejects_topic = app.topic(
+    TOPIC_REJECTS,
+    key_type=bytes,
+    value_type=bytes,
+    key_serializer="raw",
+    value_serializer="raw",
+    partitions=settings.partitions,
+)
+
+
+def _decode_reject(raw: Any) -> RejectRecord | None:
+    try:
+        return decode_reject_record(raw)
+    except ContractError as exc:
+        counters["bad_records"] += 1
+        log.error("skipping a reject record that breaks the contract (%s)", exc)
+        return None
+
+
+@app.agent(rejects_topic)
+async def keep_rejects(stream: faust.StreamT[bytes]) -> None:
+    """Keep rejected telemetry in batches: one transaction per batch of up to 500."""
+    async for values in stream.take(500, within=1.0):
+        records = [r for r in map(_decode_reject, values) if r is not None]
+        if records:
+            db = await store()
+            kept = await _retry("keeping rejects", functools.partial(store_rejects, db, records))
+            counters["rejects_kept"] = counters.get("rejects_kept", 0) + kept
+
+
+@app.timer(interval=3600.0)
+async def forget_old_rejects() -> None:
+    """Rejects older than FOREWARN_RETENTION_DAYS go, hourly (several workers: harmless)."""
+    try:
+        await asyncio.to_thread(prune_rejects, settings.database_url, settings.retention_days)
+    except Exception as exc:  # noqa: BLE001 - the next hour tries again
+        log.error("forgetting old rejects failed (%s); next try in an hour", (str(exc).splitlines() or [""])[0])
+
+
 @app.agent(readings_topic)
 async def score_device_readings(stream: faust.StreamT[bytes]) -> None:
     """Run the device's detectors over its batch and publish the warnings decided."""
@@ -378,6 +430,44 @@ async def keep_storage() -> None:
     except Exception as exc:  # noqa: BLE001
         why = (str(exc).splitlines() or [repr(exc)])[0]
         log.error("applying retention (%d days) failed (%s); next try in 5 min", settings.retention_days, why)
+
+
+# ---------------------------------------------------------------- risk scores, once a day
+#
+# Half an hour after local midnight (FOREWARN_TIMEZONE) the day that ended is scored
+# (scores.daily) in a child process: a month of a vehicle's readings is CPU work that must not
+# hold up the warnings. The child scores only the devices without a score for that day, under
+# a database lock, so several workers and restarts score each device once; a failure is logged
+# (the child's own log says which device and why) and tried again at the next check.
+
+SCORES_CHECK_S = 600.0
+"""How often the leader looks whether a day's risk scores are due."""
+_scores_done: dict[str, date] = {}  # "day" → the last day scored in full
+
+
+async def score_the_day(now: datetime) -> None:
+    """The day's risk scores in a child process, when they are due at ``now`` and not done."""
+    day = due_day(now, zone(settings.timezone), _scores_done.get("day"))
+    if day is None:
+        return
+    try:
+        child = await asyncio.create_subprocess_exec(sys.executable, "-m", "scores.daily", day.isoformat())
+        code = await child.wait()
+    except Exception as exc:  # noqa: BLE001 - the next check tries again
+        log.error("risk scores for %s could not start (%s); next try in %.0f min", day, exc, SCORES_CHECK_S / 60)
+        return
+    if code == 0:
+        _scores_done["day"] = day
+    elif code != EXIT_BUSY:
+        log.error(
+            "risk scores for %s: the recompute exited with %d; next try in %.0f min", day, code, SCORES_CHECK_S / 60
+        )
+
+
+@app.timer(interval=SCORES_CHECK_S, on_leader=True)
+async def recompute_risk_scores() -> None:
+    """Once a day, after local midnight: the day's risk scores."""
+    await score_the_day(datetime.now(UTC))
 
 
 # ---------------------------------------------------------------- devices that go silent

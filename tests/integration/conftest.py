@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from core import db
+from core import bus, db
 from core.settings import Settings, host_port
 from forewarn import launcher
 from forewarn.children import Child, spawn
@@ -75,6 +76,9 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
             "FOREWARN_DELIVERY_RETRY_S": "0.5,0.5",  # two quick retries, then the next channel
         }
         settings = Settings(**{k.removeprefix("FOREWARN_").lower(): v for k, v in env.items()})
+        # the topics as ingest makes them (a worker or producer started first would have the
+        # broker create them with its default partition count, and the worker's tables refuse that)
+        asyncio.run(bus.ensure_topics(settings.kafka_bootstrap, settings.partitions))
         yield Services(mqtt_url, tansu.url, database_url, settings, env)
         with psycopg.connect(base_db.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

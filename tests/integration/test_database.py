@@ -25,13 +25,13 @@ def test_migrate_twice_changes_nothing_the_second_time(services) -> None:  # typ
 def test_registry_refuses_bad_input_with_a_reason(services) -> None:  # type: ignore[no-untyped-def]
     url = services.database_url
     with pytest.raises(ValueError, match="locale"):
-        db.add_customer(url, "c-1", "A", "fr", ["json://127.0.0.1:1/x"])
+        db.add_customer(url, "c-1", "A", "fr", ["json://127.0.0.1:1/x"], tenant="acme")
     with pytest.raises(ValueError, match="does not exist"):
         db.add_device(url, "d-1", "acme", "nobody", "home")
     with pytest.raises(ValueError, match="kind"):
         db.add_device(url, "d-1", "acme", "nobody", "spaceship")
     with pytest.raises(ValueError, match="must match"):
-        db.add_customer(url, "Bad Id", "A", "en", [])
+        db.add_customer(url, "Bad Id", "A", "en", [], tenant="acme")
 
 
 async def test_a_replayed_batch_stores_nothing_twice(services) -> None:  # type: ignore[no-untyped-def]
@@ -60,7 +60,7 @@ async def test_a_replayed_batch_stores_nothing_twice(services) -> None:  # type:
 
 def test_an_unreachable_or_unmigrated_database_says_what_to_do(services) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(db.DatabaseError, match="is it running"):
-        db.add_customer("postgresql://postgres@127.0.0.1:1/forewarn", "c-1", "A", "en", [])
+        db.add_customer("postgresql://postgres@127.0.0.1:1/forewarn", "c-1", "A", "en", [], tenant="acme")
     server = services.database_url.rsplit("/", 1)[0]
     with psycopg.connect(server + "/postgres", autocommit=True) as conn:
         conn.execute("DROP DATABASE IF EXISTS forewarn_unmigrated")

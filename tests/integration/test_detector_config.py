@@ -18,7 +18,7 @@ runner = CliRunner()
 @pytest.fixture
 def cli(services, monkeypatch):  # type: ignore[no-untyped-def]
     monkeypatch.setattr("forewarn.cli.get_settings", lambda: services.settings)
-    db.add_customer(services.database_url, "cfg-c", "Config Test", "en", ["json://127.0.0.1:9/cfg"])
+    db.add_customer(services.database_url, "cfg-c", "Config Test", "en", ["json://127.0.0.1:9/cfg"], tenant="cfgco")
     db.add_device(services.database_url, "cfg-home", "cfgco", "cfg-c", "home")
 
     def run(*args: str) -> str:

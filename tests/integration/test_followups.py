@@ -80,7 +80,7 @@ def desk(services, monkeypatch):  # type: ignore[no-untyped-def]
 
 
 def register(services, sink, tenant: str, customer: str, device: str, channels: list[str]) -> None:  # type: ignore[no-untyped-def]
-    db.add_customer(services.database_url, customer, "王女士", "zh-CN", [sink.url(c) for c in channels])
+    db.add_customer(services.database_url, customer, "王女士", "zh-CN", [sink.url(c) for c in channels], tenant=tenant)
     db.add_device(services.database_url, device, tenant, customer, "home")
 
 
@@ -183,9 +183,11 @@ def test_quiet_hours_hold_a_non_critical_warning_and_let_a_critical_one_through(
     register(services, sink, tenant, customer, device, [f"{tag}/phone"])
     now = datetime.now(zone("Asia/Shanghai"))
     window = f"{(now - timedelta(hours=1)):%H:%M}-{(now + timedelta(hours=1)):%H:%M}"
-    result = desk("customer", "prefs", customer, "--quiet", window)
+    result = desk("customer", "prefs", customer, "--tenant", tenant, "--quiet", window)
     assert result.exit_code == 0, result.output
-    overlapping = desk("customer", "prefs", customer, "--quiet", "22:00-07:00", "--quiet", "06:00-08:00")
+    overlapping = desk(
+        "customer", "prefs", customer, "--tenant", tenant, "--quiet", "22:00-07:00", "--quiet", "06:00-08:00"
+    )
     assert overlapping.exit_code == 2 and "overlap" in overlapping.output
 
     calm = a_warning(tenant, device, "freeze_risk", "warning")

@@ -36,7 +36,7 @@ async def collect(bootstrap: str, topic: str, want: int, match, timeout: float =
 
 
 async def test_good_and_bad_messages(services, ingest_process) -> None:  # type: ignore[no-untyped-def]
-    db.add_customer(services.database_url, "ingest-c", "Ingest Test", "en", ["json://127.0.0.1:9/x"])
+    db.add_customer(services.database_url, "ingest-c", "Ingest Test", "en", ["json://127.0.0.1:9/x"], tenant="acme")
     db.add_device(services.database_url, "ingest-d1", "acme", "ingest-c", "home")
     time.sleep(2.5)  # let ingest's registry refresh on the first miss
     now = int(time.time() * 1000)

@@ -24,7 +24,7 @@ MESSAGES = 3000
 
 def test_a_killed_ingest_loses_no_accepted_reading(services, worker_process, tmp_path) -> None:  # type: ignore[no-untyped-def]
     url = services.database_url
-    db.add_customer(url, "crash-c", "Crash Test", "en", ["json://127.0.0.1:9/x"])
+    db.add_customer(url, "crash-c", "Crash Test", "en", ["json://127.0.0.1:9/x"], tenant="acme")
     db.add_device(url, "crash-d", "acme", "crash-c", "equipment")
     broker = start_mosquitto(log_dir=tmp_path)  # a broker of its own: this ingest is its only subscriber
     mqtt_url = broker.url

@@ -34,7 +34,7 @@ def test_an_offline_leak_sensor_warns_its_owner_and_its_next_reading_resolves_it
     url = services.database_url
     suffix = uuid.uuid4().hex[:6]
     customer, device = f"silent-owner-{suffix}", f"leak-{suffix}"
-    db.add_customer(url, customer, "Ms Lin", "en", [sink.url(customer)])
+    db.add_customer(url, customer, "Ms Lin", "en", [sink.url(customer)], tenant="acme")
     db.add_device(url, device, "acme", customer, "home")
     # this sensor's owner wants to know one second after it drops out (the default grace: an hour)
     db.set_detector_params(url, "acme", "home", device, "device_silent", {"offline_grace_s": 1.0})

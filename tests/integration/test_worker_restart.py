@@ -47,7 +47,7 @@ def wait(what: str, probe, timeout: float) -> None:  # type: ignore[no-untyped-d
 
 def test_state_survives_a_worker_crash(services, sink, ingest_process, worker_process, tmp_path) -> None:  # type: ignore[no-untyped-def]
     url = services.database_url
-    db.add_customer(url, "restart-c", "Restart Test", "en", [sink.url("restart-c")])
+    db.add_customer(url, "restart-c", "Restart Test", "en", [sink.url("restart-c")], tenant="acme")
     db.add_device(url, "restart-home", "acme", "restart-c", "home")
     time.sleep(2.5)  # ingest refreshes its registry on the first unknown device
     mine = lambda: [d for d in sink.received if d.path.strip("/") == "restart-c"]  # noqa: E731

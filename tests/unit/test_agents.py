@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from unittest.mock import AsyncMock, patch
@@ -50,6 +50,8 @@ class MemoryStore(Store):
         self.attempts: Counter[tuple[str, str, str]] = Counter()
         self.detector_config: list[DetectorParams] = []  # what `forewarn detectors set` wrote
         self.detector_config_changes = 0
+        self.tenant_contacts: dict[tuple[str, str], list[str]] = {}  # (tenant, role) → apprise URLs
+        self.claim_notices: dict[str, dict[str, Any]] = {}  # warning id → claim_notices row
 
     def configure(self, *rows: DetectorParams) -> None:
         """Replace the detector configuration, as `forewarn detectors set/clear` would."""
@@ -170,6 +172,31 @@ class MemoryStore(Store):
     async def schedule_followups(self, warning_id: str, steps: Iterable[tuple[str, str, bool, datetime]]) -> int:
         self.followups.extend((warning_id, action) for action, *_ in steps)
         return len(self.followups)
+
+    async def contacts(self, tenant: str, role: str) -> list[tuple[int, str]]:
+        return list(enumerate(self.tenant_contacts.get((tenant, role), [])))
+
+    # first notices of loss, with the database's uniqueness (one per warning, one per reference)
+    async def claim_notice(self, warning_id: str) -> dict[str, Any] | None:
+        return self.claim_notices.get(warning_id)
+
+    async def open_claim_notice(self, refs: Sequence[str], notice: Mapping[str, Any]) -> tuple[str, bool]:
+        if notice["warning_id"] in self.claim_notices:
+            return self.claim_notices[notice["warning_id"]]["ref"], False
+        taken = {row["ref"] for row in self.claim_notices.values()}
+        ref = next(r for r in refs if r not in taken)
+        self.claim_notices[notice["warning_id"]] = {**notice, "ref": ref}
+        return ref, True
+
+    async def readings_between(
+        self, tenant: str, device: str, start: datetime, end: datetime, limit: int = 20_000
+    ) -> list[tuple[str, datetime, float]]:
+        lo, hi = start.timestamp() * 1000, end.timestamp() * 1000
+        return [
+            (metric, datetime.fromtimestamp(ts / 1000, UTC), value)
+            for (t, d, metric, ts), value in self.readings.items()
+            if (t, d) == (tenant, device) and lo <= ts <= hi
+        ][:limit]
 
 
 @pytest.fixture
@@ -430,3 +457,70 @@ async def test_a_warning_record_breaking_the_contract_is_counted_and_skipped(mem
 
     assert bad() == 2
     assert memory.warnings == [(leak_warning("no-customer").warning_id, "open", None)]
+
+
+# ---------------------------------------------------------------------------- first notice of loss
+
+
+def crash_warning(device: str) -> WarningEvent:
+    return WarningEvent(
+        warning_id=warning_id("acme", device, "vehicle_crash", NOW_MS),
+        tenant="acme",
+        device=device,
+        kind="vehicle",
+        risk="vehicle_crash",
+        action="open",
+        severity="critical",
+        score=1.0,
+        at_ms=NOW_MS,
+        opened_at_ms=NOW_MS,
+        predicted_loss_at_ms=NOW_MS,
+        evidence={"impact_g": 17.5, "speed_kmh": 0.0, "stopped_after_s": 0.0, "speed_before_kmh": 68.0},
+    )
+
+
+async def test_a_crash_opens_one_claim_notice_for_the_claims_desk_and_the_customer_reads_its_reference(
+    memory: MemoryStore, sink: HttpSink
+) -> None:
+    memory.customers[("acme", "lin-car")] = {
+        "id": "c-lin",
+        "name": "Lin",
+        "locale": "en",
+        "notify_urls": [sink.url("lin")],
+    }
+    memory.tenant_contacts[("acme", "claims")] = [sink.url("claims-desk")]
+    before = [(NOW_MS - s * 1000, {"speed_kmh": 68.0, "lat": 31.2301, "lon": 121.4701}) for s in (700, 120, 60, 1)]
+    await memory.store_readings(
+        [readings_record_batch("lin-car", *before, (NOW_MS, {"speed_kmh": 0.0, "impact_g": 17.5}))]
+    )
+    record = orjson.dumps(crash_warning("lin-car").to_json())
+
+    async with worker.notify_customers.test_context() as agent:
+        await agent.put(record, key=b"acme/lin-car")
+        await until("the claims desk and the customer to hear of it", lambda: len(sink.received) == 2)
+        await agent.put(record, key=b"acme/lin-car")  # replayed: no second notice, nobody messaged twice
+        await asyncio.sleep(0.5)
+
+    [notice] = memory.claim_notices.values()
+    ref = notice["ref"]
+    assert ref.startswith("FNOL-20251121-") and len(ref) == len("FNOL-20251121-4F2A9C")
+    assert (notice["lat"], notice["lon"]) == (31.2301, 121.4701), "the last position before the crash"
+    series = notice["readings"]["series"]
+    assert len(series["speed_kmh"]) == 4, "the readings of the 10 minutes before, the one 700 s before left out"
+    assert series["impact_g"] == [[NOW_MS, 17.5]]
+    desk = next(d for d in sink.received if d.path == "/claims-desk")
+    phone = next(d for d in sink.received if d.path == "/lin")
+    assert ref in desk.body["title"] and "Vehicle crash" in desk.body["title"]
+    assert "17.5 g" in desk.body["message"] and "31.23010, 121.47010" in desk.body["message"]
+    assert ref in phone.body["message"] and "claim notice" in phone.body["message"]
+    assert len(sink.received) == 2
+    assert memory.attempts == {
+        (notice["warning_id"], "claim", sink.url("claims-desk")): 1,
+        (notice["warning_id"], "open", sink.url("lin")): 1,
+    }
+
+
+def readings_record_batch(device: str, *readings: tuple[int, dict[str, float]]) -> ReadingsBatch:
+    """A vehicle's readings as the store receives them."""
+    batch = tuple(Reading(ts, metrics, seq) for seq, (ts, metrics) in enumerate(readings))
+    return ReadingsBatch("acme", device, "vehicle", batch, NOW_MS)

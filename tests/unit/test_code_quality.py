@@ -7,7 +7,18 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ["core", "forewarn", "ingest", "streams", "detectors", "notifiers", "simulator", "evaluation", "benchmarks"]
+PACKAGES = [
+    "core",
+    "forewarn",
+    "ingest",
+    "streams",
+    "detectors",
+    "notifiers",
+    "simulator",
+    "evaluation",
+    "scores",
+    "benchmarks",
+]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

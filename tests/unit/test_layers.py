@@ -2,7 +2,7 @@
 
 From the floor up: ``core`` (contract, settings, risk catalogue, lifecycle, the client
 adapters) imports nothing of ours; ``detectors`` and ``simulator`` (pure) stand on it; then
-``notifiers`` and ``ingest``; ``streams`` (the worker, with the decisions); ``evaluation``;
+``notifiers``, ``ingest`` and ``scores``; ``streams`` (the worker, with the decisions); ``evaluation``;
 the roof ``forewarn`` (CLI, launcher, demo); ``benchmarks`` and ``tests`` above everything.
 Folders on the same floor do not import each other either.
 """
@@ -22,6 +22,7 @@ FLOORS: dict[str, int] = {
     "simulator": 1,
     "notifiers": 2,
     "ingest": 2,
+    "scores": 2,
     "streams": 3,
     "evaluation": 4,
     "forewarn": 5,

@@ -48,6 +48,7 @@ SEVERITIES_OF: dict[str, set[str]] = {
     "harsh_braking": {"warning", "critical"},
     "speeding": {"warning", "critical"},
     "driver_fatigue": {"advisory", "warning", "critical"},
+    "vehicle_crash": {"critical"},
     "slow_leak": {"warning"},
     "burst_pipe": {"warning", "critical"},
     "mould_risk": {"advisory"},
