@@ -369,13 +369,16 @@ def demo(
     seed: Annotated[int, typer.Option(help="Fleet seed.")] = 7,
     wall_seconds: Annotated[float, typer.Option(help="How long the simulation publishes.")] = 60.0,
     hours: Annotated[float, typer.Option(help="Simulated hours covered.")] = 12.0,
+    serve: Annotated[
+        bool, typer.Option(help="Keep the console and services up after the summary, until Ctrl-C.")
+    ] = False,
 ) -> None:
-    """`up` plus the simulator: shows warnings live and ends with a summary (under two minutes)."""
+    """`up` plus the simulator: shows warnings live and ends with a summary and the console's address."""
     from forewarn.demo import demo_command
 
     _logging("WARNING")
     with _service_errors():
-        demo_command(get_settings(), console, seed=seed, wall_seconds=wall_seconds, hours=hours)
+        demo_command(get_settings(), console, seed=seed, wall_seconds=wall_seconds, hours=hours, serve=serve)
 
 
 @eval_app.callback()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import statistics
 import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ from core import db
 from core.localtime import zone
 from core.settings import Settings
 from evaluation.matching import StoredWarning, match
-from forewarn.children import settings_env, spawn
+from forewarn.children import Child, settings_env, spawn
+from forewarn.launcher import free_port, reachable
 from forewarn.publish import PublishStats, publish_fleet, register_fleet
 from forewarn.sink import HttpSink
 from forewarn.up import start_stack
@@ -29,7 +31,22 @@ from simulator.fleet import demo_fleet
 STAFF_PATH = "staff"
 
 
-def demo_command(settings: Settings, console: Console, *, seed: int, wall_seconds: float, hours: float) -> None:
+def _api_ready(url: str, child: Child, timeout: float) -> bool:
+    """The API answers its health check (uvicorn writes no status file)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and child.alive():
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as answer:
+                if answer.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+def demo_command(
+    settings: Settings, console: Console, *, seed: int, wall_seconds: float, hours: float, serve: bool = False
+) -> None:
     t0 = time.monotonic()
     console.rule("[bold]forewarn demo[/bold] — warn before the loss")
     running = start_stack(settings, console)
@@ -37,9 +54,14 @@ def demo_command(settings: Settings, console: Console, *, seed: int, wall_second
     logs = Path(settings.state_dir) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = settings_env(settings, running.mqtt_url, running.kafka_url, running.database_url)
+    api_port = settings.api_port if not reachable("127.0.0.1", settings.api_port) else free_port()
+    api_url = f"http://127.0.0.1:{api_port}"
+    # the messages' acknowledgement links and the console point at this run's API
+    env = {**env, "FOREWARN_API_PORT": str(api_port), "FOREWARN_PUBLIC_URL": api_url}
     children = [
         spawn("worker", ["worker"], env, logs / "worker.log"),
         spawn("ingest", ["ingest"], env, logs / "ingest.log"),
+        spawn("api", ["api"], env, logs / "api.log"),
     ]
     try:
         now_ms = int(time.time() * 1000)
@@ -92,6 +114,18 @@ def demo_command(settings: Settings, console: Console, *, seed: int, wall_second
         show_deliveries(0)
         rejects = children[1].status().get("rejects")
         _summary(console, running.database_url, fleet, stats, start_ms, sink, rejects, settings.timezone, t0)
+        if _api_ready(api_url, children[2], 30):
+            db.add_tenant(running.database_url, tenant, "forewarn demo insurer")
+            _, key = db.create_api_key(running.database_url, tenant, "staff", "demo desk")
+            console.print(
+                f"  console: {api_url}/console/ — sign in with the demo tenant's staff key [bold]{key}[/bold]"
+            )
+        else:
+            console.print(f"[red]the API did not answer[/red]; see {logs / 'api.log'}")
+        if serve:
+            console.print("serving the console and the services until Ctrl-C …")
+            while all(child.alive() for child in children):
+                time.sleep(1)
     finally:
         for child in children:
             child.stop()
