@@ -36,7 +36,7 @@ from typing import Any
 from core.contract import WarningEvent
 from core.db import Store
 from core.lifecycle import NOTIFY_ACTIONS
-from core.localtime import zone
+from core.localtime import DEFAULT_TIMEZONE, zone
 from core.risks import RISKS, opens_claim
 from notifiers import channels
 from notifiers.claims import CLAIM_ACTION, READINGS_BEFORE_S, ClaimNotice, claim_refs, place, series_of
@@ -101,7 +101,7 @@ class Dispatcher:
     def __init__(
         self,
         store: Store,
-        timezone: str = "Asia/Shanghai",
+        timezone: str = DEFAULT_TIMEZONE,
         ack_link: AckLink | None = None,
         concurrency: int = 16,
         now: Callable[[], float] = time.time,
