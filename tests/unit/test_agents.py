@@ -169,6 +169,11 @@ class MemoryStore(Store):
     async def followup_steps(self, tenant: str, severity: str) -> list[dict[str, Any]] | None:
         return None
 
+    async def settle_held(self, delivery_ids: Any, note: str) -> None:
+        for delivery_id in delivery_ids:
+            row = self.outbox[delivery_id - 1]
+            self.deliveries[(row["warning_id"], row["action"], row["url"])] = ("sent", note)
+
     async def schedule_followups(self, warning_id: str, steps: Iterable[tuple[str, str, bool, datetime]]) -> int:
         self.followups.extend((warning_id, action) for action, *_ in steps)
         return len(self.followups)
@@ -524,3 +529,76 @@ def readings_record_batch(device: str, *readings: tuple[int, dict[str, float]]) 
     """A vehicle's readings as the store receives them."""
     batch = tuple(Reading(ts, metrics, seq) for seq, (ts, metrics) in enumerate(readings))
     return ReadingsBatch("acme", device, "vehicle", batch, NOW_MS)
+
+
+def freeze_warning(device: str, minute: int) -> WarningEvent:
+    return WarningEvent(
+        warning_id=warning_id("acme", device, "freeze_risk", NOW_MS + minute * MINUTE_MS),
+        tenant="acme",
+        device=device,
+        kind="home",
+        risk="freeze_risk",
+        action="open",
+        severity="warning",
+        score=0.7,
+        at_ms=NOW_MS + minute * MINUTE_MS,
+        opened_at_ms=NOW_MS + minute * MINUTE_MS,
+        predicted_loss_at_ms=NOW_MS + (minute + 180) * MINUTE_MS,
+        evidence={"pipe_temp_c": 2.1, "pipe_trend_c_per_h": -0.6},
+    )
+
+
+async def test_a_slow_channel_does_not_hold_up_another_customers_message(
+    memory: MemoryStore, sink: HttpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from notifiers import channels
+
+    real_send, finished = channels.send, []
+
+    def send(url: str, title: str, body: str) -> channels.SendResult:
+        if "/slow" in url:
+            time.sleep(2.0)  # a gateway that takes its time to answer
+        result = real_send(url, title, body)
+        finished.append(url.rsplit("/", 1)[-1])
+        return result
+
+    monkeypatch.setattr(channels, "send", send)
+    memory.customers[("acme", "slow-home")] = {
+        "id": "c-slow",
+        "name": "Slow",
+        "locale": "en",
+        "notify_urls": [sink.url("slow")],
+    }
+    memory.customers[("acme", "fast-home")] = {
+        "id": "c-fast",
+        "name": "Fast",
+        "locale": "en",
+        "notify_urls": [sink.url("fast")],
+    }
+    notifier = worker._dispatcher
+    assert notifier is not None
+    await notifier.handle(freeze_warning("slow-home", 0))  # the slow customer's message is first in the outbox
+    await notifier.handle(freeze_warning("fast-home", 1))
+    await notifier.flush()
+    assert finished == ["fast", "slow"], "the message behind the slow channel went out without waiting for it"
+    assert sorted(d.path for d in sink.received) == ["/fast", "/slow"]
+
+
+async def test_messages_held_by_the_budget_go_out_as_one_digest(memory: MemoryStore, sink: HttpSink) -> None:
+    memory.customers[("acme", "busy-home")] = {
+        "id": "c-busy",
+        "name": "Busy",
+        "locale": "en",
+        "notify_urls": [sink.url("busy")],
+    }
+    notifier = worker._dispatcher
+    assert notifier is not None
+    events = [freeze_warning("busy-home", minute) for minute in (0, 1, 2)]
+    for event in events:
+        memory.events[event.warning_id] = (event, "c-busy")
+        await memory.enqueue(
+            event.warning_id, "open", "customer", 0, sink.url("busy"), "json://…/busy", held_reason="budget"
+        )
+    await notifier.flush()
+    assert len(sink.received) == 1, "three held messages, one digest"
+    assert all(memory.deliveries[(e.warning_id, "open", sink.url("busy"))][0] == "sent" for e in events)
