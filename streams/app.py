@@ -16,9 +16,10 @@ import math
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 import orjson
@@ -196,13 +197,21 @@ def _load_monitor(key: bytes, saved: bytes | None, batch: ReadingsBatch, overrid
     return DeviceMonitor(batch.tenant, batch.device, batch.kind, detectors)
 
 
-def _decode(raw: Any) -> ReadingsBatch | None:
+_T = TypeVar("_T")
+
+
+def _decoded(raw: Any, decode: Callable[[bytes], _T], what: str) -> _T | None:
+    """A record decoded by the contract, or ``None``: counted as bad and logged, never raised."""
     try:
-        return decode_readings_record(raw if isinstance(raw, bytes) else bytes(raw))
+        return decode(raw if isinstance(raw, bytes) else bytes(raw))
     except ContractError as exc:
         counters["bad_records"] += 1
-        log.error("skipping a readings record that breaks the contract (%s)", exc)
+        log.error("skipping a %s record that breaks the contract (%s)", what, exc)
         return None
+
+
+def _decode(raw: Any) -> ReadingsBatch | None:
+    return _decoded(raw, decode_readings_record, "readings")
 
 
 async def _retry(what: str, op: Any) -> Any:
@@ -246,12 +255,7 @@ rejects_topic = app.topic(
 
 
 def _decode_reject(raw: Any) -> RejectRecord | None:
-    try:
-        return decode_reject_record(raw)
-    except ContractError as exc:
-        counters["bad_records"] += 1
-        log.error("skipping a reject record that breaks the contract (%s)", exc)
-        return None
+    return _decoded(raw, decode_reject_record, "reject")
 
 
 @app.agent(rejects_topic)
@@ -563,11 +567,8 @@ async def _publish(events: list[WarningEvent]) -> None:
 async def watch_device_status(stream: faust.StreamT[bytes]) -> None:
     """A device said ``online`` or ``offline``: note it (an offline grace of zero decides at once)."""
     async for value in stream:
-        try:
-            record = decode_status_record(value if isinstance(value, bytes) else bytes(value))
-        except ContractError as exc:
-            counters["bad_records"] += 1
-            log.error("skipping a status record that breaks the contract (%s)", exc)
+        record = _decoded(value, decode_status_record, "status")
+        if record is None:
             continue
         key = record.key.encode()
         loaded = await _monitor_for(key, record.tenant, record.device, record.kind, record.received_at, create=True)
@@ -586,11 +587,8 @@ async def watch_device_status(stream: faust.StreamT[bytes]) -> None:
 async def check_device_silence(stream: faust.StreamT[bytes]) -> None:
     """The clock's tick for a device: decide its silence at the tick's time."""
     async for value in stream:
-        try:
-            tick = decode_tick_record(value if isinstance(value, bytes) else bytes(value))
-        except ContractError as exc:
-            counters["bad_records"] += 1
-            log.error("skipping a tick record that breaks the contract (%s)", exc)
+        tick = _decoded(value, decode_tick_record, "tick")
+        if tick is None:
             continue
         key = tick.key.encode()
         loaded = await _monitor_for(key, tick.tenant, tick.device, tick.kind, tick.now, create=False)
