@@ -2,7 +2,8 @@
 
 Each child gets its settings in its environment and a status file (``core.readiness``) it
 writes when it is ready and as it works; :meth:`Child.ready` waits on that file, never on a
-log line. Stopping sends SIGTERM and, after a grace period, SIGKILL.
+log line; the HTTP service is ready when its health endpoint answers (:meth:`Child.wait_healthy`).
+Stopping sends SIGTERM and, after a grace period, SIGKILL.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +48,18 @@ class Child:
 
     def wait_ready(self, timeout: float) -> bool:
         return wait_ready(self.status_path, self.proc.pid, timeout, alive=self.alive) is not None
+
+    def wait_healthy(self, url: str, timeout: float) -> bool:
+        """For an HTTP service (``forewarn api``): wait until ``url`` answers 200 while the child lives."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.alive():
+            try:
+                with urllib.request.urlopen(url, timeout=2) as answer:
+                    if answer.status == 200:
+                        return True
+            except OSError:
+                time.sleep(0.2)
+        return False
 
     def ready(self, timeout: float) -> Child:
         """Wait until the child reports ready; raise with the end of its log otherwise."""

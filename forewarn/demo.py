@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import statistics
 import time
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from core import db
 from core.localtime import zone
 from core.settings import Settings
 from evaluation.matching import StoredWarning, match
-from forewarn.children import Child, settings_env, spawn
+from forewarn.children import settings_env, spawn
 from forewarn.launcher import free_port, reachable
 from forewarn.publish import PublishStats, publish_fleet, register_fleet
 from forewarn.sink import HttpSink
@@ -29,19 +28,6 @@ from forewarn.up import start_stack
 from simulator.fleet import demo_fleet
 
 STAFF_PATH = "staff"
-
-
-def _api_ready(url: str, child: Child, timeout: float) -> bool:
-    """The API answers its health check (uvicorn writes no status file)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and child.alive():
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as answer:
-                if answer.status == 200:
-                    return True
-        except OSError:
-            time.sleep(0.3)
-    return False
 
 
 def demo_command(
@@ -114,7 +100,7 @@ def demo_command(
         show_deliveries(0)
         rejects = children[1].status().get("rejects")
         _summary(console, running.database_url, fleet, stats, start_ms, sink, rejects, settings.timezone, t0)
-        if _api_ready(api_url, children[2], 30):
+        if children[2].wait_healthy(f"{api_url}/healthz", 30):
             db.add_tenant(running.database_url, tenant, "forewarn demo insurer")
             _, key = db.create_api_key(running.database_url, tenant, "staff", "demo desk")
             console.print(

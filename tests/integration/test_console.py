@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 from selenium import webdriver
@@ -48,16 +47,7 @@ def api_url(services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     child: Child = spawn("api", ["api"], {**services.env, "FOREWARN_API_PORT": str(port)}, log)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert child.alive(), f"forewarn api exited:\n{child.text()[-3000:]}"
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"forewarn api not answering:\n{child.text()[-3000:]}"
-            time.sleep(0.2)
+        assert child.wait_healthy(f"{base}/healthz", 30), f"forewarn api not answering:\n{child.text()[-3000:]}"
         yield base
     finally:
         child.stop()
