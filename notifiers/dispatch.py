@@ -139,12 +139,13 @@ class Dispatcher:
         urls: list[str] = list(customer["notify_urls"] or [])
         tz = zone(customer.get("timezone"), self.timezone)
         windows = [QuietHours.parse(w) for w in customer.get("quiet_hours") or []]
-        local_midnight = datetime.fromtimestamp(self.now(), tz=tz).replace(hour=0, minute=0, second=0, microsecond=0)
+        now_s = self.now()
         sent_today = 0
         if customer.get("daily_budget") is not None and event.severity != "critical":
-            sent_today = await self.store.sent_today(customer["id"], local_midnight, event.tenant)
+            midnight = datetime.fromtimestamp(now_s, tz=tz).replace(hour=0, minute=0, second=0, microsecond=0)
+            sent_today = await self.store.sent_today(customer["id"], midnight, event.tenant)
         verdict, release_ms = decide(
-            event.severity, int(self.now() * 1000), tz, windows, sent_today, customer.get("daily_budget")
+            event.severity, int(now_s * 1000), tz, windows, sent_today, customer.get("daily_budget")
         )
         held = None if verdict == "send" else verdict.removeprefix("hold_")
         due = None if release_ms is None else datetime.fromtimestamp(release_ms / 1000, tz=UTC)
