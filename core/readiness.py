@@ -2,8 +2,14 @@
 
 A process started with ``FOREWARN_STATUS_FILE`` set writes there, atomically, a small JSON
 document: its pid, whether it is ready, when it last reported and its counters. The launcher,
-the demo, the tests and the benchmarks read that file instead of scraping log lines, and a
-health check can read its age. Without the variable, nothing is written.
+the demo, the tests and the benchmarks read that file instead of scraping log lines. Without
+the variable, nothing is written.
+
+Health means progress, not liveness: a process also reports how much work it holds
+(``pending``: messages read and not yet in Kafka, records taken and not yet stored) and when
+work last moved (``progress_at``). :func:`health` calls a process unhealthy when it stopped
+reporting or holds work it has not moved for a stated time; ``forewarn health`` runs it for a
+container's health check.
 """
 
 from __future__ import annotations
@@ -44,6 +50,13 @@ class StatusFile:
         tmp.write_text(json.dumps(doc, default=str))
         os.replace(tmp, self.path)  # readers never see half a document
 
+    def work(self, pending: int, moved: int = 0, **detail: Any) -> None:
+        """Report the work held (``pending``) and how much moved since the last report
+        (``moved``); holding nothing counts as progress."""
+        if moved > 0 or pending <= 0 or "progress_at" not in self.detail:
+            self.detail["progress_at"] = time.time()
+        self.update(pending=pending, **detail)
+
     def clear(self) -> None:
         if self.path is not None:
             self.path.unlink(missing_ok=True)
@@ -56,6 +69,26 @@ def read_status(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return doc if isinstance(doc, dict) else None
+
+
+def health(doc: Mapping[str, Any] | None, now: float, stall_s: float) -> str | None:
+    """Why the process that wrote ``doc`` is unhealthy at ``now``, or ``None`` when it is
+    healthy: it reports at least every ``stall_s`` seconds and moves the work it holds within
+    ``stall_s`` seconds."""
+    if doc is None:
+        return "no status reported (not started, or FOREWARN_STATUS_FILE differs)"
+    if doc.get("stopped"):
+        return "stopped"
+    if not doc.get("ready"):
+        return "not ready yet"
+    silent = now - float(doc.get("at", 0))
+    if silent > stall_s:
+        return f"no report for {silent:.0f} s (hung?)"
+    pending = int(doc.get("pending", 0) or 0)
+    stalled = now - float(doc.get("progress_at", doc.get("at", 0)))
+    if pending > 0 and stalled > stall_s:
+        return f"holds {pending} unmoved for {stalled:.0f} s (a dependency is down or stuck)"
+    return None
 
 
 def wait_ready(

@@ -292,6 +292,22 @@ def ingest() -> None:
 
 
 @app.command()
+def health(
+    status_file: Annotated[Path, typer.Argument(help="The process's status file (its FOREWARN_STATUS_FILE).")],
+    stall_s: Annotated[float, typer.Option("--stall-s", help="Unhealthy: work held unmoved this long.")] = 60.0,
+) -> None:
+    """Health check of ingest or the worker: exit 0 when it reports and moves its work, else 1 with why."""
+    from core.readiness import health as why_unhealthy
+    from core.readiness import read_status
+
+    why = why_unhealthy(read_status(status_file), time.time(), stall_s)
+    if why is not None:
+        console.print(f"unhealthy: {why}")
+        raise typer.Exit(1)
+    console.print("healthy")
+
+
+@app.command()
 def api() -> None:
     """Serve the HTTP API: acknowledgement links (FOREWARN_PUBLIC_URL/a/…), the REST API /v1 (docs at /docs), health."""
     from forewarn.api import run_api
