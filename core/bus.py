@@ -1,6 +1,17 @@
 """Kafka, through aiokafka: topic creation, a batching producer, a plain reader. The only aiokafka module.
 
 (Faust, in ``streams/``, talks to Kafka on its own; everything else goes through here.)
+
+Every function takes ``target``: a bare bootstrap list ``host:port[,host:port]`` or the whole
+``FOREWARN_KAFKA_URL`` (``kafka://user:password@host:port``), whose user and password become
+SASL credentials (SASL_PLAINTEXT; see :func:`core.settings.kafka_target`). Pass the URL, not
+``settings.kafka_bootstrap``, where the broker requires authentication.
+
+Timeouts: each request (connecting included: aiokafka connects under the request timeout) gives
+up after :data:`REQUEST_TIMEOUT_MS`, so a partitioned broker is noticed within seconds and the
+caller's outage handling takes over; metadata is refreshed every :data:`METADATA_MAX_AGE_MS`.
+Sizes: a produce request is at most :data:`MAX_REQUEST_BYTES` (1 MiB, Apache Kafka's default
+``message.max.bytes`` is 1 MiB + 12 bytes); ingest keeps each record under it.
 """
 
 from __future__ import annotations
@@ -8,25 +19,62 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from core.contract import KAFKA_TOPICS
+from core.settings import kafka_target
+
+REQUEST_TIMEOUT_MS = 10_000
+METADATA_MAX_AGE_MS = 30_000
+RETRY_BACKOFF_MS = 200
+MAX_REQUEST_BYTES = 1 << 20
 
 
 class BusError(RuntimeError):
     """Kafka refused or could not be reached; the message says which broker and what to do."""
 
 
-async def ensure_topics(bootstrap: str, partitions: int, topics: Iterable[str] = KAFKA_TOPICS) -> list[str]:
+def client_config(target: str) -> dict[str, Any]:
+    """aiokafka's connection keywords for ``target`` (bootstrap list or Kafka URL): the servers,
+    the timeouts, and SASL when the URL carries a user."""
+    where = kafka_target(target)
+    config: dict[str, Any] = {
+        "bootstrap_servers": where.bootstrap,
+        "request_timeout_ms": REQUEST_TIMEOUT_MS,
+        "metadata_max_age_ms": METADATA_MAX_AGE_MS,
+        "retry_backoff_ms": RETRY_BACKOFF_MS,
+    }
+    if where.username is not None:
+        config |= {
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": where.mechanism,
+            "sasl_plain_username": where.username,
+            "sasl_plain_password": where.password,
+        }
+    return config
+
+
+def _unreachable(target: str, exc: BaseException) -> BusError:
+    where = kafka_target(target)
+    hint = (
+        "is the broker running, and are the user and password in FOREWARN_KAFKA_URL right?"
+        if where.username
+        else "is the broker running (and does it require a user: kafka://user:password@host:port)?"
+    )
+    return BusError(f"cannot reach Kafka at {where.bootstrap}: {exc}; {hint}")
+
+
+async def ensure_topics(target: str, partitions: int, topics: Iterable[str] = KAFKA_TOPICS) -> list[str]:
     """Create the forewarn topics that do not exist yet; returns the ones created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    admin = AIOKafkaAdminClient(**client_config(target))
     try:
         await admin.start()
     except KafkaError as exc:
-        raise BusError(f"cannot reach Kafka at {bootstrap}: {exc}; is the broker running?") from None
+        raise _unreachable(target, exc) from None
     try:
         existing = set(await admin.list_topics())
         wanted = [t for t in topics if t not in existing]
@@ -45,22 +93,22 @@ async def ensure_topics(bootstrap: str, partitions: int, topics: Iterable[str] =
 class Producer:
     """An idempotent-enough producer: acks=all, batching with a short linger."""
 
-    def __init__(self, bootstrap: str, linger_ms: int = 5) -> None:
+    def __init__(self, target: str, linger_ms: int = 5) -> None:
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
+            **client_config(target),
             acks="all",
             linger_ms=linger_ms,
-            max_batch_size=1 << 20,
-            max_request_size=4 << 20,
-            request_timeout_ms=30000,
+            max_batch_size=MAX_REQUEST_BYTES,
+            max_request_size=MAX_REQUEST_BYTES,
         )
-        self.bootstrap = bootstrap
+        self.target = target
+        self.bootstrap = kafka_target(target).bootstrap
 
     async def start(self) -> None:
         try:
             await self._producer.start()
         except KafkaError as exc:
-            raise BusError(f"cannot reach Kafka at {self.bootstrap}: {exc}; is the broker running?") from None
+            raise _unreachable(self.target, exc) from None
 
     async def stop(self) -> None:
         await self._producer.stop()
@@ -83,12 +131,15 @@ class Record:
 
 
 async def read_topic(
-    bootstrap: str, *topics: str, group: str | None = None, from_beginning: bool = True
+    target: str, *topics: str, group: str | None = None, from_beginning: bool = True
 ) -> AsyncIterator[Record]:
     """Yield records of the given topics until the caller stops iterating."""
     consumer = AIOKafkaConsumer(
         *topics,
-        bootstrap_servers=bootstrap,
+        # the request timeout above the group's session: a join may wait that long for the others
+        **{**client_config(target), "request_timeout_ms": 15_000},
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=3_000,
         group_id=group,
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=group is not None,

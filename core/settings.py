@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import secrets
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +20,9 @@ class Settings(BaseSettings):
 
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     kafka_url: str = "kafka://127.0.0.1:9092"
+    """``kafka://[user:password@]host:port[,host:port][?mechanism=SCRAM-SHA-512]``: with a user,
+    every Kafka client authenticates with SASL (PLAIN unless ``mechanism`` says otherwise) over
+    plain TCP (SASL_PLAINTEXT: for a private network such as the compose stack's)."""
     database_url: str = "postgresql://postgres@127.0.0.1:5432/forewarn"
     partitions: int = Field(default=4, ge=1, le=1024)
     retention_days: int = Field(default=30, ge=1)
@@ -28,6 +32,8 @@ class Settings(BaseSettings):
     worker_web_port: int = 6066
     state_dir: str = ".forewarn"
     log_level: str = "INFO"
+    db_statement_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    """The services' statement timeout on PostgreSQL (migrations have none); see core/db.py."""
     public_url: str = "http://127.0.0.1:8000"
     """Where ``forewarn api`` is reached from outside: acknowledgement links start with it."""
     api_host: str = "127.0.0.1"
@@ -35,6 +41,12 @@ class Settings(BaseSettings):
     ack_secret: str = ""
     """Signs acknowledgement links; when empty, a random one is kept in ``state_dir``/ack-secret."""
     ack_link_ttl_s: int = Field(default=7 * 86400, ge=60)
+    secret_key: str = ""
+    """Fernet key(s) sealing channel URLs at rest, comma-separated (the first seals, all open: rotation);
+    when empty, one is kept in ``state_dir``/secret-key (core.secretbox)."""
+    mqtt_health_password: str = ""
+    """The broker health check's MQTT password (user ``healthcheck``); ``forewarn mqtt files``
+    lists that user only when it is set."""
     delivery_retry_s: str = "5,30,120"
     """Waits before each retry of a failed message on one channel; then the next channel."""
 
@@ -83,17 +95,52 @@ def host_port(url: str, default_port: int) -> tuple[str, int]:
 
 
 def kafka_bootstrap(url: str) -> str:
-    """``kafka://h:p[,h:p]`` (or a bare ``h:p``) → ``h:p[,h:p]`` for the Kafka clients."""
-    return url.split("://", 1)[1] if "://" in url else url
+    """``kafka://[user:password@]h:p[,h:p][?…]`` (or a bare ``h:p``) → ``h:p[,h:p]`` for the Kafka clients."""
+    rest = url.split("://", 1)[1] if "://" in url else url
+    return rest.rpartition("@")[2].split("?", 1)[0].rstrip("/")
+
+
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaTarget:
+    """Where and how to reach Kafka: the bootstrap servers and, when the URL carries a user,
+    the SASL credentials (``mechanism`` one of :data:`SASL_MECHANISMS`)."""
+
+    bootstrap: str
+    username: str | None = None
+    password: str | None = None
+    mechanism: str = "PLAIN"
+
+    def __repr__(self) -> str:  # never a password in a log or a traceback
+        return f"KafkaTarget({self.bootstrap!r}, username={self.username!r}, mechanism={self.mechanism!r})"
+
+
+def kafka_target(url: str) -> KafkaTarget:
+    """Parse ``FOREWARN_KAFKA_URL`` (or a bare bootstrap list); percent-decodes user and password."""
+    rest = url.split("://", 1)[1] if "://" in url else url
+    userinfo, at, hosts = rest.rpartition("@")
+    query = parse_qs(hosts.partition("?")[2])
+    mechanism = (query.get("mechanism") or ["PLAIN"])[0].upper()
+    if mechanism not in SASL_MECHANISMS:
+        raise ValueError(f"FOREWARN_KAFKA_URL: mechanism {mechanism!r} must be one of {', '.join(SASL_MECHANISMS)}")
+    if not at:
+        return KafkaTarget(kafka_bootstrap(url), mechanism=mechanism)
+    user, _, password = userinfo.partition(":")
+    if not user or not password:
+        raise ValueError("FOREWARN_KAFKA_URL: give both the user and the password (kafka://user:password@host:port)")
+    return KafkaTarget(kafka_bootstrap(url), unquote(user), unquote(password), mechanism)
 
 
 def hide_password(url: str) -> str:
     """A URL with its password hidden, for logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    scheme, sep, rest = url.partition("://") if "://" in url else ("", "", url)
+    netloc, slash, tail = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    if not at or ":" not in userinfo:
         return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{hosts}{slash}{tail}"
 
 
 def ack_secret(settings: Settings) -> bytes:
