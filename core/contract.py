@@ -35,6 +35,38 @@ MAX_FUTURE_MS = 5 * 60 * 1000
 DEFAULT_RETENTION_DAYS = 30
 MAX_STATUS_BYTES = 1024
 STATUS_STATES = ("online", "offline")
+INT64_MAX = 2**63 - 1
+"""``seq`` and every time are stored as PostgreSQL ``bigint``: a larger value is refused at the edge."""
+
+REJECT_REASONS = frozenset(
+    {
+        # the topic
+        "bad_topic",
+        "bad_tenant",
+        "bad_device",
+        "unknown_device",
+        # the whole payload
+        "too_large",
+        "malformed_json",
+        "bad_shape",
+        "batch_too_large",
+        "bad_status",
+        # one reading
+        "missing_ts",
+        "bad_ts",
+        "future_ts",
+        "too_old",
+        "bad_seq",
+        "unknown_metric",
+        "bad_value",
+        "not_finite",
+        "out_of_range",
+        # a Kafka record (check_readings_record)
+        "bad_version",
+        "bad_kind",
+    }
+)
+"""Every reason a refusal can carry (``ContractError.reason``, ``Rejected.reason``)."""
 
 # Kafka topics (key "tenant/device"; every topic has the same partition count).
 TOPIC_READINGS = "forewarn.readings"
@@ -141,9 +173,25 @@ def status_topic(tenant: str, device: str) -> str:
 
 
 def check_segment(value: str, what: str) -> str:
-    if not SEGMENT_RE.match(value):
-        raise ContractError(f"bad_{what}", f"{what} {value[:80]!r} must match {SEGMENT_RE.pattern}")
+    # fullmatch: the pattern's ``$`` alone would also accept a trailing newline ("acme\n")
+    if not isinstance(value, str) or not SEGMENT_RE.fullmatch(value):
+        raise ContractError(f"bad_{what}", f"{what} {_shown(value)} must match {SEGMENT_RE.pattern}")
     return value
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """A short, safe picture of a refused value for a reason's detail: a scalar's repr cut to
+    ``limit``, a container's type only (``str()`` of a deeply nested list raises RecursionError)."""
+    if isinstance(value, (str, bytes)):
+        return repr(value[:limit])
+    if isinstance(value, (bool, float)) or value is None:
+        return repr(value)
+    if isinstance(value, int):
+        text = str(value) if -(10**30) < value < 10**30 else f"an integer of {value.bit_length()} bits"
+        return text[:limit]
+    if isinstance(value, (list, dict)):
+        return f"a JSON {'array' if isinstance(value, list) else 'object'}"
+    return f"a {type(value).__name__}"
 
 
 def parse_telemetry_topic(topic: str) -> TelemetryTopic:
@@ -213,28 +261,31 @@ def parse_ts(raw: Any) -> int:
             text = text[:-1] + "+00:00"
         try:
             parsed = datetime.fromisoformat(text)
-        except ValueError:
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            return int(parsed.timestamp() * 1000)
+        except (ValueError, OverflowError):
             raise ContractError("bad_ts", f"ts {raw[:40]!r} is not RFC 3339") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return int(parsed.timestamp() * 1000)
     raise ContractError("bad_ts", f"ts must be epoch milliseconds or RFC 3339, got {type(raw).__name__}")
 
 
 def check_metric(name: Any, value: Any) -> float:
     """Validate one metric against the catalog; booleans are stored as 0.0 / 1.0."""
     if not isinstance(name, str) or name not in METRICS:
-        raise ContractError("unknown_metric", f"metric {str(name)[:64]!r} is not in the catalog")
+        raise ContractError("unknown_metric", f"metric {_shown(name, 64)} is not in the catalog")
     metric = METRICS[name]
     if metric.kind == "bool":
         if isinstance(value, bool):
             return 1.0 if value else 0.0
         if isinstance(value, int) and value in (0, 1):
             return float(value)
-        raise ContractError("bad_value", f"{name} must be true or false, got {str(value)[:40]}")
+        raise ContractError("bad_value", f"{name} must be true or false, got {_shown(value)}")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ContractError("bad_value", f"{name} must be a number, got {type(value).__name__}")
-    number = float(value)
+        raise ContractError("bad_value", f"{name} must be a number, got {_shown(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float
+        raise ContractError("out_of_range", f"{name}={_shown(value)} is outside the plausible range") from None
     if not math.isfinite(number):
         raise ContractError("not_finite", f"{name} is {value!r}; only finite numbers are accepted")
     if not metric.low <= number <= metric.high:
@@ -251,18 +302,29 @@ def _reading(item: Any, now_ms: int, oldest_ms: int) -> Reading:
     if "ts" not in item:
         raise ContractError("missing_ts", "a reading needs ts")
     ts = parse_ts(item["ts"])
-    if ts > now_ms + MAX_FUTURE_MS:
-        raise ContractError("future_ts", f"ts is {(ts - now_ms) / 1000:.0f} s in the future (more than 5 minutes)")
-    if ts < oldest_ms:
-        raise ContractError("too_old", "ts is older than the retention window")
-    seq = item.get("seq")
-    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 0):
-        raise ContractError("bad_seq", "seq must be a non-negative integer")
+    _check_ts_window(ts, now_ms, oldest_ms)
+    seq = _check_seq(item.get("seq"))
     metrics = item.get("metrics")
     if not isinstance(metrics, dict) or not metrics:
         raise ContractError("bad_shape", "metrics must be a non-empty object")
     checked = {name: check_metric(name, value) for name, value in metrics.items()}
     return Reading(ts=ts, metrics=checked, seq=seq)
+
+
+def _check_ts_window(ts: int, now_ms: int, oldest_ms: int) -> None:
+    """A reading's time: not more than 5 minutes ahead of ``now``, not older than ``oldest_ms``."""
+    if ts > now_ms + MAX_FUTURE_MS:
+        ahead = "years" if ts - now_ms > 10**15 else f"{(ts - now_ms) / 1000:.0f} s"
+        raise ContractError("future_ts", f"ts is {ahead} in the future (more than 5 minutes)")
+    if ts < oldest_ms:
+        raise ContractError("too_old", "ts is older than the retention window")
+
+
+def _check_seq(seq: Any) -> int | None:
+    """``seq``: absent, or an integer in [0, 2^63 - 1] (it is stored as a bigint)."""
+    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= INT64_MAX):
+        raise ContractError("bad_seq", f"seq must be an integer from 0 to 2^63-1, got {_shown(seq)}")
+    return seq
 
 
 def parse_payload(payload: bytes, now_ms: int, retention_days: int = DEFAULT_RETENTION_DAYS) -> ParsedPayload:
@@ -339,8 +401,9 @@ def parse_status(payload: bytes, now_ms: int) -> DeviceStatus:
     ts = None
     if doc.get("ts") is not None:
         ts = parse_ts(doc["ts"])
-        if ts > now_ms + MAX_FUTURE_MS:
-            raise ContractError("future_ts", f"ts is {(ts - now_ms) / 1000:.0f} s in the future (more than 5 minutes)")
+        if ts < 0:
+            raise ContractError("bad_ts", "a status's ts is before 1970: send epoch milliseconds or RFC 3339")
+        _check_ts_window(ts, now_ms, 0)
     return DeviceStatus(doc["state"], ts)
 
 
@@ -395,6 +458,56 @@ def decode_readings_record(raw: bytes) -> ReadingsBatch:
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ContractError("bad_shape", f"readings record: {exc}") from None
+
+
+def check_readings_record(raw: bytes, now_ms: int | None = None) -> ReadingsBatch:
+    """Decode a ``forewarn.readings`` record and check it against the contract as ingest does:
+    for a consumer that does not trust whoever wrote to Kafka (the worker re-checks each record).
+
+    Strict where :func:`decode_readings_record` is lenient: tenant and device match
+    :data:`SEGMENT_RE`, ``kind`` is a device kind, ``ingested_at``, every ``ts`` and ``seq`` are
+    integers within a signed 64-bit bigint, no ``ts`` is more than 5 minutes after
+    ``ingested_at`` (nor ``ingested_at`` after ``now_ms``, when given), every metric is in the
+    catalog, finite and within its range, and there is at least one reading. Raises
+    :class:`ContractError` with a reason of :data:`REJECT_REASONS` for the first thing wrong.
+    """
+    doc = _record(raw, "readings")
+    tenant = check_segment(doc.get("tenant"), "tenant")  # type: ignore[arg-type]
+    device = check_segment(doc.get("device"), "device")  # type: ignore[arg-type]
+    kind = doc.get("kind")
+    if kind not in DEVICE_KINDS:
+        raise ContractError("bad_kind", f"kind {_shown(kind)} is not one of {', '.join(DEVICE_KINDS)}")
+    ingested = doc.get("ingested_at")
+    if isinstance(ingested, bool) or not isinstance(ingested, int) or not 0 <= ingested <= INT64_MAX:
+        raise ContractError("bad_ts", f"ingested_at must be epoch milliseconds, got {_shown(ingested)}")
+    if now_ms is not None and ingested > now_ms + MAX_FUTURE_MS:
+        raise ContractError("future_ts", "ingested_at is more than 5 minutes in the future")
+    items = doc.get("readings")
+    if not isinstance(items, list) or not items:
+        raise ContractError("bad_shape", "a readings record needs a non-empty readings array")
+    readings = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise ContractError("bad_shape", "a reading must be an object with ts and metrics")
+        ts = item.get("ts")
+        if isinstance(ts, bool) or not isinstance(ts, int) or not 0 <= ts <= INT64_MAX:
+            raise ContractError("bad_ts", f"ts must be epoch milliseconds, got {_shown(ts)}")
+        _check_ts_window(ts, ingested, 0)
+        metrics = item.get("metrics")
+        if not isinstance(metrics, dict) or not metrics:
+            raise ContractError("bad_shape", "metrics must be a non-empty object")
+        checked = {name: _stored_metric(name, value) for name, value in metrics.items()}
+        readings.append(Reading(ts=ts, metrics=checked, seq=_check_seq(item.get("seq"))))
+    return ReadingsBatch(tenant, device, kind, tuple(readings), ingested)
+
+
+def _stored_metric(name: Any, value: Any) -> float:
+    """A metric as a readings record carries it: booleans were written as 0.0 / 1.0."""
+    if isinstance(name, str) and name in METRICS and METRICS[name].kind == "bool" and value in (0.0, 1.0):
+        if not isinstance(value, (int, float)):
+            raise ContractError("bad_value", f"{name} must be 0 or 1, got {_shown(value)}")
+        return float(value)
+    return check_metric(name, value)
 
 
 def status_record(
@@ -488,24 +601,77 @@ def _record(raw: bytes, what: str) -> dict[str, Any]:
     return doc
 
 
+REJECT_COPY_BYTES = 4096
+"""How much of a refused payload travels in its reject record (bytes as text; a refused item as
+JSON cut to about this size)."""
+_COPY_DEPTH = 16
+_COPY_ITEMS = 64
+_COPY_TEXT = 256
+
+
 def reject_record(reason: str, detail: str, topic: str, payload: Any, received_ms: int) -> bytes:
-    """A ``forewarn.rejects`` record: why, where from, and a copy of what was refused."""
-    if isinstance(payload, (bytes, bytearray)):
-        text = bytes(payload[:4096]).decode("utf-8", errors="replace")
-        copy: Any = text
+    """A ``forewarn.rejects`` record: why, where from, and a copy of what was refused.
+
+    It never fails and stays small whatever was refused: the copy is bounded in depth, items and
+    text (a reading nested hundreds of levels deep would break any encoder, and a refused message
+    must not stop ingest nor come back on every restart), every text is made valid UTF-8."""
+    if isinstance(payload, (bytes, bytearray, memoryview)):
+        copy: Any = _text(bytes(payload[:REJECT_COPY_BYTES]).decode("utf-8", errors="replace"), REJECT_COPY_BYTES)
     else:
-        copy = payload
-    return orjson.dumps(
-        {
-            "v": CONTRACT_VERSION,
-            "reason": reason,
-            "detail": detail,
-            "topic": topic,
-            "received_at": received_ms,
-            "payload": copy,
-        },
-        default=str,
-    )
+        copy = _bounded(payload, _COPY_DEPTH, [REJECT_COPY_BYTES])
+    doc = {
+        "v": CONTRACT_VERSION,
+        "reason": _text(str(reason), 64),
+        "detail": _text(str(detail), 500),
+        "topic": _text(str(topic), 1024),
+        "received_at": int(received_ms),
+        "payload": copy,
+    }
+    try:
+        return orjson.dumps(doc)
+    except (TypeError, ValueError, orjson.JSONEncodeError):  # not expected: keep the reason, lose the copy
+        doc["payload"] = None
+        return orjson.dumps(doc, default=str)
+
+
+def _text(value: str, limit: int) -> str:
+    """``value`` cut to ``limit`` characters, valid UTF-8 (a lone surrogate becomes ``?``)."""
+    return value[:limit].encode("utf-8", "replace").decode("utf-8")
+
+
+def _bounded(value: Any, depth: int, budget: list[int]) -> Any:
+    """A JSON-safe copy of ``value``: at most ``depth`` levels, ``_COPY_ITEMS`` items per
+    container, ``_COPY_TEXT`` characters per text, about ``budget[0]`` characters in all; what
+    is cut is marked with ``"…"``. Integers beyond 64 bits become text (JSON encoders refuse them)."""
+    budget[0] -= 8
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else _shown(value)
+    if isinstance(value, str):
+        budget[0] -= min(len(value), _COPY_TEXT)
+        return _text(value, _COPY_TEXT)
+    if depth <= 0 or budget[0] <= 0:
+        return "…"
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for i, (k, v) in enumerate(value.items()):
+            if i >= _COPY_ITEMS or budget[0] <= 0:
+                out["…"] = f"{len(value) - i} more"
+                break
+            out[_text(str(k), _COPY_TEXT)] = _bounded(v, depth - 1, budget)
+        return out
+    if isinstance(value, (list, tuple)):
+        items: list[Any] = []
+        for i, v in enumerate(value):
+            if i >= _COPY_ITEMS or budget[0] <= 0:
+                items.append(f"… {len(value) - i} more")
+                break
+            items.append(_bounded(v, depth - 1, budget))
+        return items
+    return _shown(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -533,8 +699,8 @@ def reject_origin(topic: str) -> tuple[str, str]:
     (('acme', 'home-1'), ('', ''))
     """
     parts = topic.split("/")
-    if len(parts) == 5 and "/".join(parts[:2]) == TOPIC_PREFIX and SEGMENT_RE.match(parts[2]):
-        return parts[2], parts[3] if SEGMENT_RE.match(parts[3]) else ""
+    if len(parts) == 5 and "/".join(parts[:2]) == TOPIC_PREFIX and SEGMENT_RE.fullmatch(parts[2]):
+        return parts[2], parts[3] if SEGMENT_RE.fullmatch(parts[3]) else ""
     return "", ""
 
 

@@ -137,15 +137,20 @@ class KafkaProducer:
 class BrokerlessSubscriber(Subscriber):
     """The real subscriber and its paho client, minus the network: acks are recorded."""
 
-    def start(self, timeout: float = 15.0) -> None:
+    def start(self) -> None:
         self.acks: list[tuple[int, int]] = []
+        self.ended_session: bool | None = None
         self.connected.set()
 
-    def ack(self, mid: int, qos: int) -> None:
-        self.acks.append((mid, qos))
+    def ack(self, message: MqttMessage) -> bool:
+        self.acks.append((message.mid, message.qos))
+        return True
 
-    def stop(self) -> None:
-        return
+    def leave(self) -> None:
+        self.left.set()
+
+    def stop(self, end_session: bool = False, timeout: float = 2.0) -> None:
+        self.ended_session = end_session
 
 
 async def until(what: str, probe: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -312,3 +317,129 @@ async def test_a_database_outage_does_not_stop_ingest(monkeypatch: pytest.Monkey
     assert not running.exception() if running.done() else True
     assert [key for _, key, _ in producer.sent] == ["acme/home-1"], "a known device's readings still reach Kafka"
     assert edge.registry == {"acme/home-1": "home"}
+
+
+# ------------------------------------------------------------------ reconnects, Kafka outages, leaving
+
+
+def test_a_message_read_before_a_reconnect_is_not_acknowledged_with_its_stale_id() -> None:
+    """After a reconnect the same message id may name another message: acking it would lose that one."""
+    received: list[MqttMessage] = []
+    subscriber = subscriber_into(received)
+    sent: list[tuple[int, int]] = []
+    subscriber._client.ack = lambda mid, qos: sent.append((mid, qos))  # type: ignore[method-assign]
+    subscriber._client.subscribe = lambda *a, **k: (0, 1)  # type: ignore[method-assign]
+    subscriber._on_connect(subscriber._client, None, None, None, None)
+    paho_calls_on_message(subscriber, mqtt_message(GOOD_TOPIC, LEAK, mid=1))
+    assert subscriber.ack(received[0]) and sent == [(1, 1)]
+
+    paho_calls_on_message(subscriber, mqtt_message(GOOD_TOPIC, LEAK, mid=2))
+    subscriber._on_disconnect(subscriber._client, None, None, "connection lost", None)
+    subscriber._on_connect(subscriber._client, None, None, None, None)  # paho reconnected
+    paho_calls_on_message(subscriber, mqtt_message(GOOD_TOPIC, LEAK, mid=2))  # the broker redelivers
+
+    assert not subscriber.ack(received[1]), "the stale message is left to the broker"
+    assert subscriber.ack(received[2])
+    assert sent == [(1, 1), (2, 1)] and subscriber.stale_acks == 1
+
+
+class DownKafka(KafkaProducer):
+    """Kafka that takes records and never confirms them until ``up`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up = asyncio.Event()
+
+    async def send(self, topic: str, key: str, value: bytes) -> asyncio.Future[object]:
+        self.sent.append((topic, key, orjson.loads(value)))
+        confirmed: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+
+        async def later() -> None:
+            await self.up.wait()
+            confirmed.set_result(None)
+
+        asyncio.get_running_loop().create_task(later())
+        return confirmed
+
+
+async def start_edge(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, producer: KafkaProducer
+) -> tuple[Ingest, BrokerlessSubscriber, asyncio.Event, asyncio.Task[None]]:
+    made: list[BrokerlessSubscriber] = []
+
+    def subscriber(*args: Any, **kwargs: Any) -> BrokerlessSubscriber:
+        made.append(BrokerlessSubscriber(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(ingest.service, "Subscriber", subscriber)
+    monkeypatch.setattr(ingest.service, "HEARTBEAT", tmp_path / "ingest.alive")
+    monkeypatch.setattr(ingest.service, "ACK_PATIENCE_S", 0.3)
+    monkeypatch.setenv("FOREWARN_STATUS_FILE", str(tmp_path / "ingest.status.json"))
+    edge = Ingest(Settings(), RegistryStore(), producer)  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    running = asyncio.create_task(edge.run(stop))
+    await until("ingest to subscribe", lambda: bool(made) and made[0].connected.is_set())
+    return edge, made[0], stop, running
+
+
+async def test_while_kafka_is_down_ingest_reports_its_pending_work_and_acks_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from core.readiness import health, read_status
+
+    kafka = DownKafka()
+    edge, subscriber, stop, running = await start_edge(monkeypatch, tmp_path, kafka)
+    for mid in range(1, 6):
+        await asyncio.to_thread(paho_calls_on_message, subscriber, mqtt_message(GOOD_TOPIC, LEAK, mid=mid))
+    await until("the records to be sent", lambda: bool(kafka.sent) and edge.pending == 5)
+    reports = []
+    for _ in range(3):  # the loop keeps reporting while the rounds wait
+        await asyncio.sleep(1.1)
+        reports.append(read_status(tmp_path / "ingest.status.json"))
+    assert all(r is not None and r["pending"] == 5 for r in reports), reports
+    assert [r["at"] for r in reports] == sorted({r["at"] for r in reports}), "a fresh report every second"  # type: ignore[index]
+    assert "holds 5 unmoved" in (health(reports[-1], reports[-1]["at"] + 0.5, stall_s=2.0) or "")  # type: ignore[index]
+    assert subscriber.acks == [] and edge.pending == 5
+    outage_lines = [r for r in caplog.records if "Kafka unavailable" in r.getMessage()]
+    assert len(outage_lines) == 1, [r.getMessage() for r in caplog.records]
+
+    kafka.up.set()  # Kafka is back
+    await until("the acknowledgements", lambda: len(subscriber.acks) == 5)
+    assert subscriber.acks == [(mid, 1) for mid in range(1, 6)], "in arrival order"
+    await until(
+        "a report of the progress", lambda: (read_status(tmp_path / "ingest.status.json") or {}).get("pending") == 0
+    )
+    assert any("Kafka back after" in r.getMessage() for r in caplog.records)
+    stop.set()
+    await asyncio.wait_for(running, 10)
+    assert subscriber.ended_session is True, "everything acknowledged: a clean leave ends the session"
+
+
+async def test_stopping_while_kafka_is_down_keeps_the_session_and_stops_in_bounded_time(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(ingest.service, "DRAIN_S", 1.0)
+    kafka = DownKafka()
+    edge, subscriber, stop, running = await start_edge(monkeypatch, tmp_path, kafka)
+    await asyncio.to_thread(paho_calls_on_message, subscriber, mqtt_message(GOOD_TOPIC, LEAK, mid=4))
+    await until("the record to be sent", lambda: len(kafka.sent) == 1)
+    started = time.monotonic()
+    stop.set()
+    await asyncio.wait_for(running, 5)
+    assert time.monotonic() - started < 3
+    assert subscriber.left.is_set(), "ingest left the shared subscription"
+    assert subscriber.acks == [] and subscriber.ended_session is False, "unconfirmed: the broker keeps it for us"
+    assert not edge.left_cleanly
+
+
+async def test_a_clean_leave_hands_over_what_arrives_after_the_unsubscribe(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    kafka = KafkaProducer()
+    edge, subscriber, stop, running = await start_edge(monkeypatch, tmp_path, kafka)
+    stop.set()
+    await until("the unsubscribe", subscriber.left.is_set)
+    # what the broker had queued for us still arrives after the unsubscribe
+    await asyncio.to_thread(paho_calls_on_message, subscriber, mqtt_message(GOOD_TOPIC, LEAK, mid=11))
+    await asyncio.wait_for(running, 10)
+    assert subscriber.acks == [(11, 1)] and subscriber.ended_session is True
