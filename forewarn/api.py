@@ -51,9 +51,11 @@ from core import acktokens, apikeys, db
 from core.contract import DEVICE_KINDS, LOCALES, METRICS, SEGMENT_RE
 from core.lifecycle import STATUSES
 from core.risks import RISK_TYPES
+from core.secretbox import SecretBox, secret_box
 from core.settings import Settings, ack_secret, get_settings
 from forewarn import schemas as s
 from notifiers.catalog import DEVICE_LABELS, METRIC_LABELS, SEVERITY_TEXT
+from notifiers.channels import seal_all
 from notifiers.render import risk_text
 
 log = logging.getLogger(__name__)
@@ -124,6 +126,7 @@ def _mount_console(api: FastAPI) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     secret = ack_secret(settings)
+    box = secret_box(settings)  # a malformed FOREWARN_SECRET_KEY stops the API here, not at the first write
     desk = db.Desk(settings.database_url)
 
     @contextlib.asynccontextmanager
@@ -143,7 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     _answer_errors_in_json(api)
     api.state.desk = desk
-    api.include_router(_desk_routes())
+    api.include_router(_desk_routes(box))
     _mount_console(api)
 
     def _verified(token: str) -> acktokens.AckToken | HTMLResponse:
@@ -355,9 +358,15 @@ IdFilter = Annotated[str | None, Query(pattern=SEGMENT_RE.pattern)]
 WarningId = Annotated[str, Path(max_length=64, description="the warning's id (a UUID)")]
 
 
-def _desk_routes() -> APIRouter:
-    """Every ``/v1`` route (the app's ``state.desk`` holds the pooled connections)."""
+def _desk_routes(box: SecretBox) -> APIRouter:
+    """Every ``/v1`` route (the app's ``state.desk`` holds the pooled connections; ``box`` seals channel URLs)."""
     v1 = APIRouter(prefix="/v1")
+
+    def sealed(fields: dict[str, Any]) -> dict[str, Any]:
+        """Channel URLs are stored sealed (core.secretbox) and answered masked: never kept in the clear."""
+        if not fields.get("notify_urls"):
+            return fields
+        return {**fields, "notify_urls": seal_all(list(fields["notify_urls"]), box)}
 
     # -------------------------------------------------------------- who, and the words
 
@@ -407,7 +416,7 @@ def _desk_routes() -> APIRouter:
     def create_customer(who: Admin, body: s.CustomerIn) -> s.Customer:
         fields = body.fields()
         with who.audited("customer.create", body.id, fields=sorted(fields)) as entry:
-            row = db.create_customer(entry.conn, who.tenant, body.id, fields)
+            row = db.create_customer(entry.conn, who.tenant, body.id, sealed(fields))
         return s.Customer.of(row)
 
     @v1.patch("/customers/{customer_id}", tags=["customers"], summary="Change some of a customer's fields")
@@ -417,7 +426,7 @@ def _desk_routes() -> APIRouter:
         except ValueError as exc:
             raise _bad(exc) from None
         with who.audited("customer.update", customer_id, fields=sorted(changes)) as entry:
-            row = db.update_customer(entry.conn, who.tenant, customer_id, changes)
+            row = db.update_customer(entry.conn, who.tenant, customer_id, sealed(changes))
         return s.Customer.of(row)
 
     @v1.post(
@@ -430,7 +439,7 @@ def _desk_routes() -> APIRouter:
         parsed = _parsed(await _csv(request), s.customers_csv)
 
         def write() -> s.ImportResult:
-            rows = [value for _, value in parsed.rows]
+            rows = [(customer_id, sealed(fields)) for _, (customer_id, fields) in parsed.rows]
             with who.audited("customer.import", None, rows=len(rows), refused=len(parsed.errors)) as entry:
                 created, updated = db.import_customers(entry.conn, who.tenant, rows)
                 entry.detail.update(created=created, updated=updated)

@@ -16,8 +16,9 @@ from rich.table import Table
 
 from core import db
 from core.localtime import check_zone
+from core.secretbox import secret_box
 from core.settings import get_settings
-from notifiers.channels import ChannelError, check_url
+from notifiers.channels import ChannelError, check_url, seal_all
 from notifiers.channels import masked as mask_channel
 from notifiers.followup import DEFAULT_POLICIES, SEVERITIES, FollowUpPolicy, parse_steps
 from notifiers.quiet import QuietHours, check_windows
@@ -147,7 +148,7 @@ def tenant_contacts(
         if notify:
             for url in notify:
                 check_url(url)
-            db.set_contacts(_url(), tenant, role, notify)
+            db.set_contacts(_url(), tenant, role, seal_all(notify, secret_box(get_settings())))
         found = db.contacts(_url(), tenant)
     except (ValueError, ChannelError, db.DatabaseError) as exc:
         _fail(str(exc))

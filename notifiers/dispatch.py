@@ -17,6 +17,11 @@ the device's readings of the 10 minutes before, and sent to each of the tenant's
 contacts; the customer's messages about that warning (reminders too) give its reference. The
 claim notice of a delivery is looked up by warning id when it is rendered.
 
+Channel URLs arrive sealed (``core.secretbox``: encrypted at rest, their masked form beside them);
+the outbox and every log line carry the masked form, and the URL is opened only in :meth:`Dispatcher._send`,
+at send time. A channel the key cannot open is a failed attempt whose reason names
+``FOREWARN_SECRET_KEY``: retried, then the next channel, never an exception that stops the worker.
+
 Exactly once in effect: a (warning, action, channel) is enqueued once, claimed under a lease,
 and a follow-up step is claimed once, so replays and restarts send nothing twice; a replayed
 warning finds its claim notice and opens no second one.
@@ -38,6 +43,8 @@ from core.db import Store
 from core.lifecycle import NOTIFY_ACTIONS
 from core.localtime import DEFAULT_TIMEZONE, zone
 from core.risks import RISKS, opens_claim
+from core.secretbox import SecretBox, SecretKeyError, is_sealed, secret_box
+from core.settings import get_settings
 from notifiers import channels
 from notifiers.claims import CLAIM_ACTION, READINGS_BEFORE_S, ClaimNotice, claim_refs, place, series_of
 from notifiers.delivery import (
@@ -107,7 +114,11 @@ class Dispatcher:
         now: Callable[[], float] = time.time,
         retry_delays_s: tuple[float, ...] = RETRY_DELAYS_S,
         claim_wait_s: float = 2.0,
+        keys: Callable[[], SecretBox] | None = None,
     ) -> None:
+        self.keys = keys or (lambda: secret_box(get_settings(), create=False))
+        """Where the key that opens sealed channel URLs comes from; asked when the first one is sent."""
+        self._box: SecretBox | None = None
         self.retry_delays_s = retry_delays_s
         self.claim_wait_s = claim_wait_s
         """How long a fresh claim notice waits for the readings of its warning's moment to be stored."""
@@ -317,7 +328,19 @@ class Dispatcher:
                 if row["action"] in NOTIFY_ACTIONS:
                     await self._notified(row)
 
-    async def _send(self, url: str, message: Message) -> tuple[bool, str | None, float]:
+    def _open(self, stored: str) -> str:
+        """The channel URL a stored value holds: the one place a sealed URL is decrypted, at send time."""
+        if not is_sealed(stored):
+            return stored  # an earlier version's plain URL (``forewarn db migrate`` seals it)
+        if self._box is None:
+            self._box = self.keys()
+        return self._box.open(stored)
+
+    async def _send(self, stored: str, message: Message) -> tuple[bool, str | None, float]:
+        try:
+            url = self._open(stored)
+        except SecretKeyError as exc:  # recorded as a failed attempt with the reason; the worker goes on
+            return False, str(exc), 0.0
         async with self._slots:
             t0 = time.monotonic()
             try:
