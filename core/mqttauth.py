@@ -79,7 +79,7 @@ def verify(password: str, encoded: str) -> bool:
 def device_username(tenant: str, device: str) -> str:
     """The MQTT username of a device: ``tenant/device`` (the pair is the identity)."""
     for what, value in (("tenant", tenant), ("device id", device)):
-        if not SEGMENT_RE.match(value):
+        if not SEGMENT_RE.fullmatch(value):
             raise CredentialError(f"{what} {value!r} must match {SEGMENT_RE.pattern}")
     return f"{tenant}/{device}"
 
@@ -87,7 +87,7 @@ def device_username(tenant: str, device: str) -> str:
 def parse_device_username(username: str) -> tuple[str, str]:
     """``tenant/device`` → (tenant, device); :class:`CredentialError` for anything else."""
     tenant, _, device = username.partition("/")
-    if not (SEGMENT_RE.match(tenant) and SEGMENT_RE.match(device)):
+    if not (SEGMENT_RE.fullmatch(tenant) and SEGMENT_RE.fullmatch(device)):
         raise CredentialError(f"{username!r} is not a device username (tenant/device)")
     return tenant, device
 
