@@ -10,13 +10,15 @@ deliveries are claimed per (warning, action, channel).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import math
+import os
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,20 +36,25 @@ from core.contract import (
     ContractError,
     ReadingsBatch,
     RejectRecord,
+    StatusRecord,
+    TickRecord,
     WarningEvent,
-    decode_readings_record,
     decode_reject_record,
     decode_status_record,
     decode_tick_record,
+    reject_record,
     tick_record,
 )
 from core.db import LATE_DATA, RECENT_DATA, Store, prune_rejects, store_rejects
+from core.deadletters import DeadLetter, blames_records, reason_of, set_aside
 from core.localtime import zone
+from core.outage import Outage
 from core.readiness import StatusFile
-from core.settings import ack_secret, ack_url, get_settings
+from core.settings import ack_secret, ack_url, get_settings, kafka_target
 from notifiers.dispatch import Dispatcher
 from scores.daily import EXIT_BUSY, due_day
 from streams.decisions import DeviceMonitor, detectors_for
+from streams.guard import check_readings, check_status, check_tick, check_warning, write_isolating
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +62,54 @@ HEARTBEAT = Path(tempfile.gettempdir()) / "forewarn-worker.alive"
 
 settings = get_settings()
 
-app = faust.App(
+STOP_DRAIN_S = 4.0
+"""On SIGTERM, how long the agents may take to finish the records they hold before the worker
+stops without them (they are not acknowledged: Kafka delivers them again)."""
+STOP_DEADLINE_S = 9.0
+"""A worker not stopped this long after SIGTERM (Kafka or the database not answering while it
+leaves) exits at once; what it had not stored was never acknowledged."""
+SESSION_TIMEOUT_S = 6.0
+"""How long the group waits for a member that stopped heartbeating (a killed worker) before its
+partitions go to the others: Kafka's smallest allowed session (``group.min.session.timeout.ms``)."""
+
+
+class WorkerApp(faust.App):  # type: ignore[misc]
+    """Faust's app, with a bounded drain on shutdown.
+
+    Faust waits, before it stops, until every record an agent took is acknowledged; an agent that
+    waits out a database outage would hold it up for as long as the outage lasts (SIGTERM ignored).
+    The agents acknowledge a record only once it is stored or handled, so stopping without the
+    records they hold loses nothing: those are read again by the next owner of the partition."""
+
+    async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
+        if not self.should_stop:  # a rebalance: the records held are finished first, as Faust does
+            await super()._consumer_wait_empty(consumer, logger)
+            return
+        # not wait_for: Faust's wait swallows the cancellation; left running, it ends as the consumer stops
+        drain = asyncio.ensure_future(super()._consumer_wait_empty(consumer, logger))
+        done, _ = await asyncio.wait({drain}, timeout=STOP_DRAIN_S)
+        if not done:
+            log.warning(
+                "stopping with %d records not yet stored or handled (a dependency is not answering);"
+                " they were not acknowledged and will be read again",
+                work.held,
+            )
+
+    async def on_stop(self) -> None:
+        await super().on_stop()
+        await close_store()
+
+
+kafka = kafka_target(settings.kafka_url)  # a user in FOREWARN_KAFKA_URL: log in with SASL (SASL_PLAINTEXT)
+
+app = WorkerApp(
     settings.worker_id,
-    broker=settings.kafka_url,
+    broker=f"kafka://{kafka.bootstrap}",
+    broker_credentials=faust.SASLCredentials(
+        username=kafka.username, password=kafka.password, mechanism=kafka.mechanism
+    )
+    if kafka.username
+    else None,
     store="memory://",
     datadir=str(Path(settings.state_dir) / "faust" / "{conf.name}-data"),
     topic_partitions=settings.partitions,
@@ -68,6 +120,11 @@ app = faust.App(
     broker_commit_every=500,
     broker_commit_interval=1.0,
     table_standby_replicas=0,
+    # a killed worker's partitions move after SESSION_TIMEOUT_S, not Faust's 60 s; a member that
+    # leaves on SIGTERM says so and the group rebalances at once
+    broker_session_timeout=SESSION_TIMEOUT_S,
+    broker_heartbeat_interval=1.0,
+    broker_rebalance_timeout=15.0,
 )
 
 readings_topic = app.topic(
@@ -100,22 +157,258 @@ device_to_monitor = app.Table(
 
 _store: Store | None = None
 _store_lock = asyncio.Lock()
-counters: dict[str, int] = {"readings_stored": 0, "batches_scored": 0, "warnings": 0, "bad_records": 0}
+counters: dict[str, int] = {
+    "readings_stored": 0,
+    "batches_scored": 0,
+    "warnings": 0,
+    "bad_records": 0,
+    "dead_letters": 0,
+}
+refusals: Counter[str] = Counter()
+"""Records refused by the re-check (and records that do not decode), per reason."""
+
+DB_TIMEOUT_S = 15.0
+"""The longest one database operation of the worker may take. A server that stopped answering
+(a partition, a blackhole: connections open, nothing comes back) would otherwise hold an agent
+for as long as TCP takes to give up; past this it counts as an outage and is retried."""
+WRITE_RETRIES = 2
+"""A write the database refuses for what it carries is retried this often before the batch is
+split to find the records to blame (they are set aside in ``dead_letters``)."""
+REGISTRY_REFRESH_S = 30.0
+REGISTRY_MISS_REFRESH_S = 2.0
+REGISTRY_TIMEOUT_S = 5.0
+REPORT_S = 5.0
+"""How often the worker reports its work to the status file (``forewarn health`` reads it)."""
+
+database = Outage("PostgreSQL", log, hint="FOREWARN_DATABASE_URL, and that `forewarn db migrate` ran", max_delay_s=10.0)
+"""The database as the worker's agents see it: one line when it goes, one when it is back."""
 
 
 async def store() -> Store:
+    """The worker's pool, opened on first use (a failed opening is tried again next time)."""
     global _store
     async with _store_lock:
         if _store is None:
-            _store = Store(settings.database_url, max_size=4)
-            await _store.open()
+            opened = Store(settings.database_url, max_size=4)
+            try:
+                await asyncio.wait_for(opened.open(), DB_TIMEOUT_S)
+            except Exception:
+                await asyncio.wait_for(opened.close(), 5.0)
+                raise
+            _store = opened
     return _store
 
 
 def use_store(db: Store | None) -> None:
     """Have the agents use ``db`` (a test's in-memory store); ``None``: open one from settings."""
-    global _store
+    global _store, devices
     _store = db
+    devices = DeviceRegistry()  # the registry is the store's
+
+
+_T = TypeVar("_T")
+_I = TypeVar("_I")
+
+
+async def _db(op: Callable[[Store], Awaitable[_T]], timeout_s: float = DB_TIMEOUT_S) -> _T:
+    """One database operation, bounded: past ``timeout_s`` it raises :class:`TimeoutError`."""
+
+    async def run() -> _T:
+        return await op(await store())
+
+    return await asyncio.wait_for(run(), timeout_s)
+
+
+async def _wait_out(exc: BaseException, doing: str) -> None:
+    """Sleep the backoff of a database outage (logged once per outage, not per attempt)."""
+    await asyncio.sleep(database.failed(exc, doing))
+
+
+async def _until_done(doing: str, op: Callable[[Store], Awaitable[_T]]) -> _T:
+    """A database operation that must happen: tried until it succeeds, whatever the error."""
+    while True:
+        try:
+            result = await _db(op)
+        except Exception as exc:  # noqa: BLE001 - nothing to set aside here: wait, never drop
+            await _wait_out(exc, doing)
+            continue
+        database.recovered()
+        return result
+
+
+async def _write(
+    doing: str,
+    topic: str,
+    items: Sequence[tuple[Any, _I]],
+    write: Callable[[Store, list[_I]], Awaitable[_T]],
+) -> list[_T]:
+    """Write ``items`` (each a Faust event and what to write of it) with ``write``; an outage is
+    waited out, records the database refuses are isolated after bounded retries and set aside in
+    ``dead_letters`` with the error (:func:`streams.guard.write_isolating`). The results of the
+    writes that succeeded."""
+
+    async def attempt(batch: Sequence[tuple[Any, _I]]) -> _T:
+        result = await _db(lambda db: write(db, [item for _, item in batch]))
+        database.recovered()
+        return result
+
+    done = await write_isolating(
+        items,
+        attempt,
+        blames_records=blames_records,
+        wait_out=lambda exc: _wait_out(exc, doing),
+        retries=WRITE_RETRIES,
+    )
+    if done.poison:
+        letters = [_dead_letter(topic, event, exc) for (event, _), exc in done.poison]
+        await _until_done("setting records aside", lambda db: set_aside(db, letters))
+        counters["dead_letters"] += len(letters)
+        for letter in letters:
+            log.error(
+                "%s: set a record aside in dead_letters (partition %s, offset %s), the database refuses it: %s",
+                doing,
+                letter.partition,
+                letter.offset,
+                letter.reason,
+            )
+    return done.results
+
+
+def _dead_letter(topic: str, event: Any, exc: BaseException) -> DeadLetter:
+    message = event.message
+    key = message.key if isinstance(message.key, bytes) else None
+    return DeadLetter(topic, key, message.partition, message.offset, _raw(event.value), reason_of(exc))
+
+
+def _raw(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else bytes(value)
+
+
+class DeviceRegistry:
+    """The device registry (``tenant/device`` → kind) as ingest reads it, for the re-check.
+
+    Read from the database before the first record is checked (an outage is waited out: without
+    it nothing can be checked), then again every ``REGISTRY_REFRESH_S`` and, when a record names
+    a device it does not know (one just added), at most every ``REGISTRY_MISS_REFRESH_S``. A
+    refresh that fails or times out keeps the registry it has, and waits ``REGISTRY_REFRESH_S``
+    before trying again: checking never waits long on a silent database."""
+
+    def __init__(self) -> None:
+        self.kinds: dict[str, str] | None = None
+        self._read_at = -math.inf
+        self._failed_at = -math.inf
+
+    async def current(self, key: str | None = None) -> Mapping[str, str]:
+        """The registry to check against (``key``: the device a record names)."""
+        if self.kinds is None:
+            self.kinds = await _until_done("reading the device registry", lambda db: db.devices())
+            self._read_at = time.monotonic()
+            return self.kinds
+        now = time.monotonic()
+        if now - self._failed_at < REGISTRY_REFRESH_S:
+            return self.kinds
+        stale = now - self._read_at >= REGISTRY_REFRESH_S
+        missed = key is not None and key not in self.kinds and now - self._read_at >= REGISTRY_MISS_REFRESH_S
+        if stale or missed:
+            try:
+                self.kinds = await _db(lambda db: db.devices(), REGISTRY_TIMEOUT_S)
+                database.recovered()
+            except Exception as exc:  # noqa: BLE001 - keep checking against what we know
+                self._failed_at = now
+                database.failed(exc, f"refreshing the device registry (checking against the {len(self.kinds)} known)")
+            self._read_at = now
+        return self.kinds
+
+
+devices = DeviceRegistry()
+
+
+class Work:
+    """The records the agents hold (taken from Kafka, not yet stored or handled) and how many
+    they finished, for the status file: health means progress.
+
+    A record is acknowledged to Kafka only when it is finished: Faust acknowledges an event when
+    the agent's loop moves on or is cancelled, so each held record carries one more reference,
+    released by :meth:`finish`. A record held when the worker is stopped is never acknowledged,
+    and is read again by the next owner of its partition."""
+
+    def __init__(self) -> None:
+        self.held = 0
+        self.moved = 0
+        self._reported = 0
+
+    def take(self, events: Sequence[Any]) -> None:
+        for event in events:
+            event.message.incref()
+        self.held += len(events)
+
+    def finish(self, events: Sequence[Any]) -> None:
+        for event in events:
+            event.ack()
+        self.held -= len(events)
+        self.moved += len(events)
+
+    def since_report(self) -> int:
+        moved, self._reported = self.moved - self._reported, self.moved
+        return moved
+
+
+work = Work()
+_refusals_logged: dict[str, float] = {}
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def _refuse(event: Any, topic: str, exc: ContractError, *, send: bool = True, tell: bool = True) -> None:
+    """Count a record that fails the re-check and (``send``) put it on ``forewarn.rejects`` with
+    its reason. ``tell``: log it, at most once a minute per reason (a flood must not bury the
+    log). Two agents read ``forewarn.readings``: one of them sends and tells."""
+    if tell:
+        counters["bad_records"] += 1
+        refusals[exc.reason] += 1
+    now = time.monotonic()
+    if tell and now - _refusals_logged.get(exc.reason, -math.inf) >= 60:
+        _refusals_logged[exc.reason] = now
+        log.warning(
+            "refused a %s record that breaks the contract (%s: %s)%s"
+            " (refusals are logged once a minute per reason and counted in the status file)",
+            topic,
+            exc.reason,
+            exc.detail,
+            f"; it goes to {TOPIC_REJECTS}" if send else "",
+        )
+    if send:
+        raw = _raw(event.value)
+        key = event.message.key if isinstance(event.message.key, bytes) else None
+        detail = f"refused by the worker's re-check of {topic}: {exc.detail}"
+        await rejects_topic.send(key=key, value=reject_record(exc.reason, detail, topic, raw, _now_ms()))
+
+
+def _key(event: Any) -> str | None:
+    key = event.message.key
+    return key.decode("utf-8", "replace") if isinstance(key, bytes) else None
+
+
+def _contract_error(exc: Exception) -> ContractError:
+    """Whatever a check raised, as a refusal (a check that breaks on a record refuses it)."""
+    if isinstance(exc, ContractError):
+        return exc
+    if isinstance(exc, orjson.JSONDecodeError):
+        return ContractError("malformed_json", str(exc)[:200])
+    return ContractError("bad_shape", f"{type(exc).__name__}: {str(exc)[:200]}")
+
+
+async def _checked_readings(event: Any, send: bool) -> ReadingsBatch | None:
+    """The readings record of ``event`` re-checked, or ``None`` when it is refused (``send``:
+    to ``forewarn.rejects``, said in the log)."""
+    try:
+        batch = check_readings(_raw(event.value), await devices.current(_key(event)), _now_ms())
+    except Exception as exc:  # noqa: BLE001 - every failed check is a refusal
+        await _refuse(event, TOPIC_READINGS, _contract_error(exc), send=send, tell=send)
+        return None
+    return batch
 
 
 Overrides = dict[str, dict[str, Any]]
@@ -146,14 +439,16 @@ class DetectorConfig:
             return cached
         try:
             if now - self._checked_at >= self.refresh_s:
-                version = await (await store()).detector_config_version()
+                version = await _db(lambda db: db.detector_config_version(), REGISTRY_TIMEOUT_S)
                 self._checked_at = now
                 if version != self._version:
                     self._by_device.clear()
                     self._version = version
                     cached = None
             if cached is None:
-                cached = self._by_device[key] = await (await store()).detector_overrides(tenant, kind, device)
+                cached = self._by_device[key] = await _db(
+                    lambda db: db.detector_overrides(tenant, kind, device), REGISTRY_TIMEOUT_S
+                )
         except Exception as exc:  # noqa: BLE001 - PostgreSQL down or not migrated: score on, say so
             self._failed_at = now
             log.warning(
@@ -197,45 +492,22 @@ def _load_monitor(key: bytes, saved: bytes | None, batch: ReadingsBatch, overrid
     return DeviceMonitor(batch.tenant, batch.device, batch.kind, detectors)
 
 
-_T = TypeVar("_T")
-
-
-def _decoded(raw: Any, decode: Callable[[bytes], _T], what: str) -> _T | None:
-    """A record decoded by the contract, or ``None``: counted as bad and logged, never raised."""
-    try:
-        return decode(raw if isinstance(raw, bytes) else bytes(raw))
-    except ContractError as exc:
-        counters["bad_records"] += 1
-        log.error("skipping a %s record that breaks the contract (%s)", what, exc)
-        return None
-
-
-def _decode(raw: Any) -> ReadingsBatch | None:
-    return _decoded(raw, decode_readings_record, "readings")
-
-
-async def _retry(what: str, op: Any) -> Any:
-    """Retry a database write until it succeeds: the record is not acknowledged meanwhile."""
-    delay = 0.5
-    while True:
-        try:
-            return await op()
-        except Exception as exc:  # noqa: BLE001 - PostgreSQL down: wait, never drop
-            log.warning("%s failed (%s); retrying in %.1f s, check FOREWARN_DATABASE_URL", what, exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30)
-
-
 @app.agent(readings_topic)
 async def store_readings(stream: faust.StreamT[bytes]) -> None:
-    """Bulk-write readings: COPY into staging, insert with ON CONFLICT DO NOTHING."""
-    async for values in stream.take(500, within=0.5):
-        batches = [b for b in map(_decode, values) if b is not None]
-        if batches:
-            db = await store()
-            counters["readings_stored"] += await _retry(
-                "storing readings", functools.partial(db.store_readings, batches)
-            )
+    """Bulk-write readings: COPY into staging, insert with ON CONFLICT DO NOTHING. A record that
+    fails the re-check is refused to ``forewarn.rejects``; one the database refuses is set aside."""
+    async for events in stream.take_events(500, within=0.5):  # type: ignore[attr-defined]  # Stream's, not in StreamT
+        work.take(events)
+        checked = [(event, await _checked_readings(event, send=True)) for event in events]
+        items = [(event, batch) for event, batch in checked if batch is not None]
+        if items:
+            stored = await _write("storing readings", TOPIC_READINGS, items, _store_readings)
+            counters["readings_stored"] += sum(stored)
+        work.finish(events)
+
+
+async def _store_readings(db: Store, batches: list[ReadingsBatch]) -> int:
+    return await db.store_readings(batches)
 
 
 # ---------------------------------------------------------------- rejected telemetry, kept for integrators
@@ -254,19 +526,30 @@ rejects_topic = app.topic(
 )
 
 
-def _decode_reject(raw: Any) -> RejectRecord | None:
-    return _decoded(raw, decode_reject_record, "reject")
+async def _decoded_reject(event: Any) -> RejectRecord | None:
+    """A reject record, or ``None``: counted and logged, never sent back to the rejects."""
+    try:
+        return decode_reject_record(_raw(event.value))
+    except Exception as exc:  # noqa: BLE001 - a record that does not decode is refused
+        await _refuse(event, TOPIC_REJECTS, _contract_error(exc), send=False)
+        return None
 
 
 @app.agent(rejects_topic)
 async def keep_rejects(stream: faust.StreamT[bytes]) -> None:
     """Keep rejected telemetry in batches: one transaction per batch of up to 500."""
-    async for values in stream.take(500, within=1.0):
-        records = [r for r in map(_decode_reject, values) if r is not None]
-        if records:
-            db = await store()
-            kept = await _retry("keeping rejects", functools.partial(store_rejects, db, records))
-            counters["rejects_kept"] = counters.get("rejects_kept", 0) + kept
+    async for events in stream.take_events(500, within=1.0):  # type: ignore[attr-defined]
+        work.take(events)
+        decoded = [(event, await _decoded_reject(event)) for event in events]
+        items = [(event, record) for event, record in decoded if record is not None]
+        if items:
+            kept = await _write("keeping rejects", TOPIC_REJECTS, items, _keep_rejects)
+            counters["rejects_kept"] = counters.get("rejects_kept", 0) + sum(kept)
+        work.finish(events)
+
+
+async def _keep_rejects(db: Store, records: list[RejectRecord]) -> int:
+    return await store_rejects(db, records)
 
 
 @app.timer(interval=3600.0)
@@ -280,32 +563,38 @@ async def forget_old_rejects() -> None:
 
 @app.agent(readings_topic)
 async def score_device_readings(stream: faust.StreamT[bytes]) -> None:
-    """Run the device's detectors over its batch and publish the warnings decided."""
-    async for value in stream:
-        batch = _decode(value)
-        if batch is None:
-            continue
-        key = batch.key.encode()
-        overrides = await detector_config.overrides(batch.tenant, batch.kind, batch.device)
-        if overrides is None:  # not readable yet: keep what the device runs with (new: its profile)
-            live = _live_monitors.get(key)
-            overrides = live[2] if live is not None else {}
-        try:
-            monitor = _load_monitor(key, device_to_monitor.get(key), batch, overrides)
-        except ValueError as exc:  # a device kind no profile knows
-            counters["bad_records"] += 1
-            log.error("skipping a readings record of %s (%s)", batch.key, exc)
-            continue
-        events = heard_from(monitor, batch)  # first: the device is heard from (a silence ends)
-        events += [event for reading in batch.readings for event in monitor.observe(reading)]
-        saved = orjson.dumps(monitor.to_state())
-        device_to_monitor[key] = saved
-        _live_monitors[key] = (saved, monitor, overrides)
-        counters["batches_scored"] += 1
-        for event in events:
-            counters["warnings"] += 1
-            log.info("%s %s on %s (score %.2f)", event.action, event.risk, event.key, event.score)
-            await warnings_topic.send(key=event.key.encode(), value=orjson.dumps(event.to_json()))
+    """Run the device's detectors over its batch and publish the warnings decided (a record that
+    fails the re-check is skipped: ``store_readings`` refuses it)."""
+    async for event in stream.events():
+        work.take([event])
+        batch = await _checked_readings(event, send=False)
+        if batch is not None:
+            await _score(batch)
+        work.finish([event])
+
+
+async def _score(batch: ReadingsBatch) -> None:
+    key = batch.key.encode()
+    overrides = await detector_config.overrides(batch.tenant, batch.kind, batch.device)
+    if overrides is None:  # not readable yet: keep what the device runs with (new: its profile)
+        live = _live_monitors.get(key)
+        overrides = live[2] if live is not None else {}
+    try:
+        monitor = _load_monitor(key, device_to_monitor.get(key), batch, overrides)
+    except ValueError as exc:  # a device kind no profile knows (the re-check refuses those first)
+        counters["bad_records"] += 1
+        log.error("skipping a readings record of %s (%s)", batch.key, exc)
+        return
+    events = heard_from(monitor, batch)  # first: the device is heard from (a silence ends)
+    events += [event for reading in batch.readings for event in monitor.observe(reading)]
+    saved = orjson.dumps(monitor.to_state())
+    device_to_monitor[key] = saved
+    _live_monitors[key] = (saved, monitor, overrides)
+    counters["batches_scored"] += 1
+    for event in events:
+        counters["warnings"] += 1
+        log.info("%s %s on %s (score %.2f)", event.action, event.risk, event.key, event.score)
+        await warnings_topic.send(key=event.key.encode(), value=orjson.dumps(event.to_json()))
 
 
 _dispatcher: Dispatcher | None = None
@@ -340,41 +629,75 @@ def _log_failure(task: asyncio.Future[Any]) -> None:
 @app.agent(warnings_topic)
 async def notify_customers(stream: faust.StreamT[bytes]) -> None:
     """Record each warning's lifecycle and put its messages in the outbox; a sender delivers them."""
-    async for value in stream:
-        try:
-            event = WarningEvent.from_json(orjson.loads(value))
-        except (ValueError, TypeError) as exc:
-            counters["bad_records"] += 1
-            log.error("skipping a warning record that breaks the contract (%s)", exc)
-            continue
-        notifier = await dispatcher()
-        await _retry("recording a warning", functools.partial(notifier.handle, event))
-        _kick_sender(notifier)
+    async for event in stream.events():
+        work.take([event])
+        warning = await _checked_warning(event)
+        if warning is not None:
+            await _write("recording a warning", TOPIC_WARNINGS, [(event, warning)], _handle_warnings)
+            if _dispatcher is not None:
+                _kick_sender(_dispatcher)
+        work.finish([event])
+
+
+async def _checked_warning(event: Any) -> WarningEvent | None:
+    """The warning record of ``event`` re-checked, or ``None`` when it is refused."""
+    try:
+        warning = WarningEvent.from_json(orjson.loads(_raw(event.value)))
+        check_warning(warning, await devices.current(_key(event)), _now_ms())
+    except Exception as exc:  # noqa: BLE001 - every failed check is a refusal
+        await _refuse(event, TOPIC_WARNINGS, _contract_error(exc))
+        return None
+    return warning
+
+
+async def _handle_warnings(db: Store, warnings: list[WarningEvent]) -> int:
+    notifier = await dispatcher()
+    for warning in warnings:
+        await notifier.handle(warning)
+    return len(warnings)
 
 
 @app.timer(interval=2.0)
 async def follow_up_warnings() -> None:
     """Due retries, held messages whose quiet hours ended, and follow-ups nobody acknowledged."""
     try:
-        notifier = await dispatcher()
-        await notifier.fire_followups()
-        await notifier.flush()
+        notifier = await _db(lambda db: dispatcher())
+        await _db(lambda db: notifier.fire_followups())
+        await notifier.flush()  # sends: not cut short (a message sent must be recorded as sent)
     except Exception as exc:  # noqa: BLE001 - PostgreSQL down: the next sweep tries again
-        log.warning("follow-up sweep failed (%s); retrying in 2 s", exc)
+        database.failed(exc, "sweeping follow-ups (tried again every 2 s)")
 
 
 status = StatusFile.from_env()
 
 
-@app.timer(interval=15.0)
+_reports = {"n": 0}
+
+
+@app.timer(interval=REPORT_S)
 async def report_progress() -> None:
-    HEARTBEAT.touch()  # the container health check reads its age
-    status.update(**counters)
-    log.info(
-        "worker: %(readings_stored)d readings stored, %(batches_scored)d batches scored, "
-        "%(warnings)d warning events, %(bad_records)d bad records",
-        counters,
+    """A timer of its own: the worker reports while an agent waits on the database."""
+    report()
+
+
+def report() -> None:
+    """Health means progress: the records held and how many moved since the last report
+    (``forewarn health`` calls the worker unhealthy when it holds records it has not moved)."""
+    HEARTBEAT.touch()  # the old container health check reads its age
+    status.work(
+        pending=work.held,
+        moved=work.since_report(),
+        **counters,
+        refusals=dict(refusals),
+        database_down_s=round(database.down_for(), 1),
     )
+    _reports["n"] += 1
+    if _reports["n"] % 6 == 0:  # the log line every 30 s
+        log.info(
+            "worker: %(readings_stored)d readings stored, %(batches_scored)d batches scored, "
+            "%(warnings)d warning events, %(bad_records)d records refused, %(dead_letters)d set aside",
+            counters,
+        )
 
 
 # Storage upkeep that TimescaleDB's jobs would do under its own licence (Apache edition and
@@ -566,41 +889,70 @@ async def _publish(events: list[WarningEvent]) -> None:
 @app.agent(status_topic)
 async def watch_device_status(stream: faust.StreamT[bytes]) -> None:
     """A device said ``online`` or ``offline``: note it (an offline grace of zero decides at once)."""
-    async for value in stream:
-        record = _decoded(value, decode_status_record, "status")
-        if record is None:
-            continue
-        key = record.key.encode()
-        loaded = await _monitor_for(key, record.tenant, record.device, record.kind, record.received_at, create=True)
-        if loaded is None:
-            continue
-        monitor, overrides = loaded
-        silent = monitor.silence.silent
-        events = monitor.status(record.state, record.received_at, record.retained)
-        _count_silence(monitor, silent)
-        _save_monitor(key, monitor, overrides)
-        counters["statuses"] += 1
-        await _publish(events)
+    async for event in stream.events():
+        work.take([event])
+        record = await _checked(event, TOPIC_STATUS, decode_status_record, check_status)
+        if record is not None:
+            await _note_status(record)
+        work.finish([event])
+
+
+async def _note_status(record: StatusRecord) -> None:
+    key = record.key.encode()
+    loaded = await _monitor_for(key, record.tenant, record.device, record.kind, record.received_at, create=True)
+    if loaded is None:
+        return
+    monitor, overrides = loaded
+    silent = monitor.silence.silent
+    events = monitor.status(record.state, record.received_at, record.retained)
+    _count_silence(monitor, silent)
+    _save_monitor(key, monitor, overrides)
+    counters["statuses"] += 1
+    await _publish(events)
 
 
 @app.agent(ticks_topic)
 async def check_device_silence(stream: faust.StreamT[bytes]) -> None:
     """The clock's tick for a device: decide its silence at the tick's time."""
-    async for value in stream:
-        tick = _decoded(value, decode_tick_record, "tick")
-        if tick is None:
-            continue
-        key = tick.key.encode()
-        loaded = await _monitor_for(key, tick.tenant, tick.device, tick.kind, tick.now, create=False)
-        if loaded is None:
-            continue
-        monitor, overrides = loaded
-        silent = monitor.silence.silent
-        events = monitor.tick(tick.now)
-        if monitor.silence.silent != silent:
-            _count_silence(monitor, silent)
-            _save_monitor(key, monitor, overrides)
-        await _publish(events)
+    async for event in stream.events():
+        work.take([event])
+        tick = await _checked(event, TOPIC_TICKS, decode_tick_record, check_tick)
+        if tick is not None:
+            await _decide_silence(tick)
+        work.finish([event])
+
+
+async def _decide_silence(tick: TickRecord) -> None:
+    key = tick.key.encode()
+    loaded = await _monitor_for(key, tick.tenant, tick.device, tick.kind, tick.now, create=False)
+    if loaded is None:
+        return
+    monitor, overrides = loaded
+    silent = monitor.silence.silent
+    events = monitor.tick(tick.now)
+    if monitor.silence.silent != silent:
+        _count_silence(monitor, silent)
+        _save_monitor(key, monitor, overrides)
+    await _publish(events)
+
+
+_R = TypeVar("_R", StatusRecord, TickRecord)
+
+
+async def _checked(
+    event: Any,
+    topic: str,
+    decode: Callable[[bytes], _R],
+    check: Callable[[_R, Mapping[str, str], int], None],
+) -> _R | None:
+    """A status or tick record decoded and re-checked, or ``None`` when it is refused."""
+    try:
+        record = decode(_raw(event.value))
+        check(record, await devices.current(_key(event)), _now_ms())
+    except Exception as exc:  # noqa: BLE001 - every failed check is a refusal
+        await _refuse(event, topic, _contract_error(exc))
+        return None
+    return record
 
 
 def _count_silence(monitor: DeviceMonitor, was_silent: bool) -> None:
@@ -685,6 +1037,36 @@ async def look_for_silent_devices() -> None:
         log.info("silence due for %d devices: checking", sent)
 
 
+async def close_store() -> None:
+    """Close the pool on the way out (bounded: the database may be the thing not answering)."""
+    if _store is not None:
+        try:
+            await asyncio.wait_for(_store.close(), 2.0)
+        except Exception as exc:  # noqa: BLE001 - stopping anyway
+            log.info("closing the database pool on the way out failed (%s)", exc)
+
+
+def _exit_after(deadline_s: float) -> None:
+    """Exit the process ``deadline_s`` from now if it has not stopped by then (a thread: the
+    event loop may be the thing stuck). Faust leaves the group, flushes and commits on the way
+    out; with Kafka or the database not answering that can take minutes, and SIGTERM must stop
+    the worker within 10 s. Nothing is lost: a record is acknowledged only once it is finished."""
+
+    def exit_now() -> None:
+        log.warning(
+            "not stopped %.0f s after the signal (Kafka or the database is not answering); exiting now,"
+            " %d records held are read again from Kafka",
+            deadline_s,
+            work.held,
+        )
+        logging.shutdown()
+        os._exit(0)
+
+    timer = threading.Timer(deadline_s, exit_now)
+    timer.daemon = True
+    timer.start()
+
+
 def run_worker(loglevel: str = "info") -> None:
     """Run the worker in the foreground (``forewarn worker``)."""
     from faust.worker import Worker
@@ -693,6 +1075,10 @@ def run_worker(loglevel: str = "info") -> None:
         async def on_startup_finished(self) -> None:
             await super().on_startup_finished()
             status.mark_ready(**counters)  # joined its group, tables recovered: consuming
+
+        def _schedule_shutdown(self, signal: Any) -> None:  # SIGTERM, SIGINT
+            _exit_after(STOP_DEADLINE_S)
+            super()._schedule_shutdown(signal)
 
     Path(settings.state_dir, "faust").mkdir(parents=True, exist_ok=True)  # Faust's datadir lives here
     ReportingWorker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -10,6 +10,7 @@ integration tests run the same agents on real services.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
@@ -18,16 +19,43 @@ from typing import Any
 from unittest.mock import AsyncMock, patch
 
 import orjson
+import psycopg
 import pytest
 
 import streams.app as worker
 from core.contract import Reading, ReadingsBatch, WarningEvent, readings_record, warning_id
 from core.db import DetectorParams, Store, effective_overrides
+from core.deadletters import DeadLetter
+from core.readiness import StatusFile, read_status
 from forewarn.sink import HttpSink
 from notifiers.dispatch import Dispatcher
 
 NOW_MS = 1_763_700_000_000
 MINUTE_MS = 60_000
+
+REGISTERED = {
+    **{
+        f"acme/{device}": "home"
+        for device in (
+            "leak-home",
+            "dry-home",
+            "after-bad",
+            "splash-home",
+            "restart-home",
+            "store-home",
+            "ana-home",
+            "bo-home",
+            "no-customer",
+            "slow-home",
+            "fast-home",
+            "busy-home",
+            "after-hostile",
+            "after-odd",
+        )
+    },
+    "acme/lin-car": "vehicle",
+}
+"""The device registry the worker re-checks records against (``forewarn device add``)."""
 
 
 class MemoryStore(Store):
@@ -52,6 +80,16 @@ class MemoryStore(Store):
         self.detector_config_changes = 0
         self.tenant_contacts: dict[tuple[str, str], list[str]] = {}  # (tenant, role) → apprise URLs
         self.claim_notices: dict[str, dict[str, Any]] = {}  # warning id → claim_notices row
+        self.registry = dict(REGISTERED)
+        self.dead_letters: list[DeadLetter] = []  # what core.deadletters.set_aside was handed
+        self.refused = AsyncMock()  # forewarn.rejects' send, mocked by the fixture
+
+    def rejects(self) -> list[dict[str, Any]]:
+        """The reject records the worker sent to forewarn.rejects."""
+        return [orjson.loads(call.kwargs["value"]) for call in self.refused.await_args_list]
+
+    async def devices(self) -> dict[str, str]:
+        return dict(self.registry)
 
     def configure(self, *rows: DetectorParams) -> None:
         """Replace the detector configuration, as `forewarn detectors set/clear` would."""
@@ -217,7 +255,18 @@ async def memory() -> AsyncIterator[MemoryStore]:
     worker._dispatcher = Dispatcher(
         db, ack_link=lambda wid: f"https://forewarn.test/a/{wid[:8]}", retry_delays_s=(0, 0)
     )
-    yield db
+
+    async def set_aside(store: Store, letters: Sequence[DeadLetter]) -> int:
+        db.dead_letters.extend(letters)
+        return len(letters)
+
+    # what is refused goes to forewarn.rejects (the topic mocked), what is set aside to dead_letters
+    with (
+        patch.object(worker.rejects_topic, "send", new_callable=AsyncMock) as refused,
+        patch.object(worker, "set_aside", set_aside),
+    ):
+        db.refused = refused
+        yield db
     worker._dispatcher = None
     worker.use_store(None)
     worker.detector_config = worker.DetectorConfig()
@@ -300,10 +349,10 @@ async def test_a_dry_home_publishes_nothing(memory: MemoryStore, published: Asyn
     assert published.await_count == 0
 
 
-async def test_records_breaking_the_contract_are_counted_and_skipped_and_scoring_goes_on(
+async def test_records_breaking_the_contract_are_skipped_by_scoring_which_goes_on(
     memory: MemoryStore, published: AsyncMock
 ) -> None:
-    bad = counted("bad_records")
+    scored = counted("batches_scored")
     async with worker.score_device_readings.test_context() as agent:
         await agent.put(b"not json at all")
         await agent.put(orjson.dumps({"v": 1, "tenant": "acme"}))  # no device, kind, readings
@@ -311,8 +360,9 @@ async def test_records_breaking_the_contract_are_counted_and_skipped_and_scoring
         await agent.put(home_record("after-bad", (NOW_MS, {"water_leak": 1.0})))
         await until("the good record's warning", lambda: published.await_count == 1)
 
-    assert bad() == 3
+    assert scored() == 1
     assert [w["device"] for _, w in warnings_sent(published)] == ["after-bad"]
+    assert memory.refused.await_count == 0, "store_readings refuses readings records: one reject each, not two"
 
 
 async def test_a_parameter_changed_for_a_running_device_applies_to_its_next_batch_with_what_it_learnt(
@@ -379,6 +429,7 @@ async def test_readings_are_stored_once_even_when_the_record_is_replayed(memory:
     }
     assert stored() == 4
     assert bad() == 1
+    assert [r["reason"] for r in memory.rejects()] == ["malformed_json"]
 
 
 # ---------------------------------------------------------------------------- notify_customers
@@ -462,6 +513,10 @@ async def test_a_warning_record_breaking_the_contract_is_counted_and_skipped(mem
 
     assert bad() == 2
     assert memory.warnings == [(leak_warning("no-customer").warning_id, "open", None)]
+    assert [(r["reason"], r["topic"]) for r in memory.rejects()] == [
+        ("bad_shape", "forewarn.warnings"),
+        ("malformed_json", "forewarn.warnings"),
+    ]
 
 
 # ---------------------------------------------------------------------------- first notice of loss
@@ -602,3 +657,137 @@ async def test_messages_held_by_the_budget_go_out_as_one_digest(memory: MemorySt
     await notifier.flush()
     assert len(sink.received) == 1, "three held messages, one digest"
     assert all(memory.deliveries[(e.warning_id, "open", sink.url("busy"))][0] == "sent" for e in events)
+
+
+# ---------------------------------------------------------------------------- records that are not to be trusted
+
+
+def hostile(device: str = "store-home", tenant: str = "acme", kind: str = "home", **reading: Any) -> bytes:
+    """A readings record written straight to Kafka, not by ingest."""
+    one = {"ts": NOW_MS, "metrics": {"temp_c": 20.0}, "seq": 1, **reading}
+    doc = {"v": 1, "tenant": tenant, "device": device, "kind": kind, "ingested_at": NOW_MS, "readings": [one]}
+    return orjson.dumps(doc)
+
+
+async def test_hostile_readings_records_are_refused_with_reasons_and_neither_stored_nor_scored(
+    memory: MemoryStore, published: AsyncMock
+) -> None:
+    records = [
+        hostile().replace(b"20.0", b"NaN"),
+        hostile().replace(b"20.0", b"Infinity"),
+        hostile(metrics={"flux_capacitor": 1.21}),
+        hostile(device="ghost-9"),
+        hostile(tenant="x'; DROP TABLE readings;--"),
+        hostile(kind="bogus"),
+        hostile(seq=2**63),
+    ]
+    valid = home_record("after-hostile", (NOW_MS, {"water_leak": 1.0}))
+    scored = counted("batches_scored")
+    async with worker.store_readings.test_context() as storing, worker.score_device_readings.test_context() as scoring:
+        for record in [*records, valid]:
+            await storing.put(record)
+            await scoring.put(record)
+        await until("the valid record to be stored", lambda: memory.batches_seen == 1)
+        await until("the valid record to be scored", lambda: scored() == 1)
+
+    assert [r["reason"] for r in memory.rejects()] == [
+        "malformed_json",
+        "malformed_json",
+        "unknown_metric",
+        "unknown_device",
+        "bad_tenant",
+        "bad_kind",
+        "bad_seq",
+    ]
+    assert {r["topic"] for r in memory.rejects()} == {"forewarn.readings"}
+    assert memory.rejects()[4]["payload"].startswith('{"v":1,"tenant":"x\'; DROP TABLE readings;--"')
+    assert memory.readings == {("acme", "after-hostile", "water_leak", NOW_MS): 1.0}
+    assert [w["device"] for _, w in warnings_sent(published)] == ["after-hostile"]
+
+
+async def test_a_registered_device_of_a_kind_no_profile_knows_does_not_stop_scoring(
+    memory: MemoryStore, published: AsyncMock
+) -> None:
+    memory.registry["acme/odd-box"] = "bogus"  # devices.kind is free text in the database
+    scored = counted("batches_scored")
+    async with worker.score_device_readings.test_context() as agent:
+        await agent.put(hostile(device="odd-box", kind="bogus"), key=b"acme/odd-box")
+        await agent.put(home_record("after-odd", (NOW_MS, {"water_leak": 1.0})), key=b"acme/after-odd")
+        await until("the next record's warning", lambda: published.await_count == 1)
+    assert scored() == 1
+    assert b"acme/odd-box" not in worker._live_monitors
+
+
+class RefusingStore(MemoryStore):
+    """The database refuses any batch holding a reading of ``poison`` (as PostgreSQL refuses a
+    value out of a column's range); ``outages`` writes fail first with a lost connection."""
+
+    def __init__(self, poison: float, outages: int = 0) -> None:
+        super().__init__()
+        self.poison = poison
+        self.outages = outages
+        self.write_attempts = 0
+
+    async def store_readings(self, batches: Iterable[ReadingsBatch]) -> int:
+        batches = list(batches)
+        self.write_attempts += 1
+        if self.outages:
+            self.outages -= 1
+            raise psycopg.OperationalError("connection to server at 127.0.0.1 failed: Connection refused")
+        if any(self.poison in r.metrics.values() for b in batches for r in b.readings):
+            raise psycopg.errors.NumericValueOutOfRange("value out of range for type bigint")
+        return await super().store_readings(batches)
+
+
+async def test_a_record_the_database_refuses_is_set_aside_and_the_records_after_it_are_stored(
+    memory: MemoryStore,
+) -> None:
+    db = RefusingStore(poison=66.6)
+    db.refused = memory.refused
+    worker.use_store(db)
+    with patch.object(worker, "set_aside", functools.partial(set_aside_into, db)):
+        async with worker.store_readings.test_context() as agent:
+            await agent.put(home_record("store-home", (NOW_MS, {"temp_c": 20.0})), key=b"acme/store-home")
+            await agent.put(home_record("dry-home", (NOW_MS, {"temp_c": 66.6})), key=b"acme/dry-home")
+            await agent.put(home_record("leak-home", (NOW_MS, {"temp_c": 21.0})), key=b"acme/leak-home")
+            await until("the poison record to be set aside", lambda: len(db.dead_letters) == 1, timeout=10)
+            await until("the others to be stored", lambda: len(db.readings) == 2)
+
+    [letter] = db.dead_letters
+    assert (letter.topic, letter.key, letter.partition) == ("forewarn.readings", b"acme/dry-home", 0)
+    assert isinstance(letter.offset, int)
+    assert orjson.loads(letter.record)["device"] == "dry-home", "the record kept whole, as read"
+    assert letter.reason.startswith("NumericValueOutOfRange [22003]: value out of range")
+    assert set(db.readings) == {
+        ("acme", "store-home", "temp_c", NOW_MS),
+        ("acme", "leak-home", "temp_c", NOW_MS),
+    }
+    assert memory.rejects() == [], "set aside, not refused: the record broke no rule of the contract"
+
+
+async def test_an_outage_is_waited_out_never_set_aside_and_the_status_reports_the_records_held(
+    memory: MemoryStore, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = RefusingStore(poison=-1.0, outages=3)
+    worker.use_store(db)
+    status = StatusFile(tmp_path / "worker.json")
+    status.mark_ready()
+    monkeypatch.setattr(worker, "status", status)
+    async with worker.store_readings.test_context() as agent:
+        await agent.put(home_record("store-home", (NOW_MS, {"temp_c": 20.0})), key=b"acme/store-home")
+        await until("the first failed write", lambda: db.write_attempts >= 1)
+        worker.report()  # the timer's report, while the agent waits on the database
+        held = read_status(tmp_path / "worker.json")
+        await until("the write after the outage", lambda: len(db.readings) == 1, timeout=15)
+        await until("the record to be finished", lambda: worker.work.held == 0)
+        worker.report()
+
+    assert held is not None and held["pending"] == 1 and held["database_down_s"] >= 0
+    assert worker.database.outages >= 1 and not worker.database.down
+    assert db.dead_letters == [] and memory.rejects() == []
+    assert read_status(tmp_path / "worker.json")["pending"] == 0  # type: ignore[index]
+
+
+async def set_aside_into(db: MemoryStore, store: Store, letters: Sequence[DeadLetter]) -> int:
+    db.dead_letters.extend(letters)
+    return len(letters)

@@ -37,6 +37,11 @@ class ConfigStore:
     async def detector_config_version(self) -> int:
         return 1
 
+    async def devices(self) -> dict[str, str]:
+        """The registry the worker re-checks records against."""
+        homes = ("leak-off", "leak-quiet", "leak-due", "leak-fresh", "leak-restart", "never-seen")
+        return {"acme/car-quiet": "vehicle", **{f"acme/{device}": "home" for device in homes}}
+
 
 @pytest.fixture
 async def config() -> AsyncIterator[ConfigStore]:
