@@ -288,15 +288,18 @@ class DeviceRegistry:
     """The device registry (``tenant/device`` → kind) as ingest reads it, for the re-check.
 
     Read from the database before the first record is checked (an outage is waited out: without
-    it nothing can be checked), then again every ``REGISTRY_REFRESH_S`` and, when a record names
-    a device it does not know (one just added), at most every ``REGISTRY_MISS_REFRESH_S``. A
-    refresh that fails or times out keeps the registry it has, and waits ``REGISTRY_REFRESH_S``
-    before trying again: checking never waits long on a silent database."""
+    it nothing can be checked), then again every ``REGISTRY_REFRESH_S``. A record naming a device
+    it does not know (one added a moment ago: ingest already let it through) has that one device
+    looked up at once, and a device found missing is not looked up again for
+    ``REGISTRY_MISS_REFRESH_S`` (a stream of records of an unregistered device costs one query
+    per interval). A read that fails or times out keeps the registry it has, and waits
+    ``REGISTRY_REFRESH_S`` before trying again: checking never waits long on a silent database."""
 
     def __init__(self) -> None:
         self.kinds: dict[str, str] | None = None
         self._read_at = -math.inf
         self._failed_at = -math.inf
+        self._missing: dict[str, float] = {}  # tenant/device → when it was found unregistered
 
     async def current(self, key: str | None = None) -> Mapping[str, str]:
         """The registry to check against (``key``: the device a record names)."""
@@ -307,16 +310,29 @@ class DeviceRegistry:
         now = time.monotonic()
         if now - self._failed_at < REGISTRY_REFRESH_S:
             return self.kinds
-        stale = now - self._read_at >= REGISTRY_REFRESH_S
-        missed = key is not None and key not in self.kinds and now - self._read_at >= REGISTRY_MISS_REFRESH_S
-        if stale or missed:
-            try:
+        missed = (
+            key is not None
+            and key not in self.kinds
+            and now - self._missing.get(key, -math.inf) >= REGISTRY_MISS_REFRESH_S
+            and "/" in key
+        )
+        try:
+            if now - self._read_at >= REGISTRY_REFRESH_S:
                 self.kinds = await _db(lambda db: db.devices(), REGISTRY_TIMEOUT_S)
-                database.recovered()
-            except Exception as exc:  # noqa: BLE001 - keep checking against what we know
-                self._failed_at = now
-                database.failed(exc, f"refreshing the device registry (checking against the {len(self.kinds)} known)")
-            self._read_at = now
+                self._read_at = now
+                self._missing.clear()
+            elif missed:
+                assert key is not None
+                tenant, device = key.split("/", 1)
+                kind = await _db(lambda db: db.device_kind(tenant, device), REGISTRY_TIMEOUT_S)
+                if kind is None:
+                    self._missing[key] = now
+                else:
+                    self.kinds[key] = kind
+            database.recovered()
+        except Exception as exc:  # noqa: BLE001 - keep checking against what we know
+            self._failed_at = now
+            database.failed(exc, f"refreshing the device registry (checking against the {len(self.kinds)} known)")
         return self.kinds
 
 

@@ -135,7 +135,9 @@ def test_a_simulated_fleet_is_warned_before_the_loss(services, sink, ingest_proc
     publisher = Publisher(*host_port(services.mqtt_url, 1883), client_id="e2e-replay")
     publisher.start()
     topic = telemetry_topic("demo", braking.device)
-    infos = [publisher.publish(topic, to_payload(replayed[i : i + 1000])) for i in range(0, len(replayed), 1000)]
+    # 500 readings a message: 1,000 of this vehicle's readings are over the contract's 256 KiB,
+    # and the broker disconnects a client that sends a packet over its cap
+    infos = [publisher.publish(topic, to_payload(replayed[i : i + 500])) for i in range(0, len(replayed), 500)]
     # then one new reading: once it is stored, the replay before it (same partition) was processed
     sentinel_ts = int(time.time() * 1000)
     sentinel = {"ts": sentinel_ts, "seq": 10**9, "metrics": {"speed_kmh": 0.0}}

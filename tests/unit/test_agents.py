@@ -91,6 +91,9 @@ class MemoryStore(Store):
     async def devices(self) -> dict[str, str]:
         return dict(self.registry)
 
+    async def device_kind(self, tenant: str, device: str) -> str | None:
+        return self.registry.get(f"{tenant}/{device}")
+
     def configure(self, *rows: DetectorParams) -> None:
         """Replace the detector configuration, as `forewarn detectors set/clear` would."""
         self.detector_config = list(rows)
@@ -716,6 +719,18 @@ async def test_a_registered_device_of_a_kind_no_profile_knows_does_not_stop_scor
         await until("the next record's warning", lambda: published.await_count == 1)
     assert scored() == 1
     assert b"acme/odd-box" not in worker._live_monitors
+
+
+async def test_a_device_registered_after_the_registry_was_read_is_looked_up_at_once(
+    memory: MemoryStore, published: AsyncMock
+) -> None:
+    async with worker.score_device_readings.test_context() as agent:
+        await agent.put(home_record("after-hostile", (NOW_MS, {"water_leak": 0.0})), key=b"acme/after-hostile")
+        await until("the registry to be read", lambda: worker.devices.kinds is not None)
+        memory.registry["acme/just-added"] = "home"  # ingest knew it already: the worker must too
+        await agent.put(home_record("just-added", (NOW_MS, {"water_leak": 1.0})), key=b"acme/just-added")
+        await until("the new device's warning", lambda: published.await_count == 1)
+    assert memory.rejects() == []
 
 
 class RefusingStore(MemoryStore):

@@ -42,6 +42,9 @@ class ConfigStore:
         homes = ("leak-off", "leak-quiet", "leak-due", "leak-fresh", "leak-restart", "never-seen")
         return {"acme/car-quiet": "vehicle", **{f"acme/{device}": "home" for device in homes}}
 
+    async def device_kind(self, tenant: str, device: str) -> str | None:
+        return (await self.devices()).get(f"{tenant}/{device}")
+
 
 @pytest.fixture
 async def config() -> AsyncIterator[ConfigStore]:
