@@ -19,7 +19,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,7 +46,7 @@ from core.contract import (
     tick_record,
 )
 from core.db import LATE_DATA, RECENT_DATA, Store, prune_rejects, store_rejects
-from core.deadletters import DeadLetter, blames_records, reason_of, set_aside
+from core.deadletters import DeadLetter, blames_records, forget_dead_letters, reason_of, set_aside
 from core.localtime import zone
 from core.outage import Outage
 from core.readiness import StatusFile
@@ -570,11 +570,14 @@ async def _keep_rejects(db: Store, records: list[RejectRecord]) -> int:
 
 @app.timer(interval=3600.0)
 async def forget_old_rejects() -> None:
-    """Rejects older than FOREWARN_RETENTION_DAYS go, hourly (several workers: harmless)."""
+    """Rejects and dead letters older than FOREWARN_RETENTION_DAYS go, hourly (several workers: harmless)."""
     try:
         await asyncio.to_thread(prune_rejects, settings.database_url, settings.retention_days)
+        cutoff = datetime.now(UTC) - timedelta(days=settings.retention_days)
+        await _db(lambda db: forget_dead_letters(db, cutoff))
     except Exception as exc:  # noqa: BLE001 - the next hour tries again
-        log.error("forgetting old rejects failed (%s); next try in an hour", (str(exc).splitlines() or [""])[0])
+        why = (str(exc).splitlines() or [repr(exc)])[0]
+        log.error("forgetting old rejects and dead letters failed (%s); next try in an hour", why)
 
 
 @app.agent(readings_topic)

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -139,6 +142,16 @@ def test_hostile_records_are_refused_a_refused_write_is_set_aside_and_valid_reco
         ["malformed_json", "malformed_json", "unknown_metric", "unknown_device", "bad_tenant", "bad_kind", "bad_seq"]
     )
     assert all(r["payload"] for r in rejects), "each refusal keeps a copy of what was refused"
+    # the operator reads them with the CLI
+    listing = subprocess.run(
+        [sys.executable, "-m", "forewarn.cli", "db", "dead-letters", "--topic", TOPIC_READINGS, "--limit", "50"],
+        env={**os.environ, **services.env, "COLUMNS": "400"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listing.returncode == 0, listing.stderr
+    assert f"acme/{poison}" in listing.stdout and "CheckViolation" in listing.stdout
 
 
 @pytest.fixture
