@@ -19,7 +19,9 @@ import hashlib
 import json
 import logging
 import math
+import os
 import re
+import socket
 import threading
 import time
 import uuid
@@ -49,6 +51,153 @@ class DatabaseError(RuntimeError):
     """A database problem stated so an operator can act on it."""
 
 
+# ------------------------------------------------------------------- connections
+#
+# No connection waits forever on a server that has gone. Every one (the services' pools, the
+# CLI's and the timers' one-shot connections, migrations) gets a connect timeout, TCP keepalives
+# on an idle link and ``tcp_user_timeout`` on sent data that goes unacknowledged: a dead or
+# partitioned server is noticed within about 10 s. The services' pools (:class:`Store`,
+# :class:`Desk`) add a server-side statement timeout and a client-side deadline on each use of a
+# pooled connection: a link that accepts bytes and never answers (a proxy or load balancer in
+# front of a partitioned server acknowledges every segment, so TCP sees nothing wrong) is shut
+# when the deadline passes and the operation fails instead of hanging. Migrations may run long:
+# they get the link settings, never a statement timeout. Parameters in FOREWARN_DATABASE_URL
+# (e.g. ``?keepalives_idle=30``) take precedence over these.
+
+LINK: dict[str, int] = {
+    "connect_timeout": 5,  # s, the whole connection attempt
+    "keepalives": 1,
+    "keepalives_idle": 5,  # s of silence before the first probe
+    "keepalives_interval": 1,  # s between probes
+    "keepalives_count": 5,  # probes lost: dead after 5 + 5 x 1 = 10 s
+    "tcp_user_timeout": 10_000,  # ms that sent data may stay unacknowledged
+}
+CHECK_TIMEOUT_S = 5.0
+"""A pooled connection is checked (an empty query) before each use; a check that gets no answer
+in this time discards the connection and the pool tries another."""
+DEADLINE_MARGIN_S = 2.0
+"""A pooled use ends at the statement timeout plus this: the server's own cancel comes first."""
+IDLE_IN_TRANSACTION_S = 60
+"""The server ends a service's session idle inside a transaction this long (its client is gone)."""
+
+
+def _link(url: str) -> dict[str, Any]:
+    """The link settings the URL does not set itself."""
+    given = conninfo_to_dict(url)
+    return {k: v for k, v in LINK.items() if k not in given}
+
+
+def _connect(url: str, **kwargs: Any) -> psycopg.Connection[Any]:
+    """``psycopg.connect`` with the link settings: for one-shot connections (CLI, migrations, timers)."""
+    return psycopg.connect(url, **{**_link(url), **kwargs})
+
+
+def statement_timeout_s() -> float:
+    """``FOREWARN_DB_STATEMENT_TIMEOUT_S``, read now (tests set the environment late)."""
+    from core.settings import Settings
+
+    return Settings().db_statement_timeout_s
+
+
+def _service_kwargs(url: str, statement_timeout: float) -> dict[str, Any]:
+    """Connection settings of the services' pools: the link's, a statement timeout, an idle-in-transaction one."""
+    options = (
+        f"-c statement_timeout={int(statement_timeout * 1000)}"
+        f" -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_S * 1000}"
+    )
+    theirs = conninfo_to_dict(url).get("options")  # the URL's own options come after ours: they win
+    return {**_link(url), "options": f"{options} {theirs}" if theirs else options}
+
+
+def _sever(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any], fired: list[bool] | None = None) -> None:
+    """Shut a connection's socket down: whatever waits on it fails at once, and the pool discards
+    it when it comes back. The descriptor stays libpq's (only a duplicate is closed here)."""
+    if fired is not None:
+        fired.append(True)
+    with contextlib.suppress(OSError, psycopg.Error), socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _no_answer(url: str, seconds: float) -> DatabaseError:
+    return DatabaseError(
+        f"PostgreSQL at {_where(url)} gave no answer within {seconds:g} s, so the connection was dropped"
+        " and the operation abandoned: check the server and the network to it (FOREWARN_DATABASE_URL)"
+    )
+
+
+async def _check_async(conn: psycopg.AsyncConnection[Any]) -> None:
+    handle = asyncio.get_running_loop().call_later(CHECK_TIMEOUT_S, _sever, conn)
+    try:
+        await AsyncConnectionPool.check_connection(conn)
+    finally:
+        handle.cancel()
+
+
+def _check_sync(conn: psycopg.Connection[Any]) -> None:
+    timer = threading.Timer(CHECK_TIMEOUT_S, _sever, (conn,))
+    timer.daemon = True
+    timer.start()
+    try:
+        ConnectionPool.check_connection(conn)
+    finally:
+        timer.cancel()
+
+
+class _DeadlinePool(AsyncConnectionPool):
+    """An async pool whose every use of a connection ends by ``deadline_s``; a connection that
+    gives no answer by then is shut (see :func:`_sever`) and the use fails with :class:`DatabaseError`."""
+
+    def __init__(self, url: str, *, deadline_s: float, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        self.url = url
+        self.deadline_s = deadline_s
+
+    @contextlib.asynccontextmanager
+    async def connection(self, timeout: float | None = None) -> Any:
+        try:
+            async with super().connection(timeout) as conn:
+                fired: list[bool] = []
+                handle = asyncio.get_running_loop().call_later(self.deadline_s, _sever, conn, fired)
+                try:
+                    yield conn
+                except psycopg.OperationalError as exc:
+                    if fired:
+                        raise _no_answer(self.url, self.deadline_s) from exc
+                    raise
+                finally:
+                    handle.cancel()
+        except PoolTimeout as exc:
+            raise DatabaseError(
+                f"no connection to PostgreSQL at {_where(self.url)} within {timeout or self.timeout:g} s"
+                " (down, unreachable or not answering): check the server and FOREWARN_DATABASE_URL"
+            ) from exc
+
+
+class _DeadlineSyncPool(ConnectionPool):
+    """:class:`_DeadlinePool` for threads (the API): a timer shuts a connection that gives no answer."""
+
+    def __init__(self, url: str, *, deadline_s: float, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        self.url = url
+        self.deadline_s = deadline_s
+
+    @contextlib.contextmanager
+    def connection(self, timeout: float | None = None) -> Any:
+        with super().connection(timeout) as conn:
+            fired: list[bool] = []
+            timer = threading.Timer(self.deadline_s, _sever, (conn, fired))
+            timer.daemon = True
+            timer.start()
+            try:
+                yield conn
+            except psycopg.OperationalError as exc:
+                if fired:
+                    raise _no_answer(self.url, self.deadline_s) from exc
+                raise
+            finally:
+                timer.cancel()
+
+
 def _ts(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
 
@@ -57,14 +206,14 @@ def ensure_database(url: str) -> bool:
     """Create the configured database when the server has none by that name."""
     info = conninfo_to_dict(url)
     try:
-        psycopg.connect(url, connect_timeout=5).close()
+        _connect(url).close()
         return False
     except psycopg.OperationalError as exc:
         if "does not exist" not in str(exc):
             raise DatabaseError(f"cannot reach PostgreSQL at {_where(url)}: {exc}".strip()) from None
     name = info.get("dbname", "forewarn")
     admin = make_conninfo(url, dbname="postgres")
-    with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+    with _connect(admin, autocommit=True) as conn:
         try:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(str(name))))
         except psycopg.errors.DuplicateDatabase:
@@ -105,7 +254,7 @@ def migrate(
         retention_days = Settings().retention_days  # read now, not cached: tests set the environment late
     ensure_database(url)
     applied: list[str] = []
-    with psycopg.connect(url, autocommit=True) as conn:
+    with _connect(url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_ID,))
         try:
             conn.execute(
@@ -162,7 +311,7 @@ def timescale_status(url: str) -> str:
     """``preloaded`` (TimescaleDB usable), ``not_preloaded`` (installed, not loaded at start),
     ``not_installed``, or ``unreachable``, for the server ``url`` points at."""
     try:
-        with psycopg.connect(make_conninfo(url, dbname="postgres"), connect_timeout=5) as conn:
+        with _connect(make_conninfo(url, dbname="postgres")) as conn:
             if timescale_preloaded(conn):
                 return "preloaded"
             row = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
@@ -370,7 +519,7 @@ def _retention_policy(conn: psycopg.Connection[Any], days: int, progress: Callab
 def _connected(target: str | psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
     """A connection of our own for a URL (autocommit, closed after), or the caller's as it is."""
     if isinstance(target, str):
-        with psycopg.connect(target, autocommit=True, connect_timeout=5) as conn:
+        with _connect(target, autocommit=True) as conn:
             yield conn
     else:
         yield target
@@ -671,7 +820,7 @@ def series(
 
 
 def _check_id(value: str, what: str) -> None:
-    if not SEGMENT_RE.match(value):
+    if not SEGMENT_RE.fullmatch(value):
         raise ValueError(f"{what} {value!r} must match {SEGMENT_RE.pattern} (lower-case, digits, - _)")
 
 
@@ -683,17 +832,22 @@ class Desk:
     own duration, so a request never holds one while it waits for a worker thread (with as
     many threads as connections, none ever waits for a connection)."""
 
-    def __init__(self, url: str, max_size: int = 8, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, url: str, max_size: int = 8, timeout_s: float = 10.0, statement_timeout: float | None = None
+    ) -> None:
         self.url = url
         self.timeout_s = timeout_s
         self.max_size = max_size
-        self.pool = ConnectionPool(
+        limit = statement_timeout_s() if statement_timeout is None else statement_timeout
+        self.pool = _DeadlineSyncPool(
             url,
+            deadline_s=limit + DEADLINE_MARGIN_S,
             min_size=1,
             max_size=max_size,
             open=False,
             timeout=timeout_s,
-            kwargs={"autocommit": True, "connect_timeout": 5},
+            check=_check_sync,  # a connection broken while idle is replaced, not handed out
+            kwargs={"autocommit": True, **_service_kwargs(url, limit)},
         )
         self._opened = False
         self._lock = threading.Lock()
@@ -741,7 +895,7 @@ def _registry(url: Target) -> Iterator[psycopg.Connection[Any]]:
         if not isinstance(url, str):
             yield url
             return
-        with psycopg.connect(url, connect_timeout=5) as conn:
+        with _connect(url) as conn:
             yield conn
     except psycopg.OperationalError as exc:
         where = _where(url if isinstance(url, str) else url.url) if isinstance(url, str | Desk) else "the database"
@@ -792,6 +946,32 @@ def add_device(url: str, device_id: str, tenant: str, customer_id: str, kind: st
             " ON CONFLICT (tenant, id) DO UPDATE SET customer_id = excluded.customer_id, kind = excluded.kind",
             (tenant, device_id, customer_id, kind),
         )
+
+
+def set_device_credential(url: Target, tenant: str, device_id: str, mqtt_hash: str | None) -> bool:
+    """Keep a device's MQTT password hash (``core.mqttauth``), replacing any earlier one; ``None``
+    revokes it. Returns False when there was nothing to revoke."""
+    _check_id(device_id, "device id")
+    _check_id(tenant, "tenant")
+    with _registry(url) as conn:
+        if mqtt_hash is None:
+            gone = conn.execute("DELETE FROM device_credentials WHERE tenant = %s AND device = %s", (tenant, device_id))
+            return gone.rowcount > 0
+        if conn.execute("SELECT 1 FROM devices WHERE tenant = %s AND id = %s", (tenant, device_id)).fetchone() is None:
+            raise ValueError(f"device {tenant}/{device_id} does not exist: add it first with 'forewarn device add'")
+        conn.execute(
+            "INSERT INTO device_credentials (tenant, device, mqtt_hash) VALUES (%s, %s, %s)"
+            " ON CONFLICT (tenant, device) DO UPDATE SET mqtt_hash = excluded.mqtt_hash, issued_at = now()",
+            (tenant, device_id, mqtt_hash),
+        )
+        return True
+
+
+def device_credentials(url: Target) -> list[tuple[str, str, str]]:
+    """(tenant, device, MQTT password hash) of every device that has credentials."""
+    with _registry(url) as conn:
+        rows = conn.execute("SELECT tenant, device, mqtt_hash FROM device_credentials ORDER BY tenant, device")
+        return [(str(t), str(d), str(h)) for t, d, h in rows.fetchall()]
 
 
 def query(url: Target, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
@@ -1085,6 +1265,34 @@ def contacts(url: str, tenant: str) -> dict[str, list[str]]:
     return out
 
 
+def reseal_channels(url: Target, protect: Callable[[str], str]) -> tuple[int, int]:
+    """Pass every stored channel URL (customers' ``notify_urls``, ``tenant_contacts``) through
+    ``protect`` (seal a plain one, re-seal a sealed one with the newest key: notifiers.channels) and
+    store the results, in one transaction: all or nothing. (values seen, values changed)."""
+    seen = changed = 0
+    with _registry(url) as conn, conn.transaction():
+        customers = conn.execute("SELECT tenant, id, notify_urls FROM customers ORDER BY tenant, id FOR UPDATE")
+        for tenant, customer_id, stored in customers.fetchall():
+            new = [protect(value) for value in stored or []]
+            seen += len(new)
+            if new != list(stored or []):
+                changed += sum(a != b for a, b in zip(new, stored, strict=True))
+                conn.execute(
+                    "UPDATE customers SET notify_urls = %s WHERE tenant = %s AND id = %s", (new, tenant, customer_id)
+                )
+        contacts = conn.execute("SELECT tenant, role, position, url FROM tenant_contacts FOR UPDATE")
+        for tenant, role, position, stored_url in contacts.fetchall():
+            new_url = protect(stored_url)
+            seen += 1
+            if new_url != stored_url:
+                changed += 1
+                conn.execute(
+                    "UPDATE tenant_contacts SET url = %s WHERE tenant = %s AND role = %s AND position = %s",
+                    (new_url, tenant, role, position),
+                )
+    return seen, changed
+
+
 def set_followup_policy(url: str, tenant: str, severity: str, steps: Sequence[dict[str, Any]]) -> None:
     """The tenant's follow-up steps for one severity (validated by the caller: notifiers.followup)."""
     _check_id(tenant, "tenant")
@@ -1252,11 +1460,29 @@ async def _stage(conn: psycopg.AsyncConnection[Any]) -> None:
 
 
 class Store:
-    """The services' connection pool and their writes."""
+    """The services' connection pool and their writes.
 
-    def __init__(self, url: str, max_size: int = 4) -> None:
+    Each use of a pooled connection ends within the statement timeout plus
+    :data:`DEADLINE_MARGIN_S`; a connection that broke while idle is replaced before use; waiting
+    for a free connection ends after ``timeout_s``. Failures are :class:`DatabaseError` (or
+    psycopg's): the callers treat them as an outage and retry."""
+
+    def __init__(
+        self, url: str, max_size: int = 4, timeout_s: float = 10.0, statement_timeout: float | None = None
+    ) -> None:
         self.url = url
-        self.pool = AsyncConnectionPool(url, min_size=1, max_size=max_size, open=False, configure=_stage)
+        limit = statement_timeout_s() if statement_timeout is None else statement_timeout
+        self.pool = _DeadlinePool(
+            url,
+            deadline_s=limit + DEADLINE_MARGIN_S,
+            min_size=1,
+            max_size=max_size,
+            open=False,
+            timeout=timeout_s,
+            configure=_stage,
+            check=_check_async,
+            kwargs=_service_kwargs(url, limit),
+        )
 
     async def open(self) -> None:
         await self.pool.open(wait=True, timeout=30)
@@ -1269,6 +1495,13 @@ class Store:
         async with self.pool.connection() as conn:
             cur = await conn.execute("SELECT tenant, id, kind FROM devices")
             return {f"{t}/{d}": k for t, d, k in await cur.fetchall()}
+
+    async def device_kind(self, tenant: str, device: str) -> str | None:
+        """One device's kind, ``None`` when it is not registered (a registry miss, looked up alone)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT kind FROM devices WHERE tenant = %s AND id = %s", (tenant, device))
+            row = await cur.fetchone()
+            return None if row is None else str(row[0])
 
     async def store_readings(self, batches: Iterable[ReadingsBatch]) -> int:
         """COPY into a staging table, then insert what is new: a replay stores nothing twice."""

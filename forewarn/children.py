@@ -8,6 +8,7 @@ Stopping sends SIGTERM and, after a grace period, SIGKILL.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -15,7 +16,8 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ class Child:
     proc: subprocess.Popen[bytes]
     log: Path | None
     status_path: Path
+    started_at: float = field(default_factory=time.monotonic)
 
     def text(self) -> str:
         """The child's log so far (empty when it logs to the terminal)."""
@@ -78,8 +81,36 @@ class Child:
                 self.proc.wait()
 
 
-def spawn(name: str, args: list[str], env: dict[str, str], log: Path | None, status_dir: Path | None = None) -> Child:
-    """Run ``forewarn ARGS`` as a child process with the given settings in its environment."""
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """For a supervised child (Linux): SIGTERM when its parent dies, even by SIGKILL, so a killed
+    ``forewarn up`` leaves no orphan. libc is loaded here, in the parent, not after the fork."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def arm() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return arm
+
+
+def spawn(
+    name: str,
+    args: list[str],
+    env: dict[str, str],
+    log: Path | None,
+    status_dir: Path | None = None,
+    *,
+    supervised: bool = False,
+) -> Child:
+    """Run ``forewarn ARGS`` as a child process with the given settings in its environment.
+
+    ``supervised`` (``forewarn up``): the child runs in a session of its own, so a Ctrl-C in the
+    terminal reaches only the supervisor, which stops the children in order; and it gets SIGTERM
+    if the supervisor dies."""
     folder = status_dir or (log.parent if log else Path(tempfile.mkdtemp(prefix="forewarn-status-")))
     folder.mkdir(parents=True, exist_ok=True)
     status_path = folder / f"{name}.status.json"
@@ -90,6 +121,8 @@ def spawn(name: str, args: list[str], env: dict[str, str], log: Path | None, sta
         env={**os.environ, **env, "PYTHONUNBUFFERED": "1", STATUS_FILE_ENV: str(status_path)},
         stdout=out,
         stderr=subprocess.STDOUT if out else None,
+        start_new_session=supervised,
+        preexec_fn=_die_with_parent() if supervised else None,  # noqa: PLW1509 - prctl only, no locks
     )
     if out is not None:
         out.close()  # the child has its own copy of the descriptor

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from core.settings import get_settings, hide_password
-from forewarn import desk, keys, scores_cli
+from forewarn import desk, keys, mqttauth_cli, scores_cli
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="forewarn: warn the policyholder before the loss.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -37,6 +37,8 @@ app.add_typer(desk.claims_app, name="claims")
 app.add_typer(scores_cli.scores_app, name="scores")
 customer_app.command("prefs")(desk.customer_prefs)
 app.add_typer(keys.key_app, name="key")
+app.add_typer(mqttauth_cli.mqtt_app, name="mqtt")
+device_app.command("credentials")(mqttauth_cli.device_credentials)
 desk.tenant_app.command("add")(keys.tenant_add)
 desk.tenant_app.command("list")(keys.tenant_list)
 
@@ -88,6 +90,65 @@ def db_migrate() -> None:
         f"schema up to date on {hide_password(settings.database_url)} ({flavour}); "
         f"{len(report.applied)} migration(s) applied"
     )
+    _seal_channels(rotate=False)
+
+
+@db_app.command("encrypt-channels")
+def db_encrypt_channels() -> None:
+    """Seal every stored channel URL with the first key of FOREWARN_SECRET_KEY: plain ones from earlier
+    versions, and ones sealed with an older key (rotation: put the new key first, run this, then drop the old)."""
+    _seal_channels(rotate=True)
+
+
+@db_app.command("dead-letters")
+def db_dead_letters(
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="How many, newest first.")] = 20,
+    topic: Annotated[str | None, typer.Option(help="Only those of this Kafka topic.")] = None,
+) -> None:
+    """Kafka records the worker set aside because the database refused them, with the reason and where
+    they were on Kafka (kept FOREWARN_RETENTION_DAYS)."""
+    from core.db import Store
+    from core.deadletters import dead_letters
+
+    async def read() -> list[dict[str, Any]]:
+        store = Store(get_settings().database_url, max_size=1)
+        await store.open()
+        try:
+            return await dead_letters(store, limit, topic)
+        finally:
+            await store.close()
+
+    try:
+        rows = asyncio.run(read())
+    except Exception as exc:  # noqa: BLE001 - the database, stated plainly
+        _fail(f"cannot read dead letters: {exc}")
+    if not rows:
+        console.print("no dead letters")
+        return
+    table = Table("id", "at", "topic", "partition/offset", "key", "reason", "record")
+    for row in rows:
+        key = (row["key"] or b"").decode("utf-8", errors="replace")
+        record = bytes(row["record"])[:120].decode("utf-8", errors="replace")
+        where = f"{row['partition']}/{row['offset']}" if row["partition"] is not None else "-"
+        table.add_row(str(row["id"]), f"{row['at']:%Y-%m-%d %H:%M:%S}", row["topic"], where, key, row["reason"], record)
+    console.print(table)
+
+
+def _seal_channels(rotate: bool) -> None:
+    """Channel URLs at rest: seal the plain ones; with ``rotate``, open and re-seal the sealed ones too."""
+    from core import db
+    from core.secretbox import SecretKeyError, is_sealed, secret_box
+    from notifiers.channels import protect
+
+    settings = get_settings()
+    try:
+        box = secret_box(settings)
+        seen, changed = db.reseal_channels(
+            settings.database_url, lambda v: protect(v, box) if rotate or not is_sealed(v) else v
+        )
+    except (SecretKeyError, db.DatabaseError) as exc:
+        _fail(str(exc))
+    console.print(f"channel URLs: {changed} of {seen} (re)sealed with the first key of {box.source}")
 
 
 @customer_app.command("add")
@@ -100,7 +161,8 @@ def customer_add(
 ) -> None:
     """Add or update one of a tenant's customers with one or more apprise notification URLs."""
     from core import db
-    from notifiers.channels import ChannelError, check_url
+    from core.secretbox import secret_box
+    from notifiers.channels import ChannelError, check_url, seal_all
     from notifiers.channels import masked as mask_channel
 
     urls = notify or []
@@ -109,7 +171,8 @@ def customer_add(
     try:
         for url in urls:
             check_url(url)
-        db.add_customer(get_settings().database_url, customer_id, name, locale, urls, tenant=tenant)
+        sealed = seal_all(urls, secret_box(get_settings()))
+        db.add_customer(get_settings().database_url, customer_id, name, locale, sealed, tenant=tenant)
     except (ValueError, ChannelError, db.DatabaseError) as exc:
         _fail(str(exc))
     console.print(f"customer {tenant}/{customer_id} ({locale}) → " + ", ".join(mask_channel(u) for u in urls))
@@ -121,6 +184,9 @@ def device_add(
     tenant: Annotated[str, typer.Option(help="Tenant (topic segment).")],
     customer: Annotated[str, typer.Option(help="Customer id the device belongs to.")],
     kind: Annotated[str, typer.Option(help="vehicle, home, equipment or coldchain.")],
+    credentials: Annotated[
+        bool, typer.Option(help="Also issue its MQTT password (shown once; see 'device credentials').")
+    ] = False,
 ) -> None:
     """Register a device so ingest accepts its telemetry."""
     from core import db
@@ -130,6 +196,8 @@ def device_add(
     except (ValueError, db.DatabaseError) as exc:
         _fail(str(exc))
     console.print(f"device {tenant}/{device_id} ({kind}) → customer {customer}")
+    if credentials:
+        mqttauth_cli.device_credentials(tenant, device_id)
 
 
 # ------------------------------------------------------------------ detectors: configuration
@@ -371,13 +439,23 @@ def simulate(
 
 
 @app.command()
-def up() -> None:
-    """The whole stack in the foreground: reuse or start the services, run ingest and worker."""
+def up(
+    start_services: Annotated[
+        bool,
+        typer.Option(
+            "--start-services",
+            help="Start Mosquitto, Tansu (in-memory Kafka, for demos) or PostgreSQL where nothing answers at a"
+            " loopback URL of FOREWARN_MQTT_URL / _KAFKA_URL / _DATABASE_URL. Without it, nothing is started.",
+        ),
+    ] = False,
+    api: Annotated[bool, typer.Option("--api", help="Run the HTTP service too.")] = False,
+) -> None:
+    """Run ingest and the worker in the foreground, restarting them when they die; Ctrl-C or SIGTERM stops all."""
     from forewarn.up import up_command
 
     _logging("WARNING")
     with _service_errors():
-        up_command(get_settings(), console)
+        up_command(get_settings(), console, start_services=start_services, api=api)
 
 
 @app.command()

@@ -35,7 +35,7 @@ def demo_command(
 ) -> None:
     t0 = time.monotonic()
     console.rule("[bold]forewarn demo[/bold] — warn before the loss")
-    running = start_stack(settings, console)
+    running = start_stack(settings, console, start_services=True)  # the demo runs on local services
     sink = HttpSink().start()
     logs = Path(settings.state_dir) / "logs"
     logs.mkdir(parents=True, exist_ok=True)

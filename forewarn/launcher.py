@@ -26,6 +26,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from core import db
+from core.mqttauth import broker_conf
 from core.settings import host_port
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,61 @@ class Service:
     proc: subprocess.Popen[bytes] | None = None
     stop_cmd: list[str] | None = None
     workdir: Path | None = None
+    pid_file: Path | None = None
+    """Where a daemon started through a control command (PostgreSQL's ``pg_ctl``) keeps its pid."""
+    restart: Callable[[], Service] | None = None
+    """Starts the same service again on the same port (``forewarn up`` after it died)."""
+    started_at: float = field(default_factory=time.monotonic)
+
+    def pid(self) -> int | None:
+        if self.proc is not None:
+            return self.proc.pid
+        if self.pid_file is not None:
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                return int(self.pid_file.read_text().split()[0])
+        return None
+
+    def alive(self) -> bool:
+        """Whether a service we started still runs (one we reuse is not ours to watch)."""
+        if not self.started:
+            return True
+        if self.proc is not None:
+            return self.proc.poll() is None
+        host, port = host_port(self.url, 0)
+        return reachable(host, port, timeout=2.0)
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        """SIGTERM (or the service's stop command), SIGKILL after ``grace_s``; then its temporary files."""
+        if not self.started:
+            return
+        log.info("stopping %s", self.name)
+        if self.stop_cmd:
+            daemon = self.pid()
+            done = subprocess.run(self.stop_cmd, capture_output=True, timeout=90, check=False)
+            if done.returncode != 0 and "fast" in self.stop_cmd:  # PostgreSQL did not stop in time: abort it
+                hard = ["immediate" if part == "fast" else part for part in self.stop_cmd]
+                subprocess.run(hard, capture_output=True, timeout=90, check=False)
+            deadline = time.monotonic() + grace_s  # pg_ctl returns as the pid file goes, a moment before the exit
+            while daemon is not None and time.monotonic() < deadline:
+                try:
+                    os.kill(daemon, 0)
+                except (ProcessLookupError, PermissionError):  # gone (or not ours to watch)
+                    break
+                time.sleep(0.05)
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _stop_rank(svc: Service) -> int:
+    """Brokers first (MQTT, then Kafka), the database last: what stops later may still be needed."""
+    return 2 if svc.name.startswith("postgres") else 1 if svc.name.startswith("kafka") else 0
 
 
 @dataclass
@@ -109,21 +165,11 @@ class LocalStack:
     database_url: str
     services: list[Service] = field(default_factory=list)
 
-    def stop(self) -> None:
-        for svc in reversed(self.services):
-            if not svc.started:
-                continue
-            log.info("stopping %s", svc.name)
-            if svc.stop_cmd:
-                subprocess.run(svc.stop_cmd, capture_output=True, timeout=60, check=False)
-            if svc.proc is not None and svc.proc.poll() is None:
-                svc.proc.send_signal(signal.SIGTERM)
-                try:
-                    svc.proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    svc.proc.kill()
-            if svc.workdir is not None:
-                shutil.rmtree(svc.workdir, ignore_errors=True)
+    def stop(self, progress: Callable[[str], None] | None = None) -> None:
+        for svc in sorted(self.services, key=_stop_rank):
+            if svc.started and progress is not None:
+                progress(f"stopping {svc.name}")
+            svc.stop()
         self.services.clear()
 
     def describe(self) -> list[tuple[str, str, str]]:
@@ -153,23 +199,44 @@ def start_tansu(port: int | None = None, log_dir: Path | None = None) -> Service
     return Service("kafka (tansu)", f"kafka://127.0.0.1:{port}", True, proc)
 
 
-def start_mosquitto(port: int | None = None, log_dir: Path | None = None) -> Service:
+def start_mosquitto(
+    port: int | None = None, log_dir: Path | None = None, *, auth: Path | None = None, data_dir: Path | None = None
+) -> Service:
+    """A private Mosquitto on loopback with the contract's message-size limits (core.mqttauth).
+
+    ``auth``: a folder holding ``passwd`` and ``acl`` (``forewarn mqtt files`` writes them):
+    anonymous clients are refused and each device may publish on its own topics only; the
+    broker's pid goes to ``auth``/mosquitto.pid so ``forewarn mqtt files --reload`` can send it
+    SIGHUP. ``data_dir``: sessions, queued and retained messages persist there (saved every
+    second and on a clean stop), so a restart on the same port and folder resumes them; without
+    it the broker keeps everything in memory.
+    """
     binary = _find("mosquitto", "/usr/sbin", "/usr/local/sbin")
     if binary is None:
         raise StackError(
             "Mosquitto is not installed and no MQTT broker answers: apt-get install mosquitto "
             "(the test and demo set-up in the README does this for you)"
         )
+    if auth is not None and not ((auth / "passwd").is_file() and (auth / "acl").is_file()):
+        raise StackError(f"{auth} lacks Mosquitto's passwd or acl file: write them with 'forewarn mqtt files {auth}'")
     port = port or free_port()
     workdir = Path(tempfile.mkdtemp(prefix="forewarn-mosquitto-"))
+    if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
     conf = workdir / "mosquitto.conf"
     conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        "max_queued_messages 100000\nmax_inflight_messages 100\n"
+        broker_conf(
+            port,
+            auth_dir=str(auth.resolve()) if auth is not None else None,
+            data_dir=str(data_dir.resolve()) if data_dir is not None else None,
+            run_as_root=os.geteuid() == 0,
+        )
     )
     logfile = open((log_dir or workdir) / f"mosquitto-{port}.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([binary, "-c", str(conf)], stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True)
     wait_for("127.0.0.1", port, "Mosquitto", proc=proc)
+    if auth is not None:
+        (auth / "mosquitto.pid").write_text(f"{proc.pid}\n")
     return Service("mqtt (mosquitto)", f"mqtt://127.0.0.1:{port}", True, proc, workdir=workdir)
 
 
@@ -238,7 +305,21 @@ def start_postgres(
         True,
         stop_cmd=[*run_as, pg_ctl, "-D", str(data), "-m", "fast", "stop"],
         workdir=None if data_dir is not None else workdir,
+        pid_file=data / "postmaster.pid",
     )
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+START_FLAG = "--start-services"
+
+
+def _not_answering(what: str, setting: str, url: str) -> StackError:
+    host, port = host_port(url, 0)
+    if host not in LOOPBACK:  # only a loopback address can get a service of ours
+        how = f"start it there or correct {setting} ({host} is not this machine: nothing is started in its place)"
+    else:
+        how = f"start it, correct {setting}, or run 'forewarn up {START_FLAG}' to start one there"
+    return StackError(f"no {what} answers at {host}:{port} ({setting}={url}): {how}")
 
 
 def bring_up(
@@ -249,15 +330,20 @@ def bring_up(
     fresh_kafka: bool = False,
     pg_data_dir: Path | None = None,
     database_named: bool = False,
+    start_missing: bool = True,
 ) -> LocalStack:
-    """Reuse what answers at the configured URLs; start what is missing on free loopback ports.
+    """Reuse what answers at the configured URLs; with ``start_missing``, start what does not.
 
-    ``fresh_kafka`` always starts a private Tansu (tests: no state from earlier runs). A local
-    PostgreSQL that answers but does not preload TimescaleDB, on a machine where TimescaleDB is
-    installed, is left alone: a cluster of our own with TimescaleDB preloaded is started instead
-    (kept in ``pg_data_dir`` across runs when given). A database the operator named
-    (``database_named``: ``FOREWARN_DATABASE_URL`` is set) that does not answer is an error, never
-    silently replaced by an empty one.
+    The rule, the same for the three services: a service is started only when asked
+    (``start_missing``: ``forewarn up --start-services``, the demo, tests), only when nothing
+    answers at its URL, and only at that URL's own loopback address and port, so the URL the
+    settings name stays true; a URL on another host that does not answer is always an error.
+    Without ``start_missing`` nothing is started: a service that does not answer is an error
+    naming its setting and the flag. ``fresh_kafka`` always starts a private Tansu on a free port
+    (tests). The one stand-in: a local PostgreSQL at the default URL (``database_named`` false)
+    that answers without TimescaleDB preloaded, on a machine where TimescaleDB is installed,
+    is left alone and, when asked, a cluster of our own with it preloaded is started on a free
+    port (kept in ``pg_data_dir`` across runs); a database the operator named is used as it is.
     """
     stack = LocalStack(mqtt_url, kafka_url, database_url)
     atexit.register(stack.stop)
@@ -265,44 +351,62 @@ def bring_up(
         host, port = host_port(mqtt_url, 1883)
         if reachable(host, port):
             stack.services.append(Service("mqtt", mqtt_url, False))
+        elif not start_missing or host not in LOOPBACK:
+            raise _not_answering("MQTT broker", "FOREWARN_MQTT_URL", mqtt_url)
         else:
-            progress(f"no MQTT broker at {host}:{port}: starting Mosquitto")
-            svc = start_mosquitto(port if host in ("127.0.0.1", "localhost") else None)
+            progress(f"no MQTT broker at {host}:{port}: starting Mosquitto there ({START_FLAG})")
+            svc = start_mosquitto(port)
+            svc.restart = lambda p=port: start_mosquitto(p)  # type: ignore[misc]
             stack.services.append(svc)
             stack.mqtt_url = svc.url
         host, port = host_port(kafka_url, 9092)
         if not fresh_kafka and reachable(host, port):
             stack.services.append(Service("kafka", kafka_url, False))
+        elif not fresh_kafka and (not start_missing or host not in LOOPBACK):
+            raise _not_answering("Kafka broker", "FOREWARN_KAFKA_URL", kafka_url)
         else:
-            progress("starting Tansu (Kafka protocol, memory storage)")
-            wanted = None if fresh_kafka or host not in ("127.0.0.1", "localhost") else port
+            wanted = None if fresh_kafka else port
+            progress(
+                "starting Tansu (Kafka protocol, memory storage: for tests and demos)"
+                + ("" if fresh_kafka else f" at {host}:{port} ({START_FLAG})")
+            )
             svc = start_tansu(wanted)
+            tansu_port = host_port(svc.url, 9092)[1]
+            svc.restart = lambda p=tansu_port: start_tansu(p)  # type: ignore[misc]
             stack.services.append(svc)
             stack.kafka_url = svc.url
         host, port = host_port(database_url, 5432)
-        local = host in ("127.0.0.1", "localhost")
+        local = host in LOOPBACK
         answering = reachable(host, port)
         timescale = db.timescale_status(database_url) if answering else "unreachable"
-        if answering and (timescale == "preloaded" or not local or not timescale_installed()):
+        stand_in = answering and local and not database_named and timescale != "preloaded" and timescale_installed()
+        if answering and not (stand_in and start_missing):
             if timescale != "preloaded":
-                progress(f"PostgreSQL at {host}:{port} has no TimescaleDB ({timescale}): plain tables")
+                hint = f" ('forewarn up {START_FLAG}' would start a cluster of our own with it)" if stand_in else ""
+                progress(f"PostgreSQL at {host}:{port} has no TimescaleDB ({timescale}): plain tables{hint}")
             stack.services.append(Service("postgresql", database_url, False))
-        elif not answering and database_named:
-            raise StackError(
-                f"nothing answers at {host}:{port}, the database FOREWARN_DATABASE_URL names: start PostgreSQL "
-                "there or correct the URL (forewarn does not replace a database you named with an empty one)"
-            )
+        elif not answering and (not start_missing or not local):
+            raise _not_answering("PostgreSQL", "FOREWARN_DATABASE_URL", database_url)
         else:
-            why = (
-                f"PostgreSQL at {host}:{port} does not preload TimescaleDB ({timescale}) and is not ours to restart"
-                if answering
-                else f"no PostgreSQL at {host}:{port}"
-            )
             preload = timescale_installed()
-            progress(f"{why}: starting a cluster of our own" + (" with TimescaleDB preloaded" if preload else ""))
-            svc = start_postgres(
-                None if answering or not local else port, preload_timescale=preload, data_dir=pg_data_dir
-            )
+            if answering:
+                progress(
+                    f"PostgreSQL at {host}:{port} does not preload TimescaleDB ({timescale}) and is not ours to "
+                    f"restart: starting a cluster of our own on another port ({START_FLAG}; data kept in {pg_data_dir})"
+                )
+            else:
+                progress(
+                    f"no PostgreSQL at {host}:{port}: starting a cluster of our own there ({START_FLAG}"
+                    + (f"; data kept in {pg_data_dir})" if pg_data_dir else "; a temporary one)")
+                )
+            pg_port = None if answering else port
+
+            def start_pg(p: int | None = pg_port) -> Service:
+                return start_postgres(p, preload_timescale=preload, data_dir=pg_data_dir)
+
+            svc = start_pg()
+            pg_port = host_port(svc.url, 5432)[1]
+            svc.restart = lambda: start_pg(pg_port)
             svc.url = svc.url.rsplit("/", 1)[0] + (urlsplit(database_url).path or "/forewarn")
             stack.services.append(svc)
             stack.database_url = svc.url

@@ -19,6 +19,7 @@ import psycopg
 import pytest
 
 from core import bus, db
+from core.secretbox import new_key
 from core.settings import Settings, host_port
 from forewarn import launcher
 from forewarn.children import Child, spawn
@@ -72,6 +73,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
             "FOREWARN_INGEST_CLIENT_ID": f"forewarn-ingest-test-{uuid.uuid4().hex[:6]}",
             "FOREWARN_WORKER_ID": f"forewarn-test-{uuid.uuid4().hex[:6]}",
             "FOREWARN_ACK_SECRET": uuid.uuid4().hex,
+            "FOREWARN_SECRET_KEY": new_key(),  # seals channel URLs: the worker, the API and the CLI share it
             "FOREWARN_PUBLIC_URL": "http://forewarn.test",
             "FOREWARN_DELIVERY_RETRY_S": "0.5,0.5",  # two quick retries, then the next channel
         }

@@ -29,14 +29,15 @@ def test_a_missing_binary_is_named_with_the_package_to_install(monkeypatch: pyte
         launcher.start_postgres()
 
 
-def test_a_named_database_that_does_not_answer_is_an_error_not_an_empty_stand_in(services) -> None:  # type: ignore[no-untyped-def]
+def test_a_database_that_does_not_answer_is_an_error_not_an_empty_stand_in_unless_asked(services) -> None:  # type: ignore[no-untyped-def]
     port = launcher.free_port()  # nothing listens there
-    with pytest.raises(launcher.StackError, match="FOREWARN_DATABASE_URL names"):
+    with pytest.raises(launcher.StackError, match="FOREWARN_DATABASE_URL=.*--start-services"):
         launcher.bring_up(
             services.mqtt_url,
             services.kafka_url,
             f"postgresql://postgres@127.0.0.1:{port}/forewarn",
             progress=print,
             database_named=True,
+            start_missing=False,
         )
     assert not launcher.reachable("127.0.0.1", port), "no stand-in database was started"
