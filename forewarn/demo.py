@@ -18,6 +18,7 @@ from rich.table import Table
 
 from core import db
 from core.localtime import zone
+from core.secretbox import secret_box
 from core.settings import Settings
 from evaluation.matching import StoredWarning, match
 from forewarn.children import settings_env, spawn
@@ -55,7 +56,7 @@ def demo_command(
         # a tenant of its own per run, so the summary counts this run only
         tenant = f"demo-{int(time.time()):x}"
         fleet = demo_fleet(seed, start_ms=start_ms, duration_s=hours * 3600, tenant=tenant)
-        register_fleet(running.database_url, fleet, lambda c: [sink.url(c.id)])
+        register_fleet(running.database_url, fleet, lambda c: [sink.url(c.id)], secret_box(settings))
         # nobody in the demo acknowledges: with a follow-up policy on the demo's wall clock, an
         # ignored critical warning reminds the customer after 10 s and reaches the insurer's
         # risk-service desk (the sink's /staff) after 20 s — live

@@ -27,7 +27,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from core import db
 from core.contract import status_topic, telemetry_topic
 from core.mqtt import Publisher
+from core.secretbox import SecretBox, secret_box
 from core.settings import Settings, host_port
+from notifiers.channels import seal_all
 from simulator.clock import CompressedClock
 from simulator.wire import garbage_payloads, read_ground_truth, read_jsonl, to_payload, write_jsonl
 
@@ -40,16 +42,25 @@ class PublishStats:
     garbage_reasons: Counter[str] = field(default_factory=Counter)
 
 
-def register_fleet(database_url: str, fleet: Any, notify_for: Callable[[Any], list[str]]) -> None:
+def register_fleet(
+    database_url: str, fleet: Any, notify_for: Callable[[Any], list[str]], box: SecretBox | None = None
+) -> None:
     """Register the fleet's customers and devices; a customer belongs to its devices' tenant
-    (customers are per tenant: one whose devices span several tenants is registered in each)."""
+    (customers are per tenant: one whose devices span several tenants is registered in each).
+    ``box``: the channel URLs are stored sealed with it (the worker that sends must hold its key)."""
     tenants_of: dict[str, set[str]] = {}
     for device in fleet.devices:
         tenants_of.setdefault(device.customer, set()).add(device.tenant)
     for customer in fleet.customers:
         for tenant in sorted(tenants_of.get(customer.id, ())):
+            urls = notify_for(customer)
             db.add_customer(
-                database_url, customer.id, customer.name, customer.locale, notify_for(customer), tenant=tenant
+                database_url,
+                customer.id,
+                customer.name,
+                customer.locale,
+                seal_all(urls, box) if box is not None else urls,
+                tenant=tenant,
             )
     for device in fleet.devices:
         db.add_device(database_url, device.device, device.tenant, device.customer, device.kind)
@@ -229,7 +240,9 @@ def simulate_command(
             f"to {summary.path}; ground truth in {summary.incidents_path}"
         )
         return
-    register_fleet(settings.database_url, fleet, lambda c: [u.replace("{customer}", c.id) for u in urls])
+    register_fleet(
+        settings.database_url, fleet, lambda c: [u.replace("{customer}", c.id) for u in urls], secret_box(settings)
+    )
     console.print(f"registered {len(fleet.customers)} customers and {len(fleet.devices)} devices")
     stats = publish_fleet(settings.mqtt_url, fleet, start_ms, hours, compression, garbage, seed, console=console)
     console.print(
@@ -243,7 +256,9 @@ def replay_file(settings: Settings, path: Path, urls: list[str], console: Consol
     if not path.exists() or not truth_path.exists():
         raise FileNotFoundError(f"a replay needs {path} and {truth_path} (written by 'forewarn simulate --out')")
     truth = read_ground_truth(truth_path)
-    register_fleet(settings.database_url, truth, lambda c: [u.replace("{customer}", c.id) for u in urls])
+    register_fleet(
+        settings.database_url, truth, lambda c: [u.replace("{customer}", c.id) for u in urls], secret_box(settings)
+    )
     publisher = Publisher(*host_port(settings.mqtt_url, 1883), client_id=f"forewarn-replay-{os.getpid()}")
     publisher.start()
     messages = readings = 0
