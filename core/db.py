@@ -43,6 +43,11 @@ from core.contract import DEVICE_KINDS, LOCALES, SEGMENT_RE, Reading, ReadingsBa
 from core.risks import check_risk
 
 log = logging.getLogger(__name__)
+# psycopg_pool logs every failed reconnection attempt and psycopg every query it could not
+# cancel: during an outage that is a line a second. Our callers tell an outage once
+# (core.outage) and the pools' errors still reach them; only the pools' own errors are logged.
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+logging.getLogger("psycopg").setLevel(logging.ERROR)
 
 _LOCK_ID = 0x0F0E_3A2E  # advisory lock for migrations
 

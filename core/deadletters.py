@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from core.db import Store
+from core.db import DatabaseError, Store
 
 REASON_CHARS = 1000
 """How much of the error is kept as the reason."""
@@ -50,7 +50,7 @@ def blames_records(exc: BaseException) -> bool:
     gives no connection, and a missing table, column or privilege (class 42: the schema is not
     migrated or the role lacks a grant — setting records aside would set aside the whole stream).
     """
-    if isinstance(exc, (TimeoutError, OSError)):
+    if isinstance(exc, (TimeoutError, OSError, DatabaseError)):  # DatabaseError: ours, no connection or no answer
         return False
     if isinstance(exc, (psycopg.DataError, psycopg.IntegrityError, psycopg.InternalError)):
         return not str(getattr(exc, "sqlstate", None) or "").startswith("25")  # 25: a transaction state, not data

@@ -54,12 +54,14 @@ class Outage:
         if self.since is None:
             self.since = self._clock()
             self.outages += 1
-            why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            text = (str(exc).strip().splitlines() or [""])[0][:300]
+            if isinstance(exc, TimeoutError) and not text:
+                text = "no answer in time"
+            why = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
             self.log.warning(
-                "%s unavailable%s (%s: %s); waiting and retrying with backoff, nothing is dropped%s",
+                "%s unavailable%s (%s); waiting and retrying with backoff, nothing is dropped%s",
                 self.what,
                 f" while {doing}" if doing else "",
-                type(exc).__name__,
                 why,
                 f"; check {self.hint}" if self.hint else "",
             )

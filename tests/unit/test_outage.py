@@ -31,3 +31,9 @@ def test_jitter_spreads_retries_around_the_backoff():
     assert outage.failed(OSError("x")) == 0.375
     outage2 = Outage("Kafka", logging.getLogger("t"), jitter=lambda: 1.0)
     assert outage2.failed(OSError("x")) == 0.625
+
+
+def test_a_timeout_without_a_message_is_told_as_no_answer(caplog):
+    caplog.set_level(logging.WARNING)
+    Outage("Kafka", logging.getLogger("t")).failed(TimeoutError())
+    assert "(TimeoutError: no answer in time)" in caplog.records[0].getMessage()

@@ -22,6 +22,7 @@ from core.contract import (
     readings_record,
     warning_id,
 )
+from core.db import DatabaseError
 from core.deadletters import blames_records, reason_of
 from streams.guard import check_readings, check_status, check_tick, check_warning, write_isolating
 
@@ -197,6 +198,7 @@ def verdict(check: Any, reason: str | None) -> None:
         (psycopg.InterfaceError("the connection is closed"), False),
         (PoolTimeout("couldn't get a connection after 30 sec"), False),
         (TimeoutError(), False),
+        (DatabaseError("no connection to PostgreSQL at 127.0.0.1:5432/forewarn within 10 s"), False),  # ours
         (ConnectionResetError("reset by peer"), False),
         (errors.UndefinedTable('relation "readings" does not exist'), False),  # not migrated: wait
         (errors.InsufficientPrivilege("permission denied for table readings"), False),
