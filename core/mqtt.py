@@ -245,6 +245,10 @@ class Subscriber:
         stopper.join(timeout)
 
 
+NO_MATCHING_SUBSCRIBERS = 0x10
+"""A PUBACK's "accepted, but no subscriber matched": nobody will get the message."""
+
+
 class Publisher:
     """A QoS 1 publisher (a device, or the simulator standing for many)."""
 
@@ -265,6 +269,26 @@ class Publisher:
         self._client.max_queued_messages_set(0)
         self._connected = threading.Event()
         self._client.on_connect = lambda *a: self._connected.set()
+        self._client.on_publish = self._on_publish
+        self._not_taken: dict[int, str] = {}  # mid → why the broker's PUBACK says nobody took it
+
+    def _on_publish(self, client: paho.Client, userdata: object, mid: int, reason: object, props: object) -> None:
+        # paho calls this before the message counts as published, so delivered() sees the reason
+        code = int(getattr(reason, "value", 0) or 0)
+        if code >= 0x80 or code == NO_MATCHING_SUBSCRIBERS:
+            self._not_taken[mid] = str(reason)
+        else:
+            self._not_taken.pop(mid, None)
+
+    def delivered(self, info: paho.MQTTMessageInfo) -> bool | None:
+        """Whether the broker took a QoS 1 message for someone: ``None`` while no PUBACK came (or
+        the publish failed: :class:`RuntimeError`/:class:`ValueError` from paho), ``False`` when
+        the PUBACK refused it or said no subscriber matched (0x10: e.g. Mosquitto 2.0 right after a
+        restart, before ingest has subscribed again — a device should send it again), ``True``
+        when it was taken."""
+        if not info.is_published():
+            return None
+        return info.mid not in self._not_taken
 
     def start(self, timeout: float = 15.0) -> None:
         try:

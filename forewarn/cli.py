@@ -449,13 +449,22 @@ def up(
         ),
     ] = False,
     api: Annotated[bool, typer.Option("--api", help="Run the HTTP service too.")] = False,
+    mqtt_auth: Annotated[
+        bool,
+        typer.Option(
+            "--mqtt-auth",
+            help="Run a Mosquitto of up's own that refuses anonymous clients and lets each device (user"
+            " TENANT/DEVICE, password from 'forewarn device credentials') publish on its own topics only, in place"
+            " of FOREWARN_MQTT_URL's broker (on its port if free); credentials issued or revoked apply within ~5 s.",
+        ),
+    ] = False,
 ) -> None:
     """Run ingest and the worker in the foreground, restarting them when they die; Ctrl-C or SIGTERM stops all."""
     from forewarn.up import up_command
 
     _logging("WARNING")
     with _service_errors():
-        up_command(get_settings(), console, start_services=start_services, api=api)
+        up_command(get_settings(), console, start_services=start_services, api=api, mqtt_auth=mqtt_auth)
 
 
 @app.command()

@@ -176,9 +176,16 @@ class LocalStack:
         return [(s.name, s.url, "started" if s.started else "reused") for s in self.services]
 
 
-def start_tansu(port: int | None = None, log_dir: Path | None = None) -> Service:
+def start_tansu(port: int | None = None, log_dir: Path | None = None, *, advertised_port: int | None = None) -> Service:
+    """A private Tansu (Kafka) on loopback, keeping everything in memory.
+
+    ``advertised_port``: the port Tansu tells clients to connect to (a proxy in front of it, as
+    the fault tests put there). Kafka clients reach the bootstrap address once, then connect to
+    the address the broker advertises in its metadata: without it they would go around the
+    proxy. The service's URL is then the advertised one."""
     port = port or free_port()
     listener = f"tcp://127.0.0.1:{port}"
+    advertised = f"tcp://127.0.0.1:{advertised_port or port}"
     logfile = open((log_dir or Path(tempfile.gettempdir())) / f"tansu-{port}.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [
@@ -187,7 +194,7 @@ def start_tansu(port: int | None = None, log_dir: Path | None = None) -> Service
             "--listener-url",
             listener,
             "--advertised-listener-url",
-            listener,
+            advertised,
             "--storage-engine",
             "memory://tansu/",
         ],
@@ -196,7 +203,7 @@ def start_tansu(port: int | None = None, log_dir: Path | None = None) -> Service
         start_new_session=True,
     )
     wait_for("127.0.0.1", port, "Tansu", proc=proc)
-    return Service("kafka (tansu)", f"kafka://127.0.0.1:{port}", True, proc)
+    return Service("kafka (tansu)", f"kafka://127.0.0.1:{advertised_port or port}", True, proc)
 
 
 def start_mosquitto(
@@ -331,6 +338,7 @@ def bring_up(
     pg_data_dir: Path | None = None,
     database_named: bool = False,
     start_missing: bool = True,
+    with_mqtt: bool = True,
 ) -> LocalStack:
     """Reuse what answers at the configured URLs; with ``start_missing``, start what does not.
 
@@ -344,12 +352,16 @@ def bring_up(
     that answers without TimescaleDB preloaded, on a machine where TimescaleDB is installed,
     is left alone and, when asked, a cluster of our own with it preloaded is started on a free
     port (kept in ``pg_data_dir`` across runs); a database the operator named is used as it is.
+    ``with_mqtt`` false: the MQTT broker is left out, neither checked nor started (``forewarn up
+    --mqtt-auth`` starts one of its own with device credentials once the database is ready).
     """
     stack = LocalStack(mqtt_url, kafka_url, database_url)
     atexit.register(stack.stop)
     try:
         host, port = host_port(mqtt_url, 1883)
-        if reachable(host, port):
+        if not with_mqtt:
+            pass
+        elif reachable(host, port):
             stack.services.append(Service("mqtt", mqtt_url, False))
         elif not start_missing or host not in LOOPBACK:
             raise _not_answering("MQTT broker", "FOREWARN_MQTT_URL", mqtt_url)

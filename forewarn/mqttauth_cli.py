@@ -185,11 +185,14 @@ def device_credentials(
             console.print(
                 f"device {tenant}/{device}: credentials revoked" if gone else f"device {tenant}/{device} had none"
             )
-            console.print("now rewrite the broker's files: forewarn mqtt files FOLDER --reload")
+            console.print(f"now rewrite the broker's files: forewarn mqtt files FOLDER --reload{BY_ITSELF}")
             return
         issue_credentials(url, tenant, device)
     except (ValueError, db.DatabaseError) as exc:
         _fail(str(exc))
+
+
+BY_ITSELF = " (under 'forewarn up --mqtt-auth' this happens by itself within ~5 s)"
 
 
 def issue_credentials(url: str, tenant: str, device: str) -> str:
@@ -202,5 +205,5 @@ def issue_credentials(url: str, tenant: str, device: str) -> str:
     console.print(f"  username  {username}")
     console.print(f"  password  {password}", soft_wrap=True)
     console.print(f"  publishes {telemetry} and {status} only")
-    console.print("the broker accepts them after: forewarn mqtt files FOLDER --reload")
+    console.print(f"the broker accepts them after: forewarn mqtt files FOLDER --reload{BY_ITSELF}")
     return password

@@ -129,11 +129,19 @@ class Fleet:
         now = time.monotonic()
         for key, (info, at) in list(self.pending.items()):
             try:
-                acked = info is not None and info.is_published()
+                # a PUBACK counts when the broker took the reading for a subscriber: after a restart
+                # Mosquitto 2.0 answers 0x10 "no matching subscribers" until ingest has subscribed
+                # again, and drops the reading — a device sends it again
+                outcome = None if info is None else publisher.delivered(info)
             except (RuntimeError, ValueError) as exc:  # paho: the publish failed (not connected, queue full)
                 self.publish_errors[str(exc)] += 1
-                info, acked = None, False
+                info, outcome = None, None
                 self.pending[key] = (None, at)
+            if outcome is False:
+                self.publish_errors["not taken by any subscriber (PUBACK 0x10)"] += 1
+                info = None
+                self.pending[key] = (None, at)
+            acked = outcome is True
             if acked:
                 self.acked.add(key)
                 del self.pending[key]
