@@ -183,6 +183,83 @@ REPORT_S = 5.0
 database = Outage("PostgreSQL", log, hint="FOREWARN_DATABASE_URL, and that `forewarn db migrate` ran", max_delay_s=10.0)
 """The database as the worker's agents see it: one line when it goes, one when it is back."""
 
+broker = Outage("Kafka", log, hint=f"FOREWARN_KAFKA_URL ({kafka.bootstrap}) and that the broker runs")
+"""Kafka as Faust's clients see it: one line when it goes, one when it is back (aiokafka, under
+Faust, retries by itself; :class:`KafkaComplaints` tells the worker when it fails)."""
+
+KAFKA_QUIET_S = 3.0
+"""aiokafka silent about an unreachable Kafka this long after its last complaint: Kafka is back.
+While it is not, aiokafka tries again every 100 ms or so (fetches, metadata, the group
+coordinator, heartbeats) and complains each time."""
+_UNREACHABLE = (
+    "Unable connect",
+    "Connect call failed",
+    "Unable to update metadata",
+    "coordinator dead",
+    "NodeNotReady",
+    "KafkaConnectionError",
+    "Connection at",
+    "RequestTimedOut",
+    "KafkaTimeoutError",
+)
+"""What aiokafka's warnings and errors say when Kafka cannot be reached or does not answer."""
+
+
+class KafkaComplaints(logging.Filter):
+    """aiokafka's complaints about an unreachable Kafka, kept out of the log and told as one outage.
+
+    While Kafka is away, aiokafka logs every failed attempt of Faust's consumer and producer
+    (each connection, fetch, metadata refresh and coordinator lookup: about 80 lines a second).
+    Each is retried by aiokafka itself and nothing is lost (a record is acknowledged only once
+    finished), so the lines say nothing the outage's first line does not. On the root logger's
+    handlers, this filter drops them and notes when they came; :func:`note_kafka` turns that
+    into ``broker``'s two lines. While an outage is under way, mode's "Timer … is overlapping"
+    goes too (Faust's offset commit waits for Kafka as long as it is gone). aiokafka's other
+    lines (joins, rebalances, other errors) pass. Faust's consumer logs from a thread of its
+    own: only plain assignments here."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first: str | None = None  # the first complaint since Kafka was last known well
+        self.last_at = -math.inf
+        self.dropped = 0
+        self.dropped_before = 0  # ``dropped`` when the outage began
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        if record.name == "mode.timers":
+            return self.first is None or "overlapping" not in str(record.msg)
+        if not record.name.startswith("aiokafka"):
+            return True
+        text = record.getMessage()
+        if not any(marker in text for marker in _UNREACHABLE):
+            return True
+        if not getattr(record, "forewarn_noted", False):  # one record, several handlers: noted once
+            record.forewarn_noted = True
+            self.last_at = time.monotonic()
+            if self.first is None:
+                self.dropped_before = self.dropped
+                self.first = text
+            self.dropped += 1
+        return False
+
+
+kafka_complaints = KafkaComplaints()
+
+
+def note_kafka(now: float) -> None:
+    """Log the start of a Kafka outage once aiokafka complained, its end once it has been quiet
+    for ``KAFKA_QUIET_S`` (``now``: ``time.monotonic()``); the end counts aiokafka's failed
+    attempts as the outage's."""
+    first = kafka_complaints.first
+    if first is not None and not broker.down:
+        broker.failed(ConnectionError(first), "reading and writing its topics")
+    elif broker.down and now - kafka_complaints.last_at >= KAFKA_QUIET_S:
+        broker.attempts = kafka_complaints.dropped - kafka_complaints.dropped_before
+        kafka_complaints.first = None
+        broker.recovered()
+
 
 async def store() -> Store:
     """The worker's pool, opened on first use (a failed opening is tried again next time)."""
@@ -699,6 +776,12 @@ async def report_progress() -> None:
     report()
 
 
+@app.timer(interval=1.0)
+async def watch_kafka() -> None:
+    """Kafka's outages, told once each (:class:`KafkaComplaints`)."""
+    note_kafka(time.monotonic())
+
+
 def report() -> None:
     """Health means progress: the records held and how many moved since the last report
     (``forewarn health`` calls the worker unhealthy when it holds records it has not moved)."""
@@ -709,6 +792,8 @@ def report() -> None:
         **counters,
         refusals=dict(refusals),
         database_down_s=round(database.down_for(), 1),
+        kafka_down_s=round(broker.down_for(), 1),
+        kafka_complaints_dropped=kafka_complaints.dropped,
     )
     _reports["n"] += 1
     if _reports["n"] % 6 == 0:  # the log line every 30 s
@@ -1098,6 +1183,11 @@ def run_worker(loglevel: str = "info") -> None:
         def _schedule_shutdown(self, signal: Any) -> None:  # SIGTERM, SIGINT
             _exit_after(STOP_DEADLINE_S)
             super()._schedule_shutdown(signal)
+
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            super().on_setup_root_logger(logger, level)
+            for handler in logger.handlers:  # Faust has just configured them
+                handler.addFilter(kafka_complaints)
 
     Path(settings.state_dir, "faust").mkdir(parents=True, exist_ok=True)  # Faust's datadir lives here
     ReportingWorker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
