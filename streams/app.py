@@ -365,12 +365,12 @@ class DeviceRegistry:
     """The device registry (``tenant/device`` → kind) as ingest reads it, for the re-check.
 
     Read from the database before the first record is checked (an outage is waited out: without
-    it nothing can be checked), then again every ``REGISTRY_REFRESH_S``. A record naming a device
-    it does not know (one added a moment ago: ingest already let it through) has that one device
-    looked up at once, and a device found missing is not looked up again for
-    ``REGISTRY_MISS_REFRESH_S`` (a stream of records of an unregistered device costs one query
-    per interval). A read that fails or times out keeps the registry it has, and waits
-    ``REGISTRY_REFRESH_S`` before trying again: checking never waits long on a silent database."""
+    it nothing can be checked), then again every ``REGISTRY_REFRESH_S`` and, when a record names a
+    device it does not know, at most every ``REGISTRY_MISS_REFRESH_S``; within that interval the
+    one device is looked up alone (added a moment ago: ingest already let it through), and a
+    device found missing is not looked up again for ``REGISTRY_MISS_REFRESH_S``. A read that
+    fails or times out keeps the registry it has, and waits ``REGISTRY_REFRESH_S`` before trying
+    again: checking never waits long on a silent database."""
 
     def __init__(self) -> None:
         self.kinds: dict[str, str] | None = None
@@ -387,29 +387,32 @@ class DeviceRegistry:
         now = time.monotonic()
         if now - self._failed_at < REGISTRY_REFRESH_S:
             return self.kinds
-        missed = (
-            key is not None
-            and key not in self.kinds
-            and now - self._missing.get(key, -math.inf) >= REGISTRY_MISS_REFRESH_S
-            and "/" in key
-        )
-        try:
-            if now - self._read_at >= REGISTRY_REFRESH_S:
+        stale = now - self._read_at >= REGISTRY_REFRESH_S
+        missed = key is not None and key not in self.kinds
+        if stale or (missed and now - self._read_at >= REGISTRY_MISS_REFRESH_S):
+            try:
                 self.kinds = await _db(lambda db: db.devices(), REGISTRY_TIMEOUT_S)
-                self._read_at = now
-                self._missing.clear()
-            elif missed:
-                assert key is not None
-                tenant, device = key.split("/", 1)
+                database.recovered()
+            except Exception as exc:  # noqa: BLE001 - keep checking against what we know
+                self._failed_at = now
+                database.failed(exc, f"refreshing the device registry (checking against the {len(self.kinds)} known)")
+            self._read_at = now
+        elif (
+            missed
+            and key is not None
+            and "/" in key
+            and now - self._missing.get(key, -math.inf) >= REGISTRY_MISS_REFRESH_S
+        ):
+            # read a moment ago: look this one device up alone (added since; ingest already let it through)
+            tenant, device = key.split("/", 1)
+            try:
                 kind = await _db(lambda db: db.device_kind(tenant, device), REGISTRY_TIMEOUT_S)
-                if kind is None:
-                    self._missing[key] = now
-                else:
-                    self.kinds[key] = kind
-            database.recovered()
-        except Exception as exc:  # noqa: BLE001 - keep checking against what we know
-            self._failed_at = now
-            database.failed(exc, f"refreshing the device registry (checking against the {len(self.kinds)} known)")
+            except Exception:  # noqa: BLE001 - the next full read will tell
+                kind = None
+            if kind is None:
+                self._missing[key] = now
+            else:
+                self.kinds[key] = kind
         return self.kinds
 
 
