@@ -10,6 +10,9 @@ is logged once per outage (``core.outage``). The keepalive is short, so a silent
 noticed within seconds. A message remembers the connection it came on (``session``): after a
 reconnect its message id may name another message, so :meth:`Subscriber.ack` drops a stale
 acknowledgement (the broker redelivers that message; the consumer stores idempotently).
+Memory: with ``max_held_bytes`` the subscriber stops reading while its consumer holds that many
+payload bytes not yet released (:meth:`Subscriber.release`; the broker keeps the rest), since Mosquitto
+2.0.11 overruns our Receive Maximum when acknowledgements come in bursts.
 Leaving: :meth:`Subscriber.leave` unsubscribes (a shared subscription's broker stops sending us
 our share), :meth:`Subscriber.stop` can end the session with it, so nothing is queued for a
 member that is gone.
@@ -41,6 +44,10 @@ RECEIVE_MAXIMUM = 2000
 KEEPALIVE_S = 10  # the broker and we notice a silent connection within 1.5 x this
 CONNECT_TIMEOUT_S = 5.0
 KEPT_OF_OVERSIZE = 4096  # bytes kept of a payload over the subscriber's limit (for the reject's copy)
+ROOM_WAIT_S = 4.0
+"""At most this long per message, paho's thread waits for the consumer to make room (``max_held_bytes``);
+well under the keepalive, so the connection stays alive (pings, acknowledgements) even when the
+consumer cannot move (Kafka down): the budget is then overrun by a message every few seconds."""
 
 
 class MqttError(RuntimeError):
@@ -67,6 +74,21 @@ class MqttMessage:
     @property
     def wire_size(self) -> int:
         return len(self.payload) if self.size < 0 else self.size
+
+    @property
+    def token(self) -> AckToken:
+        """What acknowledging this message takes, without its payload."""
+        return AckToken(self.mid, self.qos, self.session)
+
+
+@dataclass(frozen=True, slots=True)
+class AckToken:
+    """A message to acknowledge later, without its payload: ingest keeps these while Kafka confirms
+    a round, so a burst of large messages is not held twice (payload and the records made of it)."""
+
+    mid: int
+    qos: int
+    session: int
 
 
 def _client(client_id: str, username: str | None, password: str | None) -> paho.Client:
@@ -108,12 +130,21 @@ class Subscriber:
         password: str | None = None,
         *,
         max_payload: int | None = None,
+        max_held_bytes: int | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.client_id = client_id
         self.topic_filters = (topic_filter,) if isinstance(topic_filter, str) else tuple(topic_filter)
         self._deliver = on_message
         self.max_payload = max_payload
+        self.max_held_bytes = max_held_bytes
+        """Payload bytes delivered and not yet released (:meth:`release`) by the consumer, at most (about): past
+        it, paho's thread stops reading, so the broker and TCP hold the rest. Mosquitto 2.0.11 does not
+        keep to our Receive Maximum when acknowledgements come in bursts (5,763 unacknowledged
+        messages seen at 2,000), so this, not the Receive Maximum, bounds a consumer's memory."""
+        self._held_bytes = 0
+        self._room = threading.Condition()
+        self.room_waits = 0  # messages that waited for room
         self.connected = threading.Event()
         """Set while connected and subscribed (the broker confirmed the subscription)."""
         self.left = threading.Event()
@@ -188,6 +219,7 @@ class Subscriber:
         payload, size = bytes(msg.payload), -1
         if self.max_payload is not None and len(payload) > self.max_payload:
             payload, size = payload[:KEPT_OF_OVERSIZE], len(payload)  # refused anyway: hold no more of it
+        self._make_room(len(payload))
         try:
             self._deliver(
                 MqttMessage(
@@ -195,8 +227,35 @@ class Subscriber:
                 )
             )
         except Exception:  # the callback must never raise into paho
+            self.release(len(payload))
             self.callback_errors += 1
             log.exception("message handler failed for topic %s payload %r", topic[:200], bytes(msg.payload[:120]))
+
+    def _make_room(self, size: int) -> None:
+        """On paho's thread: wait (at most :data:`ROOM_WAIT_S`) until the consumer holds few enough
+        bytes for ``size`` more, then count them as held."""
+        limit = self.max_held_bytes
+        if limit is None:
+            return
+        with self._room:
+            if self._held_bytes > 0 and self._held_bytes + size > limit and not self._leaving:
+                self.room_waits += 1
+                self._room.wait_for(
+                    lambda: self._held_bytes + size <= limit or self._held_bytes == 0 or self._leaving, ROOM_WAIT_S
+                )
+            self._held_bytes += size
+
+    def release(self, nbytes: int) -> None:
+        """The consumer is done with ``nbytes`` of payload (thread-safe): room for more messages."""
+        if self.max_held_bytes is None:
+            return
+        with self._room:
+            self._held_bytes = max(0, self._held_bytes - nbytes)
+            self._room.notify_all()
+
+    @property
+    def held_bytes(self) -> int:
+        return self._held_bytes
 
     def start(self) -> None:
         """Connect and subscribe in the background; paho retries until the broker answers
@@ -209,7 +268,7 @@ class Subscriber:
         self._client.connect_async(self.host, self.port, keepalive=KEEPALIVE_S, clean_start=False, properties=props)
         self._client.loop_start()
 
-    def ack(self, message: MqttMessage) -> bool:
+    def ack(self, message: MqttMessage | AckToken) -> bool:
         """Acknowledge a message once what came of it is safely in Kafka (thread-safe). A message
         of an earlier connection is not acknowledged (its ``mid`` may now name another message;
         the broker redelivers it): returns False then."""
@@ -235,6 +294,8 @@ class Subscriber:
         subscriptions for ``SESSION_EXPIRY_S`` and redelivers them when this client id returns.
         Waits at most ``timeout`` for paho's thread (it may be inside a connect attempt)."""
         self._leaving = True
+        with self._room:
+            self._room.notify_all()  # paho's thread may be waiting for room
         props = None
         if end_session:
             props = Properties(PacketTypes.DISCONNECT)

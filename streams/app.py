@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -82,6 +83,9 @@ class WorkerApp(faust.App):  # type: ignore[misc]
     records they hold loses nothing: those are read again by the next owner of the partition."""
 
     async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
+        # the learning not yet saved is written first: its records are acknowledged before the
+        # partitions move (or the worker stops), and nobody else writes those devices meanwhile
+        save_unsaved()
         if not self.should_stop:  # a rebalance: the records held are finished first, as Faust does
             await super()._consumer_wait_empty(consumer, logger)
             return
@@ -496,15 +500,28 @@ def _contract_error(exc: Exception) -> ContractError:
     return ContractError("bad_shape", f"{type(exc).__name__}: {str(exc)[:200]}")
 
 
+_rechecked: weakref.WeakKeyDictionary[Any, ReadingsBatch | ContractError] = weakref.WeakKeyDictionary()
+"""Each readings record's re-check, done by whichever of the two agents reading
+``forewarn.readings`` gets to it first and taken (popped) by the other: Faust hands both the
+same message, so a record is decoded and checked once. Weak: a record the other agent never
+sees (a rebalance between the two) leaves nothing behind once Faust lets go of it."""
+
+
 async def _checked_readings(event: Any, send: bool) -> ReadingsBatch | None:
     """The readings record of ``event`` re-checked, or ``None`` when it is refused (``send``:
     to ``forewarn.rejects``, said in the log)."""
-    try:
-        batch = check_readings(_raw(event.value), await devices.current(_key(event)), _now_ms())
-    except Exception as exc:  # noqa: BLE001 - every failed check is a refusal
-        await _refuse(event, TOPIC_READINGS, _contract_error(exc), send=send, tell=send)
+    message = event.message
+    outcome = _rechecked.pop(message, None)
+    if outcome is None:
+        try:
+            outcome = check_readings(_raw(event.value), await devices.current(_key(event)), _now_ms())
+        except Exception as exc:  # noqa: BLE001 - every failed check is a refusal
+            outcome = _contract_error(exc)
+        _rechecked[message] = outcome
+    if isinstance(outcome, ContractError):
+        await _refuse(event, TOPIC_READINGS, outcome, send=send, tell=send)
         return None
-    return batch
+    return outcome
 
 
 Overrides = dict[str, dict[str, Any]]
@@ -660,40 +677,157 @@ async def forget_old_rejects() -> None:
         log.error("forgetting old rejects and dead letters failed (%s); next try in an hour", why)
 
 
+SCORE_BATCH = 1000
+SCORE_WITHIN_S = 0.05
+"""Scoring takes the records Kafka has in batches of up to ``SCORE_BATCH``, at most
+``SCORE_WITHIN_S`` after the first: each device's monitor is loaded once per batch, observes
+all its readings, and is saved at most once; an idle system waits at most this long."""
+SAVE_AFTER_S = 5.0
+SAVE_AFTER_RECORDS = 200
+"""A device's learning (its detectors' windows, sums, timers) is written to the changelog at
+once when something material changed (a warning decided, a silence begun or ended, a device
+new to the table), else when it has gone unsaved ``SAVE_AFTER_S`` or ``SAVE_AFTER_RECORDS``
+records. The records of a device whose learning is not yet written are held, not acknowledged
+(:class:`Work`): after a crash Kafka delivers them again and the restored monitor learns them
+again, so the state restored loses nothing (Faust flushes the changelog before it commits)."""
+
+
+class _Unsaved:
+    """A device whose monitor learnt from records not yet in the changelog: those records."""
+
+    __slots__ = ("partition", "events", "since")
+
+    def __init__(self, partition: int | None) -> None:
+        self.partition = partition
+        self.events: list[Any] = []
+        self.since = time.monotonic()
+
+
+_unsaved: dict[bytes, _Unsaved] = {}
+_scoring = {"busy": False}
+
+
 @app.agent(readings_topic)
 async def score_device_readings(stream: faust.StreamT[bytes]) -> None:
-    """Run the device's detectors over its batch and publish the warnings decided (a record that
-    fails the re-check is skipped: ``store_readings`` refuses it)."""
-    async for event in stream.events():
-        work.take([event])
+    """Run each device's detectors over its records and publish the warnings decided (a record
+    that fails the re-check is skipped: ``store_readings`` refuses it)."""
+    async for events in stream.take_events(SCORE_BATCH, within=SCORE_WITHIN_S):  # type: ignore[attr-defined]
+        work.take(events)
+        _scoring["busy"] = True
+        try:
+            await _score_events(events)
+            save_unsaved(older_than_s=SAVE_AFTER_S)
+        finally:
+            _scoring["busy"] = False
+
+
+async def _score_events(events: Sequence[Any]) -> None:
+    """Score a batch: grouped per device in arrival order, each device once."""
+    per_device: dict[bytes, list[tuple[Any, ReadingsBatch]]] = {}
+    refused = []
+    for event in events:
         batch = await _checked_readings(event, send=False)
-        if batch is not None:
-            await _score(batch)
-        work.finish([event])
+        if batch is None:
+            refused.append(event)
+        else:
+            per_device.setdefault(batch.key.encode(), []).append((event, batch))
+    work.finish(refused)
+    for key, records in per_device.items():
+        await _score(key, records)
 
 
-async def _score(batch: ReadingsBatch) -> None:
-    key = batch.key.encode()
-    overrides = await detector_config.overrides(batch.tenant, batch.kind, batch.device)
+async def _score(key: bytes, records: list[tuple[Any, ReadingsBatch]]) -> None:
+    """One device's records of a batch: observed by its monitor, warnings published, and the
+    monitor saved (or its records held until it is, see ``SAVE_AFTER_S``)."""
+    first = records[0][1]
+    overrides = await detector_config.overrides(first.tenant, first.kind, first.device)
     if overrides is None:  # not readable yet: keep what the device runs with (new: its profile)
         live = _live_monitors.get(key)
         overrides = live[2] if live is not None else {}
+    events = [event for event, _ in records]
+    saved = device_to_monitor.get(key)
     try:
-        monitor = _load_monitor(key, device_to_monitor.get(key), batch, overrides)
+        monitor = _load_monitor(key, saved, first, overrides)
     except ValueError as exc:  # a device kind no profile knows (the re-check refuses those first)
-        counters["bad_records"] += 1
-        log.error("skipping a readings record of %s (%s)", batch.key, exc)
+        counters["bad_records"] += len(records)
+        log.error("skipping %d readings records of %s (%s)", len(records), first.key, exc)
+        work.finish(events)
         return
-    events = heard_from(monitor, batch)  # first: the device is heard from (a silence ends)
-    events += [event for reading in batch.readings for event in monitor.observe(reading)]
+    was_silent = monitor.silence.silent
+    decided: list[WarningEvent] = []
+    for _, batch in records:
+        if batch.kind != monitor.kind:  # re-registered as another kind meanwhile: its own monitor
+            monitor = _load_monitor(key, saved, batch, overrides)
+        decided += heard_from(monitor, batch)  # first: the device is heard from (a silence ends)
+        decided += [event for reading in batch.readings for event in monitor.observe(reading)]
+    counters["batches_scored"] += len(records)
+    await _publish(decided)  # before the state: a crash in between decides them again, same ids
+    partition = events[-1].message.partition
+    unsaved = _unsaved.get(key)
+    live = _live_monitors.get(key)
+    material = (
+        saved is None
+        or bool(decided)
+        or monitor.silence.silent != was_silent
+        or live is None
+        or live[1] is not monitor
+        or live[0] is not saved
+    )
+    overdue = unsaved is not None and (
+        len(unsaved.events) + len(events) >= SAVE_AFTER_RECORDS or time.monotonic() - unsaved.since >= SAVE_AFTER_S
+    )
+    if material or overdue:
+        _write_state(key, monitor, overrides, partition)
+        work.finish(events)
+        return
+    if unsaved is None:
+        unsaved = _unsaved[key] = _Unsaved(partition)
+    unsaved.partition = partition
+    unsaved.events += events
+
+
+def _write_state(key: bytes, monitor: DeviceMonitor, overrides: Overrides, partition: int | None = None) -> None:
+    """Write the device's monitor to the table (its changelog: ``partition``, the partition of
+    the device's records; ``None``: the record being processed says) and let go of the records
+    it held unsaved."""
     saved = orjson.dumps(monitor.to_state())
-    device_to_monitor[key] = saved
+    if partition is None:
+        device_to_monitor[key] = saved
+    else:  # a batch mixes partitions: Faust's own ``table[key] = …`` would take the last record's
+        device_to_monitor.send_changelog(partition, key, saved)
+        device_to_monitor.data[key] = saved
     _live_monitors[key] = (saved, monitor, overrides)
-    counters["batches_scored"] += 1
-    for event in events:
-        counters["warnings"] += 1
-        log.info("%s %s on %s (score %.2f)", event.action, event.risk, event.key, event.score)
-        await warnings_topic.send(key=event.key.encode(), value=orjson.dumps(event.to_json()))
+    unsaved = _unsaved.pop(key, None)
+    if unsaved is not None:
+        work.finish(unsaved.events)
+
+
+def save_unsaved(older_than_s: float = 0.0) -> int:
+    """Write the monitors whose learning has gone unsaved ``older_than_s`` (all: 0) and let go of
+    their records; how many were written. A monitor the table no longer holds as this worker
+    wrote it (its partition moved away and came back) is not written: its records are let go,
+    the new owner read them (or reads them again)."""
+    now = time.monotonic()
+    written = 0
+    for key, unsaved in list(_unsaved.items()):
+        if now - unsaved.since < older_than_s:
+            continue
+        live = _live_monitors.get(key)
+        if live is not None and device_to_monitor.get(key) is live[0]:
+            _write_state(key, live[1], live[2], unsaved.partition)
+            written += 1
+        else:
+            del _unsaved[key]
+            work.finish(unsaved.events)
+    return written
+
+
+@app.timer(interval=1.0)
+async def save_quiet_devices() -> None:
+    """Write the learning of devices whose records stopped coming (the agent writes the others as
+    it goes): their records are acknowledged within ``SAVE_AFTER_S`` even on a quiet system."""
+    if not _scoring["busy"]:  # never in the middle of a device's batch
+        save_unsaved(older_than_s=SAVE_AFTER_S)
 
 
 _dispatcher: Dispatcher | None = None
@@ -981,9 +1115,7 @@ async def _monitor_for(
 
 
 def _save_monitor(key: bytes, monitor: DeviceMonitor, overrides: Overrides) -> None:
-    saved = orjson.dumps(monitor.to_state())
-    device_to_monitor[key] = saved
-    _live_monitors[key] = (saved, monitor, overrides)
+    _write_state(key, monitor, overrides)  # in a status or tick's own event: its partition
 
 
 async def _publish(events: list[WarningEvent]) -> None:

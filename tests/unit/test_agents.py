@@ -29,6 +29,7 @@ from core.deadletters import DeadLetter
 from core.readiness import StatusFile, read_status
 from forewarn.sink import HttpSink
 from notifiers.dispatch import Dispatcher
+from streams.decisions import DeviceMonitor
 
 NOW_MS = 1_763_700_000_000
 MINUTE_MS = 60_000
@@ -270,6 +271,7 @@ async def memory() -> AsyncIterator[MemoryStore]:
     ):
         db.refused = refused
         yield db
+        worker.save_unsaved()  # what the worker's timer does: the scored records it held are let go
     worker._dispatcher = None
     worker.use_store(None)
     worker.detector_config = worker.DetectorConfig()
@@ -405,6 +407,88 @@ async def test_a_worker_that_lost_its_live_monitors_restores_the_device_from_the
         await until("the second batch to be scored", lambda: scored() == 2)
 
     assert published.await_count == 1, "the warning restored open is not sent again"
+
+
+def dry_reading(minute: int) -> Reading:
+    """A quiet home's reading ``minute`` minutes in (``seq`` = the minute)."""
+    metrics = {"temp_c": 20.0 + minute / 10, "pipe_temp_c": 14.0 - minute / 20, "water_leak": 0.0}
+    return Reading(NOW_MS + minute * MINUTE_MS, metrics, minute)
+
+
+def dry_minute(device: str, minute: int) -> bytes:
+    """:func:`dry_reading` as its own record, as ingest writes it as it arrives."""
+    reading = dry_reading(minute)
+    return readings_record("acme", device, "home", [reading], reading.ts)
+
+
+def changelog_writes(key: bytes) -> tuple[Any, Callable[[], int]]:
+    """Watch the table's changelog: the patch, and how many times ``key`` was written."""
+    table = worker.device_to_monitor
+    spy = patch.object(table, "send_changelog", wraps=table.send_changelog)
+    started = spy.start()
+    return spy, lambda: sum(1 for call in started.call_args_list if key in (*call.args, call.kwargs.get("key")))
+
+
+async def test_a_chatty_devices_learning_is_written_once_and_its_records_held_until_then(
+    memory: MemoryStore, published: AsyncMock
+) -> None:
+    key = b"acme/busy-home"
+    scored = counted("batches_scored")
+    held_before = worker.work.held
+    spy, writes = changelog_writes(key)
+    try:
+        async with worker.score_device_readings.test_context() as agent:
+            await agent.put(dry_minute("busy-home", 0), key=key)
+            await until("the first record to be scored", lambda: scored() == 1)
+            assert writes() == 1, "a device new to the table is written at once"
+            for minute in range(1, 6):
+                await agent.put(dry_minute("busy-home", minute), key=key)
+            await until("the other five to be scored", lambda: scored() == 6)
+
+            # nothing material changed: not written again, and the five records are not acknowledged
+            assert writes() == 1
+            assert worker.work.held - held_before == 5
+            assert orjson.loads(worker.device_to_monitor[key])["readings_seen"] == 1
+
+            assert worker.save_unsaved() == 1  # the timer's (or a rebalance's, or a stop's) save
+            assert writes() == 2 and worker.work.held == held_before
+            assert orjson.loads(worker.device_to_monitor[key])["readings_seen"] == 6
+    finally:
+        spy.stop()
+    assert published.await_count == 0
+
+
+async def test_a_crash_before_the_learning_is_written_loses_nothing_kafka_delivers_its_records_again(
+    memory: MemoryStore, published: AsyncMock
+) -> None:
+    key = b"acme/fast-home"
+    scored = counted("batches_scored")
+    never_stopped = DeviceMonitor("acme", "fast-home", "home")
+    for minute in range(8):
+        reading = dry_reading(minute)
+        never_stopped.heard(reading.ts)
+        never_stopped.observe(reading)
+    async with worker.score_device_readings.test_context() as agent:
+        await agent.put(dry_minute("fast-home", 0), key=key)
+        await until("the first record scored (and written: the device is new)", lambda: scored() == 1)
+        for minute in range(1, 5):
+            await agent.put(dry_minute("fast-home", minute), key=key)
+        await until("five records scored", lambda: scored() == 5)
+        assert orjson.loads(worker.device_to_monitor[key])["readings_seen"] == 1  # minutes 1-4 held, unsaved
+
+        # the worker dies: its memory is gone, the table is what the changelog restores, and the
+        # records it held were never acknowledged, so Kafka delivers them again
+        held = worker._unsaved.pop(key).events
+        worker.work.finish(held)  # (this test's bookkeeping: they are put again below)
+        worker._live_monitors.clear()
+        for minute in range(1, 8):
+            await agent.put(dry_minute("fast-home", minute), key=key)
+        await until("the records after the restart scored", lambda: scored() == 12)
+        worker.save_unsaved()
+
+    restored = orjson.loads(worker.device_to_monitor[key])
+    assert restored == orjson.loads(orjson.dumps(never_stopped.to_state()))
+    assert restored["readings_seen"] == 8 and restored["duplicates"] == 0
 
 
 # ------------------------------------------------------------------------------ store_readings

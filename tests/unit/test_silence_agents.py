@@ -55,6 +55,7 @@ async def config() -> AsyncIterator[ConfigStore]:
     worker.use_store(store)  # type: ignore[arg-type]
     worker.detector_config = worker.DetectorConfig(refresh_s=0.0)
     yield store
+    worker.save_unsaved()  # what the worker's timer does: the scored records it held are let go
     worker.use_store(None)
     worker.detector_config = worker.DetectorConfig()
 
