@@ -25,9 +25,11 @@ Severity = Literal["advisory", "warning", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("advisory", "warning", "critical")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Finding:
-    """A detector's judgement of one reading.
+    """A detector's judgement of one reading: a value, never changed once made (not a frozen
+    dataclass only because building a frozen one costs about 1 µs more, and every detector of a
+    device makes one at every reading).
 
     ``time_to_loss_s`` is the predicted time until the loss happens (``0`` = happening now,
     ``None`` = no forecast); ``evidence`` holds the figures a warning quotes (plain floats,

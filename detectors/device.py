@@ -55,7 +55,7 @@ class BatteryDrain(TrendForecaster):
         check(empty_pct < low_pct, "empty_pct must be < low_pct")
         self._trend_settings(horizon_s, window_s, min_points, min_span_s, min_t_stat)
         self.jump_pct = positive("jump_pct", jump_pct)
-        self._trend = Trend(window_s, max_buckets=96)
+        self._trend = Trend(window_s, max_buckets=96, saved_buckets=12)
         self._last_pct: float | None = None
 
     def _recharged(self, pct: float) -> bool:
@@ -76,6 +76,8 @@ class BatteryDrain(TrendForecaster):
             evidence["drain_pct_per_h"] = rnd(-fc.fit.slope * 3600, 3)
         if eta is not None:
             evidence["predicted_empty_at_s"] = rnd(ts + eta, 0)
+        if (eta is None or eta > self.horizon_s) and pct >= self.low_pct:
+            return self._quiet(evidence)  # the common case, without judging
         worst = WorstJudgement()
         if eta is not None and eta <= self.horizon_s:
             worst.add(0.5 + 0.3 * (1 - eta / self.horizon_s), "warning", eta, reason="draining")

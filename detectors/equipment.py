@@ -139,9 +139,8 @@ class BearingWear(TrendForecaster):
         """The vibration the zones are judged on over ``zone_window_s``: the level it held
         for three quarters of the window, its median, and the factor a zone limit is raised
         by (``1 + few_margin`` when the window holds fewer than ``min_zone_readings``)."""
-        held = self._level.quantile(ts, vib)
-        level = self._level.quantile(ts, vib, q=0.5)
-        few = self._level.count(ts, vib) < self.min_zone_readings
+        n, (held, level) = self._level.levels(ts, vib, (self._level.q, 0.5))
+        few = n < self.min_zone_readings
         return (
             vib if held is None else held,
             vib if level is None else level,

@@ -63,13 +63,18 @@ class LastKnown:
 
     def update(self, x: Mapping[str, Any], ts: float, names: Iterable[str]) -> None:
         for name in names:
-            value = num(x, name)
+            value = x.get(name)
+            if type(value) is not float or value - value != 0.0:  # num()'s fast path, inline
+                value = num(x, name)
             if value is not None:
                 seen = self._values.get(name)
                 if seen is None or ts >= seen[0] - self.max_age_s:
                     self._values[name] = (ts, value)
 
     def get(self, x: Mapping[str, Any], name: str, ts: float) -> float | None:
+        value = x.get(name)
+        if type(value) is float and value - value == 0.0:  # num()'s fast path, inline
+            return value
         value = num(x, name)
         if value is not None:
             return value

@@ -10,7 +10,11 @@ encoded recursively:
   keys) as ``{"dict": {...}}``, a deque as ``{"deque": [...], "maxlen": n}``;
 - a helper object of :mod:`detectors.windows`, :mod:`detectors.trend` or
   :mod:`detectors.readings` as ``{"type": NAME, "state": {...}}``, NAME from :data:`HELPERS`
-  (stable names, not class paths), its state being again what is not a constructor parameter.
+  (stable names, not class paths), its state being again what is not a constructor parameter;
+  or, for a helper that packs its own state (``pack_state``: a :class:`~detectors.trend.Trend`'s
+  buckets, the bulk of a device's state, as packed float32), ``{"type": NAME, "packed": ...}``.
+  Both forms load (state saved before a helper packed itself too); a helper whose saved state
+  holds more than it keeps now (``restored``: a trend of fewer buckets) adapts it on loading.
 
 :func:`capture` gives ``{"v": state_version, "state": {...}}``. :func:`restore` loads such a
 copy into a freshly built detector, whose configuration stays as built: a helper keeps its
@@ -66,12 +70,13 @@ class StateMismatch(ValueError):
 
 
 def _state_names(cls: type) -> tuple[str, ...] | None:
-    """A slotted class's state attributes (its slots that are not constructor parameters), or
-    ``None`` for a class whose instances keep a ``__dict__`` (read per instance)."""
+    """A slotted class's state attributes (its slots that are not constructor parameters nor
+    named in its ``_transient``: a cache), or ``None`` for a class whose instances keep a
+    ``__dict__`` (read per instance)."""
     if cls not in _SLOTTED_STATE:
         names: tuple[str, ...] | None = None
         if all("__slots__" in vars(c) for c in cls.__mro__ if c is not object):
-            config = set(parameter_names(cls))
+            config = set(parameter_names(cls)) | set(getattr(cls, "_transient", ()))
             slots = [name for c in reversed(cls.__mro__) for name in vars(c).get("__slots__", ())]
             names = tuple(name for name in slots if name not in config)
         _SLOTTED_STATE[cls] = names
@@ -121,27 +126,31 @@ def _rows(values: deque[Any]) -> list[Any] | None:
     return [{"tuple": list(v)} for v in values]
 
 
-def _encode(value: Any) -> Any:
+def _encode(value: Any, compact: bool = True) -> Any:
     kind = type(value)
     if kind is float:
         return value if value - value == 0.0 else {"float": repr(value)}
     if value is None or kind is bool or kind is int or kind is str:
         return value
     if kind is list:
-        return list(value) if _finite_numbers(value) else [_encode(v) for v in value]
+        return list(value) if _finite_numbers(value) else [_encode(v, compact) for v in value]
     if kind is tuple:
-        return {"tuple": list(value) if _finite_numbers(value) else [_encode(v) for v in value]}
+        return {"tuple": list(value) if _finite_numbers(value) else [_encode(v, compact) for v in value]}
     if kind is deque:
-        items = list(value) if _finite_numbers(value) else _rows(value) or [_encode(v) for v in value]
+        items = list(value) if _finite_numbers(value) else _rows(value) or [_encode(v, compact) for v in value]
         return {"deque": items, "maxlen": value.maxlen}
     if kind is dict:
         if not all(type(k) is str for k in value):
             raise TypeError("only a dict with string keys can be saved as detector state")
-        return {"dict": {k: _encode(v) for k, v in value.items()}}
+        return {"dict": {k: _encode(v, compact) for k, v in value.items()}}
     name = _HELPER_NAME.get(kind)
     if name is None:
         raise TypeError(f"a {kind.__name__} cannot be saved as detector state: add it to detectors.state.HELPERS")
-    return {"type": name, "state": {a: _encode(getattr(value, a)) for a in state_names(value)}}
+    if compact and hasattr(kind, "pack_state"):
+        packed = value.pack_state()
+        if packed is not None:
+            return {"type": name, "packed": packed}
+    return {"type": name, "state": {a: _encode(getattr(value, a), compact) for a in state_names(value)}}
 
 
 def _decode(data: Any, fresh: Any = None) -> Any:
@@ -179,10 +188,17 @@ def _decode_configured(data: Any, fresh: Any) -> Any:
             raise StateMismatch(f"expected a deque, got {data!r}")
         return deque([v if type(v) is float else _decode(v) for v in data["deque"]], maxlen=fresh.maxlen)
     name = _HELPER_NAME[type(fresh)]
-    if set(data) != {"type", "state"} or data["type"] != name:
+    if data.get("type") != name:
         raise StateMismatch(f"expected a {name}, got {data.get('type')!r}")
     helper = copy.copy(fresh)
+    if set(data) == {"type", "packed"} and hasattr(helper, "unpack_state"):
+        helper.unpack_state(data["packed"])
+        return helper
+    if set(data) != {"type", "state"}:
+        raise StateMismatch(f"cannot read {sorted(data)} as a {name}")
     _load(helper, data["state"])
+    if hasattr(helper, "restored"):
+        helper.restored()
     return helper
 
 
@@ -195,9 +211,13 @@ def _load(obj: Any, state: Any) -> None:
         setattr(obj, name, value)
 
 
-def capture(detector: RiskDetector) -> dict[str, Any]:
-    """``detector``'s state as plain data: ``{"v": state_version, "state": {...}}``."""
-    return {"v": detector.state_version, "state": {a: _encode(getattr(detector, a)) for a in state_names(detector)}}
+def capture(detector: RiskDetector, compact: bool = True) -> dict[str, Any]:
+    """``detector``'s state as plain data: ``{"v": state_version, "state": {...}}``; with
+    ``compact`` (what the worker saves) helpers that pack themselves do (a trend: float32, its
+    buckets merged, so a restore is close to, not bit for bit, the live detector), without it
+    every float is saved as it is and a restore gives the very same detector back."""
+    state = {a: _encode(getattr(detector, a), compact) for a in state_names(detector)}
+    return {"v": detector.state_version, "state": state}
 
 
 def restore(detector: RiskDetector, saved: Any) -> bool:

@@ -10,20 +10,26 @@ the number of buckets, however fast a sensor reports.
 
 from __future__ import annotations
 
+import base64
 import math
+import struct
 from collections import deque
 from dataclasses import dataclass
+from itertools import islice
+from typing import Any
 
 from detectors.checks import check, count, non_negative, positive
 from detectors.physical import PhysicalDetector
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Fit:
     """A least-squares line through a window of ``(t, value)`` points.
 
     ``slope`` is per second, ``level`` the line's value at time ``at``, ``t_mean`` the mean
-    time of the points, ``slope_se`` the slope's standard error.
+    time of the points, ``slope_se`` the slope's standard error. A value, never changed once
+    made (not a frozen dataclass only because building one costs three times as much, and
+    detectors fit a line at nearly every reading).
     """
 
     n: int
@@ -90,13 +96,38 @@ def _solve(
     return Fit(int(round(n)), max(0.0, last - first), slope, se, level, at, ref + mean_u)
 
 
+def _merged(buckets: list[list[float]], limit: int) -> list[list[float]]:
+    """``buckets`` in at most ``limit`` buckets (``limit`` >= 2): the newest, still filling,
+    as it is, the others merged in runs of consecutive buckets (exact sums; a merged bucket
+    leaves the window with its newest point)."""
+    if len(buckets) <= limit:
+        return buckets
+    older, newest = buckets[:-1], buckets[-1]
+    size = -(-len(older) // (limit - 1))
+    out = []
+    for i in range(0, len(older), size):
+        run = older[i : i + size]
+        start = run[0][_START]
+        merged = [start, max(b[_LAST] for b in run), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+        for b in run:
+            for j, c in enumerate(_shifted(b, b[_START] - start)):
+                merged[_N + j] += c
+        out.append(merged)
+    out.append(newest)
+    return out
+
+
+_PACK_COLUMNS = 8
+
+
 class Trend:
     """Least-squares trend of one metric over the last ``window_s`` seconds.
 
     Points are summed into at most ``max_buckets`` time buckets, so memory is bounded however
     fast the sensor reports, and the running sums make adding a point and fitting O(1). The
     fit is exact least squares over every point of the kept buckets; whole buckets leave the
-    window. An exact duplicate of the last point is ignored.
+    window. An exact duplicate of the last point is ignored. Saved (:meth:`pack_state`), at
+    most ``saved_buckets`` buckets are kept, merging older ones.
 
     >>> trend = Trend(window_s=3600.0)
     >>> for minute in range(61):
@@ -109,19 +140,29 @@ class Trend:
     __slots__ = (
         "window_s",
         "max_buckets",
+        "saved_buckets",
         "_buckets",
         "_t0",
         "_sums",
         "_last",
+        "_skip",
     )
+    _transient = ("_skip",)
+    """Slots that are a cache, not state: never saved (``detectors.state``)."""
 
-    def __init__(self, window_s: float, max_buckets: int = 120) -> None:
+    def __init__(self, window_s: float, max_buckets: int = 120, saved_buckets: int = 24) -> None:
         self.window_s = window_s
         self.max_buckets = max_buckets
+        self.saved_buckets = max(saved_buckets, 2)
         self._buckets: deque[list[float]] = deque()
         self._t0 = 0.0
         self._sums = [0.0] * 6  # n, su, sv, suu, suv, svv with times relative to _t0
         self._last: tuple[float, float] | None = None
+        # The window's sums with its oldest, expired buckets taken out: (cutoff, how many
+        # buckets, sums). A trend that takes no readings for a while (water drawn through a
+        # pipe) is fitted against an ever later cutoff; this spares re-subtracting the same
+        # buckets at every reading. Any change to the buckets or sums drops it.
+        self._skip: tuple[float, int, tuple[float, ...]] | None = None
 
     @property
     def resolution_s(self) -> float:
@@ -129,6 +170,7 @@ class Trend:
         return self.window_s / self.max_buckets
 
     def clear(self) -> None:
+        self._skip = None
         self._buckets.clear()
         self._sums = [0.0] * 6
         self._last = None
@@ -141,6 +183,7 @@ class Trend:
         if buckets and ts < buckets[-1][_LAST] - resolution_s:
             return  # far out of order (not clock jitter): it would bend the line
         self._last = (ts, value)
+        self._skip = None
         if buckets and ts - buckets[-1][_START] < resolution_s:
             bucket = buckets[-1]
             bucket[_LAST] = max(bucket[_LAST], ts)
@@ -174,6 +217,7 @@ class Trend:
 
     def _rebase(self) -> None:
         """Re-sum relative to the oldest bucket: keeps the sums small and exact."""
+        self._skip = None
         if not self._buckets:
             self._sums = [0.0] * 6
             return
@@ -184,28 +228,121 @@ class Trend:
                 sums[i] += c
         self._sums = sums
 
+    def __getstate__(self) -> tuple[None, dict[str, Any]]:
+        """Pickled without its cache (``_skip``): fitting does not change what a trend holds."""
+        return None, {name: getattr(self, name) for name in self.__slots__ if name not in self._transient}
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        for name, value in state[1].items():
+            setattr(self, name, value)
+        self._skip = None
+
+    def pack_state(self) -> dict[str, Any] | None:
+        """The state as compact plain data (``detectors.state`` saves it so), or ``None`` when
+        it does not pack (times beyond 49 days from the oldest bucket, a non-finite sum).
+
+        ``{"t0": oldest bucket's start, "last": [ts, value] or None, "f32": base64}``: per
+        bucket its start and length in milliseconds (uint32), its point count (uint32), and
+        the means and centred sums of its times and values (float32: mean time, mean value,
+        sum of squares of times, of products, of squares of values), column by column, little
+        endian. Centred sums keep float32's seven digits where they matter (raw sums of squares
+        would lose them to cancellation). More than ``saved_buckets`` buckets are merged (the
+        newest is kept as it is) as :func:`_merged` does: at 32 bytes a bucket, 24 of them are
+        about 1 KB of JSON. So a restored trend differs from the live one by float32 rounding
+        and, when buckets were merged, in when its oldest points leave the window (a merged
+        bucket leaves with its newest point: for up to one merged bucket's time, the restored
+        window reaches that much further back)."""
+        buckets = _merged(list(self._buckets), self.saved_buckets)
+        base = buckets[0][_START] if buckets else 0.0
+        ints: list[list[int]] = [[], [], []]
+        floats: list[list[float]] = [[], [], [], [], []]
+        for b in buckets:
+            n, su, sv, suu, suv, svv = b[_N:]
+            if not n >= 1:
+                return None
+            mean_u, mean_v = su / n, sv / n
+            values = (mean_u, mean_v, suu - su * mean_u, suv - su * mean_v, svv - sv * mean_v)
+            for column, value in zip(ints, (1000 * (b[_START] - base), 1000 * (b[_LAST] - b[_START]), n), strict=True):
+                if not 0 <= value < 2**32:
+                    return None
+                column.append(round(value))
+            for floats_column, value in zip(floats, values, strict=True):
+                if not abs(value) < 3e38:
+                    return None
+                floats_column.append(value)
+        k = len(buckets)
+        blob = struct.pack(f"<{3 * k}I{5 * k}f", *(v for c in ints for v in c), *(v for c in floats for v in c))
+        last = None if self._last is None else list(self._last)
+        return {"t0": base, "last": last, "f32": base64.b64encode(blob).decode("ascii")}
+
+    def unpack_state(self, data: Any) -> None:
+        """Take the state :meth:`pack_state` saved (:class:`ValueError` if ``data`` is not
+        such). Buckets beyond what this trend holds (``max_buckets``) are merged."""
+        try:
+            blob = base64.b64decode(data["f32"], validate=True)
+            base = float(data["t0"])
+            last = data["last"]
+            k, rest = divmod(len(blob), 4 * _PACK_COLUMNS)
+            values = struct.unpack(f"<{3 * k}I{5 * k}f", blob)
+            if rest or not math.isfinite(base):
+                raise ValueError(f"{len(blob)} bytes of buckets from {base}")
+            saved_last = None if last is None else (float(last[0]), float(last[1]))
+        except (KeyError, TypeError, IndexError, struct.error) as exc:
+            raise ValueError(f"not a packed trend: {exc}") from None
+        columns = [values[i * k : (i + 1) * k] for i in range(_PACK_COLUMNS)]
+        buckets: list[list[float]] = []
+        for start_ms, span_ms, n, mean_u, mean_v, cuu, cuv, cvv in zip(*columns, strict=True):
+            if n < 1:
+                raise ValueError("a packed trend bucket without points")
+            su, sv = n * mean_u, n * mean_v
+            start = base + start_ms / 1000
+            sums = [float(n), su, sv, cuu + su * mean_u, cuv + su * mean_v, cvv + sv * mean_v]
+            buckets.append([start, start + span_ms / 1000, *sums])
+        self._buckets = deque(_merged(buckets, max(self.max_buckets + 1, 2)))
+        self._last = saved_last
+        self._rebase()
+
+    def restored(self) -> None:
+        """After a state of another ``max_buckets`` was loaded (``detectors.state``): merge
+        buckets beyond what this trend holds, rather than drop the oldest at the next point."""
+        if len(self._buckets) > self.max_buckets + 1:
+            self._buckets = deque(_merged(list(self._buckets), max(self.max_buckets + 1, 2)))
+            self._rebase()
+
     def _window(self, at: float, extra: tuple[float, float] | None) -> tuple[list[float], float, float, float] | None:
         """The sums of the window ending at ``at`` plus ``extra``: (sums, t0, first, last)."""
-        n, su, sv, suu, suv, svv = self._sums
         t0 = self._t0
         cutoff = at - self.window_s
         first = last = math.nan
-        for b in self._buckets:
+        skip = self._skip
+        if skip is not None and skip[0] <= cutoff:  # those buckets have expired at this cutoff too
+            k = skip[1]
+            n, su, sv, suu, suv, svv = skip[2]
+        else:
+            k = 0
+            n, su, sv, suu, suv, svv = self._sums
+        buckets = self._buckets
+        for b in islice(buckets, k, None) if k else buckets:
             if b[_LAST] >= cutoff:
-                first, last = b[_START], self._buckets[-1][_LAST]
+                first, last = b[_START], buckets[-1][_LAST]
                 break
             cn, csu, csv, csuu, csuv, csvv = _shifted(b, b[_START] - t0)
             n, su, sv, suu, suv, svv = n - cn, su - csu, sv - csv, suu - csuu, suv - csuv, svv - csvv
-        if math.isnan(first):
+            k += 1
+        if k and (skip is None or skip[1] != k):
+            self._skip = (cutoff, k, (n, su, sv, suu, suv, svv))
+        empty = first != first  # NaN: no bucket in the window
+        if empty:
             n = su = sv = suu = suv = svv = 0.0
         if extra is not None and extra != self._last:
             t, v = extra
-            if math.isnan(first):
+            if empty:
                 t0 = first = last = t
+                empty = t != t
             u = t - t0
             n, su, sv, suu, suv, svv = n + 1, su + u, sv + v, suu + u * u, suv + u * v, svv + v * v
             first, last = min(first, t), max(last, t)
-        if math.isnan(first) or n < 0.5:
+        if empty or n < 0.5:
             return None
         return [n, su, sv, suu, suv, svv], t0, first, last
 
@@ -250,9 +387,9 @@ class Trend:
         return _solve(n, su, sv, suu, suv, svv, ref, at, first, last)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Forecast:
-    """When a trending metric will cross a threshold.
+    """When a trending metric will cross a threshold (a value, never changed once made).
 
     ``level`` is the best estimate of the metric now (the fitted line, not the noisy reading),
     ``time_to_s`` the seconds until the crossing (``None``: not heading there, or levelling

@@ -192,6 +192,19 @@ class RollingQuantile:
         values = sorted(self._values(ts, extra))
         return values[int((self.q if q is None else q) * (len(values) - 1))] if values else None
 
+    def levels(self, ts: float, extra: float | None, qs: tuple[float, ...]) -> tuple[int, list[float | None]]:
+        """:meth:`count` and the :meth:`quantile` of each of ``qs``, sorting the window once.
+
+        >>> held = RollingQuantile(window_s=900.0, q=0.25)
+        >>> for minute, v in enumerate((4.6, 4.7, 4.2, 4.8, 4.9)):
+        ...     held.add(60.0 * minute, v)
+        >>> held.levels(300.0, 4.7, (0.25, 0.5))
+        (6, [4.6, 4.7])
+        """
+        values = sorted(self._values(ts, extra))
+        top = len(values) - 1
+        return len(values), [values[int(q * top)] if values else None for q in qs]
+
 
 class Ewma:
     """Exponentially weighted mean; the first ``1/alpha`` values get a plain running mean.

@@ -136,6 +136,23 @@ class DeviceMonitor:
         """The silence rule's parameters (``None``: configured away, the device is not watched)."""
         self.protective = protective(d.risk for d in self.detectors)
         """A leak or smoke sensor: its silence is a warning."""
+        self._plans: dict[tuple[str, ...], list[tuple[RiskDetector, bool]]] = {}
+        self._plans_of: list[RiskDetector] = self.detectors
+
+    def _plan(self, x: Mapping[str, float], metrics: tuple[str, ...]) -> list[tuple[RiskDetector, bool]]:
+        """The detectors that may want a reading carrying ``metrics`` (and ``"ts"``), each with
+        whether its ``wants`` must still be asked (a detector that overrides it may look at the
+        values; the base class looks only at which metrics are there). A device sends the same
+        few sets of metrics over and over: this is worked out once per set, not per reading."""
+        if self._plans_of is not self.detectors or len(self._plans) >= 64:
+            self._plans, self._plans_of = {}, self.detectors
+        plan = [
+            (detector, type(detector).wants is not RiskDetector.wants)
+            for detector in self.detectors
+            if type(detector).wants is not RiskDetector.wants or detector.wants(x)
+        ]
+        self._plans[metrics] = plan
+        return plan
 
     def _named_detectors(self) -> list[tuple[str, RiskDetector]]:
         """Each detector with its stable name (``#2`` … added should two share one)."""
@@ -228,9 +245,13 @@ class DeviceMonitor:
         self.last_ts_ms = reading.ts if self.last_ts_ms is None else max(self.last_ts_ms, reading.ts)
         self.readings_seen += 1
         x: dict[str, float] = {"ts": reading.ts / 1000, **reading.metrics}
+        metrics = tuple(reading.metrics)
+        plan = self._plans.get(metrics) if self._plans_of is self.detectors else None
+        if plan is None:
+            plan = self._plan(x, metrics)
         findings: dict[str, Finding] = {}
-        for detector in self.detectors:
-            if not detector.wants(x):
+        for detector, ask in plan:
+            if ask and not detector.wants(x):
                 continue
             finding = detector.assess_one(x)
             detector.learn_one(x)
@@ -238,9 +259,13 @@ class DeviceMonitor:
             if best is None or finding.score > best.score:
                 findings[finding.risk] = finding
         events: list[WarningEvent] = []
+        open_score, open_now = self.policy.open_score, self.open
         for risk, finding in findings.items():
+            if finding.score < open_score and risk not in open_now:
+                continue  # nothing open and nothing to open: what _decide would say, cheaply
             events.extend(self._decide(risk, finding, reading.ts))
-        events.extend(self._expire(reading.ts, set(findings)))
+        if open_now:
+            events.extend(self._expire(reading.ts, set(findings)))
         return events
 
     # ------------------------------------------------------------------ silence
