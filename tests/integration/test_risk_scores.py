@@ -85,7 +85,9 @@ async def test_the_daily_recompute_scores_stored_vehicles_and_homes_and_reads_th
 
     progress: list[str] = []
     report = daily.recompute(url, day, tenant=TENANT, timezone=TZ, progress=lambda i, n, key: progress.append(key))
-    assert (report.devices, report.written, report.failed, report.busy) == (3, 3, [], False)
+    # the session's worker runs this same recompute on its daily timer (any tenant): it may have
+    # scored some of these devices first, which leaves them unchanged here
+    assert (report.devices, report.written + report.unchanged, report.failed, report.busy) == (3, 3, [], False)
     assert progress == [f"{TENANT}/flat-1", f"{TENANT}/van-calm", f"{TENANT}/van-wild"]
 
     rows = {r["device"]: r for r in daily.stored_scores(url, TENANT)}
