@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import faults  # this folder's helper
 import orjson
 import psycopg
 import pytest
@@ -281,18 +282,8 @@ def chaos_database(services) -> Iterator[str]:  # type: ignore[no-untyped-def]
 # ------------------------------------------------------------------------------ the test
 
 
-def stored_counts(url: str) -> dict[tuple[str, int], int]:
-    rows = db.query(url, "SELECT device, seq, count(*) AS n FROM readings WHERE tenant = %s GROUP BY 1, 2", (TENANT,))
-    return {(r["device"], int(r["seq"])): int(r["n"]) for r in rows}
-
-
 def wait_until(probe: Callable[[], bool], timeout: float, every: float = 2.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not probe():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(every)
-    return True
+    return faults.wait_until(probe, timeout, every)
 
 
 def test_nothing_acknowledged_is_lost_or_sent_twice_through_an_operators_bad_day(  # type: ignore[no-untyped-def]
@@ -389,7 +380,7 @@ def test_nothing_acknowledged_is_lost_or_sent_twice_through_an_operators_bad_day
         def drained() -> bool:
             for child in children:
                 child.check()
-            counts = stored_counts(url)
+            counts = faults.stored_counts(url, TENANT)
             return all(counts.get(key) == n for key, n in expected.items())
 
         wait_until(drained, DRAIN_S)
@@ -430,7 +421,7 @@ def test_nothing_acknowledged_is_lost_or_sent_twice_through_an_operators_bad_day
         assert held > 0, "ingest and the worker held no database connection through the proxy: the blackhole missed"
         report = "\n".join(events)
         diagnosis = "\n".join(f"--- {c.name} log excerpt\n{excerpt(c.logs_text())}" for c in children)
-        counts = stored_counts(url)
+        counts = faults.stored_counts(url, TENANT)
         missing = sorted(key for key in expected if key not in counts)
         partial = sorted(key for key, n in expected.items() if key in counts and counts[key] != n)
         by_device = Counter(device for device, _ in missing)

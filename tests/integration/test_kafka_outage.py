@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import faults  # this folder's helper
 import orjson
 import psycopg
 import pytest
@@ -157,18 +158,8 @@ def excerpt(text: str, limit: int = 60) -> str:
     )
 
 
-def stored_counts(url: str) -> dict[tuple[str, int], int]:
-    rows = db.query(url, "SELECT device, seq, count(*) AS n FROM readings WHERE tenant = %s GROUP BY 1, 2", (TENANT,))
-    return {(r["device"], int(r["seq"])): int(r["n"]) for r in rows}
-
-
 def wait_until(probe: Callable[[], bool], timeout: float, every: float = 1.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not probe():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(every)
-    return True
+    return faults.wait_until(probe, timeout, every)
 
 
 @pytest.fixture
@@ -255,7 +246,7 @@ def test_ingest_and_the_worker_wait_out_a_30_s_kafka_outage(  # type: ignore[no-
         expected = {key: devices.values[key] for key in devices.acked}
 
         def drained() -> bool:
-            counts = stored_counts(database)
+            counts = faults.stored_counts(database, TENANT)
             return all(counts.get(key) == n for key, n in expected.items())
 
         stamp("drained" if wait_until(drained, DRAIN_S) else f"not drained after {DRAIN_S:.0f} s")
@@ -289,7 +280,7 @@ def test_ingest_and_the_worker_wait_out_a_30_s_kafka_outage(  # type: ignore[no-
         assert not refused, f"ingest refused readings of the test's devices: {refused}\n{report}"
         during = [key for key in expected if CUT_AT + 1 <= key[1] < HEAL_AT - 1]
         assert during, "no reading was acknowledged during the cut: the test proves nothing"
-        counts = stored_counts(database)
+        counts = faults.stored_counts(database, TENANT)
         missing = sorted(key for key in expected if key not in counts)
         partial = sorted(key for key, n in expected.items() if key in counts and counts[key] != n)
         assert not missing and not partial, (
