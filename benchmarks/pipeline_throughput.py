@@ -81,7 +81,7 @@ from benchlib import (  # this folder's helper (it also puts this checkout first
 
 from core import db
 from core.bus import read_topic
-from core.contract import METRICS, TOPIC_READINGS, TOPIC_REJECTS, telemetry_topic
+from core.contract import METRICS, TOPIC_READINGS, TOPIC_REJECTS, TOPIC_WARNINGS, telemetry_topic
 from core.mqtt import Publisher
 from core.readiness import read_status
 from core.settings import host_port
@@ -427,9 +427,11 @@ class TimedDeliveries(list[Delivered]):
     def __init__(self) -> None:
         super().__init__()
         self.first_at: dict[str, float] = {}
+        self.first_wall: dict[str, float] = {}
 
     def append(self, item: Delivered) -> None:
         self.first_at.setdefault(item.path.strip("/"), time.perf_counter())
+        self.first_wall.setdefault(item.path.strip("/"), time.time())
         super().append(item)
 
 
@@ -825,12 +827,14 @@ async def latency(
     leak_pub = Publisher(brokers.mqtt[0], brokers.mqtt[1], f"bench-leaks-{uuid.uuid4().hex[:6]}")
     leak_pub.start()
     sent_at: dict[str, float] = {}
+    sent_wall: dict[str, float] = {}
     try:
         interval = args.latency_seconds / max(1, len(leak_devices))
         for i, device in enumerate(leak_devices):
             await asyncio.sleep(max(0.0, t0 + (i + 0.5) * interval - time.perf_counter()))
             info = leak_pub.publish(telemetry_topic(LEAK_TENANT, device), leak_payload(1), qos=1)
             sent_at[f"leak/{device}"] = time.perf_counter()
+            sent_wall[device] = time.time()
             await asyncio.to_thread(info.wait_for_publish, 10)
         await asyncio.to_thread(finish, threads)
         publish_end = time.perf_counter()
@@ -879,9 +883,67 @@ async def latency(
             f"{BEFORE_LEAK_IDLE_S * 1000:.0f} ms to an idle system (median now ÷ that: "
             f"{ratio(med, BEFORE_LEAK_IDLE_S * 1000)})",
         ]
+        lines += ["", *await latency_stages(brokers.bootstrap, database_url, sent_wall, deliveries)]
     else:
         lines.append(f"no leak warning reached the sink ({len(sent_at)} leaks published)")
     report.add("Publish → customer's channel: water-leak warnings through a background load", *lines)
+
+
+async def latency_stages(
+    bootstrap: str, database_url: str, sent_wall: dict[str, float], deliveries: TimedDeliveries
+) -> list[str]:
+    """Where a leak's time went, median and p90 of each stage: the warning record's time on
+    Kafka (the worker decided it), the customer's message in the outbox (its ``due_at``), the
+    start of the send (the delivery attempt's end less its duration), the sink's receipt."""
+    on_kafka: dict[str, float] = {}
+
+    async def read() -> None:
+        async for record in read_topic(bootstrap, TOPIC_WARNINGS):
+            device = (record.key or "").partition("/")[2]
+            if (record.key or "").startswith(f"{LEAK_TENANT}/") and device in sent_wall:
+                on_kafka.setdefault(device, record.timestamp_ms / 1000)
+                if len(on_kafka) == len(sent_wall):
+                    return
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(read(), 20)
+    rows = await asyncio.to_thread(
+        db.query,
+        database_url,
+        "SELECT w.device, extract(epoch FROM min(d.due_at)) AS queued,"
+        " extract(epoch FROM min(a.attempted_at)) - min(a.seconds) AS sending"
+        " FROM warnings w JOIN deliveries d ON d.warning_id = w.id AND d.audience = 'customer'"
+        " JOIN delivery_attempts a ON a.delivery_id = d.id AND a.ok"
+        " WHERE w.tenant = %s GROUP BY w.device",
+        (LEAK_TENANT,),
+    )
+    stages: dict[str, list[float]] = {name: [] for name in STAGES}
+    for row in rows:
+        device = row["device"]
+        received = deliveries.first_wall.get(f"leak/{device}")
+        if device not in sent_wall or device not in on_kafka or received is None:
+            continue
+        marks = [sent_wall[device], on_kafka[device], float(row["queued"]), float(row["sending"]), received]
+        for name, a, b in zip(STAGES, marks, marks[1:], strict=False):
+            stages[name].append((b - a) * 1000)
+    if not any(stages.values()):
+        return ["where the time went: not measured (no leak could be followed through every stage)"]
+    return [
+        f"where the time went ({len(stages[STAGES[0]])} leaks followed; wall clocks of this machine):",
+        "",
+        table(
+            ["stage", "median ms", "p90 ms"],
+            [[name, f"{statistics.median(ms):,.0f}", f"{pct(ms, 0.9):,.0f}"] for name, ms in stages.items() if ms],
+        ),
+    ]
+
+
+STAGES = (
+    "publish → warning on Kafka (ingest, readings topic, scoring)",
+    "warning on Kafka → message in the outbox (warnings topic, recording)",
+    "in the outbox → send begins (sender)",
+    "send begins → the channel has it (apprise, HTTP)",
+)
 
 
 async def end_to_end(

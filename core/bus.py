@@ -128,6 +128,8 @@ class Record:
     value: bytes
     partition: int
     offset: int
+    timestamp_ms: int = 0
+    """When the producer made the record (the broker's time if the topic says so)."""
 
 
 async def read_topic(
@@ -153,6 +155,7 @@ async def read_topic(
                 msg.value or b"",
                 msg.partition,
                 msg.offset,
+                msg.timestamp,
             )
     finally:
         await consumer.stop()

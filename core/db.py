@@ -1783,6 +1783,16 @@ class Store:
             )
             return await cur.fetchone()
 
+    async def complete_claim_notice(
+        self, warning_id: str, lat: float | None, lon: float | None, readings: Mapping[str, Any]
+    ) -> None:
+        """A claim notice's readings (and the place they give) once they are all stored."""
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE claim_notices SET lat = %s, lon = %s, readings = %s WHERE warning_id = %s",
+                (lat, lon, Jsonb(readings), warning_id),
+            )
+
     async def readings_between(
         self, tenant: str, device: str, start: datetime, end: datetime, limit: int = 20_000
     ) -> list[tuple[str, datetime, float]]:

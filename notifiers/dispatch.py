@@ -115,7 +115,10 @@ class Dispatcher:
         retry_delays_s: tuple[float, ...] = RETRY_DELAYS_S,
         claim_wait_s: float = 2.0,
         keys: Callable[[], SecretBox] | None = None,
+        on_outbox: Callable[[], None] | None = None,
     ) -> None:
+        self.on_outbox = on_outbox or (lambda: None)
+        """Called when a customer's message of a warning is in the outbox: have a sender send it."""
         self.keys = keys or (lambda: secret_box(get_settings(), create=False))
         """Where the key that opens sealed channel URLs comes from; asked when the first one is sent."""
         self._box: SecretBox | None = None
@@ -139,12 +142,21 @@ class Dispatcher:
         changed = await self.store.record_warning(event, customer["id"] if customer else None)
         if event.action not in NOTIFY_ACTIONS:
             return
-        if opens_claim(event.risk, event.severity, event.time_to_loss_s):
-            await self._open_claim(event, customer)
+        claim = opens_claim(event.risk, event.severity, event.time_to_loss_s)
+        # a loss under way: its first notice of loss is opened at once (the customer's message
+        # names its reference) with the readings stored so far, and completed after the message left
+        notice = await self._open_claim(event, customer) if claim else None
         if customer is None:
             self.stats.no_customer += 1
             log.warning("warning %s for %s has no customer to notify", event.warning_id, event.key)
-            return
+        else:
+            await self._tell_customer(event, customer, changed)
+            self.on_outbox()  # the customer's message leaves now, not after the claim notice is complete
+        if notice is not None:
+            await self._complete_claim(event, notice)
+
+    async def _tell_customer(self, event: WarningEvent, customer: dict[str, Any], changed: bool) -> None:
+        """The customer's messages of ``event`` in the outbox (held by quiet hours or the budget)."""
         if not changed:
             self.stats.skipped_duplicates += 1  # a replayed record: its messages are in the outbox already
         urls: list[str] = list(customer["notify_urls"] or [])
@@ -175,36 +187,56 @@ class Dispatcher:
                 self.stats.held += 1
                 log.info("warning %s held for %s until %s (%s)", event.warning_id, customer["id"], due, held)
 
-    async def _open_claim(self, event: WarningEvent, customer: dict[str, Any] | None) -> str:
-        """The warning's first notice of loss, opened once (a replay finds it), and its messages to
-        the tenant's claims contacts in the outbox; its reference."""
+    async def _open_claim(self, event: WarningEvent, customer: dict[str, Any] | None) -> dict[str, Any]:
+        """The warning's first notice of loss, opened once (a replay finds it) with the device's
+        readings stored so far: its ``claim_notices`` row (``ref``, ``readings``)."""
         found = await self.store.claim_notice(event.warning_id)
         if found is not None:
-            ref = str(found["ref"])
-        else:
-            start_ms = event.opened_at_ms - int(READINGS_BEFORE_S * 1000)
-            series = series_of(await self._readings_until(event, start_ms))
-            lat, lon = place(event.evidence, series)
-            ref, opened = await self.store.open_claim_notice(
-                claim_refs(event.warning_id, event.opened_at_ms, zone(self.timezone)),
-                {
-                    "tenant": event.tenant,
-                    "device": event.device,
-                    "kind": event.kind,
-                    "customer_id": customer["id"] if customer else None,
-                    "warning_id": event.warning_id,
-                    "risk": event.risk,
-                    "severity": event.severity,
-                    "opened_at": _at(event.opened_at_ms),
-                    "lat": lat,
-                    "lon": lon,
-                    "evidence": event.evidence,
-                    "readings": {"from_ms": start_ms, "to_ms": event.opened_at_ms, "series": series},
-                },
-            )
-            if opened:
-                self.stats.claims += 1
-                log.info("claim notice %s opened: %s on %s (warning %s)", ref, event.risk, event.key, event.warning_id)
+            return found
+        start_ms = event.opened_at_ms - int(READINGS_BEFORE_S * 1000)
+        rows = await self._readings_until(event, start_ms, wait_s=0.0)
+        readings = self._claim_readings(event, start_ms, rows)
+        lat, lon = place(event.evidence, readings["series"])
+        ref, opened = await self.store.open_claim_notice(
+            claim_refs(event.warning_id, event.opened_at_ms, zone(self.timezone)),
+            {
+                "tenant": event.tenant,
+                "device": event.device,
+                "kind": event.kind,
+                "customer_id": customer["id"] if customer else None,
+                "warning_id": event.warning_id,
+                "risk": event.risk,
+                "severity": event.severity,
+                "opened_at": _at(event.opened_at_ms),
+                "lat": lat,
+                "lon": lon,
+                "evidence": event.evidence,
+                "readings": readings,
+            },
+        )
+        if opened:
+            self.stats.claims += 1
+            log.info("claim notice %s opened: %s on %s (warning %s)", ref, event.risk, event.key, event.warning_id)
+        return {"ref": ref, "readings": readings}
+
+    def _claim_readings(
+        self, event: WarningEvent, start_ms: int, rows: list[tuple[str, datetime, float]]
+    ) -> dict[str, Any]:
+        end = _at(event.opened_at_ms)
+        complete = any(ts >= end for _, ts, _ in rows)
+        return {"from_ms": start_ms, "to_ms": event.opened_at_ms, "series": series_of(rows), "complete": complete}
+
+    async def _complete_claim(self, event: WarningEvent, notice: dict[str, Any]) -> str:
+        """The notice's readings up to the warning's moment (waiting for the worker to store them,
+        see :meth:`_readings_until`), and its messages to the tenant's claims contacts in the
+        outbox; its reference."""
+        ref = str(notice["ref"])
+        kept = dict(notice.get("readings") or {})
+        if kept.get("complete") is False:
+            start_ms = int(kept.get("from_ms") or event.opened_at_ms - int(READINGS_BEFORE_S * 1000))
+            readings = self._claim_readings(event, start_ms, await self._readings_until(event, start_ms))
+            lat, lon = place(event.evidence, readings["series"])
+            await self.store.complete_claim_notice(event.warning_id, lat, lon, readings)
         contacts = await self.store.contacts(event.tenant, "claims")
         if not contacts:
             log.warning(
@@ -218,16 +250,19 @@ class Dispatcher:
             await self.store.enqueue(event.warning_id, CLAIM_ACTION, "claims", position, url, channels.masked(url))
         return ref
 
-    async def _readings_until(self, event: WarningEvent, start_ms: int) -> list[tuple[str, datetime, float]]:
+    async def _readings_until(
+        self, event: WarningEvent, start_ms: int, wait_s: float | None = None
+    ) -> list[tuple[str, datetime, float]]:
         """The device's stored readings from ``start_ms`` to the warning's opening. The worker stores
         readings and scores them side by side: a warning only just decided may come before its own
-        readings are in the database, so for up to ``claim_wait_s`` the read is repeated until the
-        reading of the warning's moment is there."""
+        readings are in the database, so for up to ``wait_s`` (``claim_wait_s``) the read is
+        repeated until the reading of the warning's moment is there."""
         end = _at(event.opened_at_ms)
+        wait_s = self.claim_wait_s if wait_s is None else wait_s
         waited = 0.0
         while True:
             rows = await self.store.readings_between(event.tenant, event.device, _at(start_ms), end)
-            if waited >= self.claim_wait_s or any(ts >= end for _, ts, _ in rows):
+            if waited >= wait_s or any(ts >= end for _, ts, _ in rows):
                 return rows
             await asyncio.sleep(0.25)
             waited += 0.25

@@ -26,6 +26,9 @@ from typing import Any, TypeVar
 
 import faust
 import orjson
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+from faust.transport.drivers.aiokafka import Transport as AIOKafkaTransport
 
 from core import acktokens
 from core.contract import (
@@ -74,6 +77,25 @@ SESSION_TIMEOUT_S = 6.0
 partitions go to the others: Kafka's smallest allowed session (``group.min.session.timeout.ms``)."""
 
 
+class _FetchWaitConsumerThread(AIOKafkaConsumerThread):  # type: ignore[misc]
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # Faust passes a fixed 1.5 s; aiokafka keeps the value here until start() builds its fetcher
+        consumer._fetch_max_wait_ms = settings.kafka_fetch_wait_ms
+        return consumer
+
+
+class _FetchWaitConsumer(AIOKafkaConsumer):  # type: ignore[misc]
+    def _new_consumer_thread(self) -> _FetchWaitConsumerThread:
+        return _FetchWaitConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _Transport(AIOKafkaTransport):  # type: ignore[misc]
+    """Faust's aiokafka transport, fetching with ``settings.kafka_fetch_wait_ms``."""
+
+    Consumer = _FetchWaitConsumer
+
+
 class WorkerApp(faust.App):  # type: ignore[misc]
     """Faust's app, with a bounded drain on shutdown.
 
@@ -98,6 +120,9 @@ class WorkerApp(faust.App):  # type: ignore[misc]
                 " they were not acknowledged and will be read again",
                 work.held,
             )
+
+    def _new_transport(self) -> Any:
+        return _Transport(self.conf.broker_consumer, self)
 
     async def on_stop(self) -> None:
         await super().on_stop()
@@ -842,8 +867,12 @@ async def dispatcher() -> Dispatcher:
         def link(warning_id: str) -> str:
             return ack_url(settings, acktokens.issue(secret, warning_id, time.time(), settings.ack_link_ttl_s))
 
-        _dispatcher = Dispatcher(
-            await store(), settings.timezone, ack_link=link, retry_delays_s=settings.retry_delays_s
+        _dispatcher = notifier = Dispatcher(
+            await store(),
+            settings.timezone,
+            ack_link=link,
+            retry_delays_s=settings.retry_delays_s,
+            on_outbox=lambda: _kick_sender(notifier),
         )
     return _dispatcher
 

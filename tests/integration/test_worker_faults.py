@@ -5,7 +5,8 @@ refuses a record, when a worker dies, and when it is stopped with the database n
   rejects), a record the database refuses is set aside in ``dead_letters``, and the valid records
   around them are stored exactly once;
 - with two workers in the group, a SIGKILLed worker's partitions are scored by the other within
-  15 s (the figure is printed);
+  15 s (the figure is printed); both score their share, and the survivor restores the killed one's
+  devices from the changelog: their open warnings stay open, nobody is told twice;
 - SIGTERM stops a worker within 10 s while its agents wait on a database that does not answer.
 """
 
@@ -199,6 +200,79 @@ def test_a_killed_workers_partitions_are_scored_by_the_other_within_15_s(  # typ
     took = time.monotonic() - killed
     print(f"\ntakeover: a SIGKILLed worker's partitions were scored again by the other after {took:.1f} s")
     assert took <= 15.0, f"the takeover took {took:.1f} s"
+
+
+def test_two_workers_share_the_partitions_and_a_killed_ones_devices_keep_their_state(  # type: ignore[no-untyped-def]
+    services, sink, worker_process, second_worker
+) -> None:
+    """Scale out and back: both workers score their share of 12 leaking homes; the second is
+    SIGKILLed while the leaks go on. The survivor restores the victim's devices from the changelog:
+    their leak warnings stay the ones already open (a monitor starting afresh would open new ones,
+    at the time of the first reading it sees), and nobody gets a second message."""
+    url = services.database_url
+    tag = uuid.uuid4().hex[:6]
+    path = f"scale-{tag}"
+    db.add_customer(url, f"scale-{tag}", "Scale Out", "en", [sink.url(path)], tenant="acme")
+    devices = [f"scale-{tag}-{i}" for i in range(12)]  # 12 keys: both workers' partitions, all but surely
+    for device in devices:
+        db.add_device(url, device, "acme", f"scale-{tag}", "home")
+    first_before = int(worker_process.status().get("batches_scored", 0))
+    second_worker.ready(150)
+    start = int(time.time() * 1000) - 3600_000
+
+    def leak(minutes: range) -> None:
+        produce(
+            services.settings.kafka_bootstrap,
+            [
+                (
+                    f"acme/{d}",
+                    record("acme", d, "home", start + m * 60_000, {"water_leak": 1.0, "flow_lpm": 4.0}, m + 1),
+                )
+                for m in minutes
+                for d in devices
+            ],
+        )
+
+    def warnings() -> list[dict[str, Any]]:
+        return db.query(
+            url, "SELECT id::text, device, status FROM warnings WHERE device = ANY(%s) ORDER BY device", (devices,)
+        )
+
+    def stored() -> int:
+        return int(db.query(url, "SELECT count(*) AS n FROM readings WHERE device = ANY(%s)", (devices,))[0]["n"])
+
+    def messages() -> list[Any]:
+        return [d for d in sink.received if d.path.strip("/") == path]
+
+    leak(range(0, 5))
+    poll("a warning for every leaking home", lambda: len(warnings()) == len(devices), 120)
+    poll("a message for every leaking home", lambda: len(messages()) == len(devices), 60)
+    poll("the second worker to report its share", lambda: second_worker.status().get("batches_scored"), 20)
+    poll(
+        "the first worker to report its share",
+        lambda: int(worker_process.status().get("batches_scored", 0)) > first_before,
+        20,
+    )
+    opened = {r["device"]: r["id"] for r in warnings()}
+
+    second_worker.proc.send_signal(signal.SIGKILL)
+    second_worker.proc.wait(10)
+    scored_at_kill = int(worker_process.status().get("batches_scored", 0))
+    leak(range(5, 20))  # the leaks go on: every device's monitor must remember its open warning
+    poll("the readings after the kill stored", lambda: stored() == len(devices) * 20 * 2, 90)
+    poll(
+        "the survivor to score the readings after the kill",
+        lambda: int(worker_process.status().get("batches_scored", 0)) >= scored_at_kill + len(devices),
+        60,
+    )
+    time.sleep(3)  # its notifier had time to act on whatever it decided
+
+    after = warnings()
+    assert {r["device"]: r["id"] for r in after} == opened, (
+        "each home keeps the one warning opened before the kill (a lost state opens a second)"
+    )
+    assert {r["status"] for r in after} == {"notified"}
+    assert sorted(d.path for d in messages()) == [f"/{path}"] * len(devices), "nobody is told twice"
 
 
 def test_sigterm_stops_a_worker_waiting_on_a_silent_database_within_10_s(services, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

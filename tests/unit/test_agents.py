@@ -235,6 +235,11 @@ class MemoryStore(Store):
         self.claim_notices[notice["warning_id"]] = {**notice, "ref": ref}
         return ref, True
 
+    async def complete_claim_notice(
+        self, warning_id: str, lat: float | None, lon: float | None, readings: Mapping[str, Any]
+    ) -> None:
+        self.claim_notices[warning_id].update(lat=lat, lon=lon, readings=dict(readings))
+
     async def readings_between(
         self, tenant: str, device: str, start: datetime, end: datetime, limit: int = 20_000
     ) -> list[tuple[str, datetime, float]]:
