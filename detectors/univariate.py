@@ -4,7 +4,8 @@ River-style (``learn_one`` / ``score_one``), pure and picklable, used by
 ``evaluation.backtest`` to replay a ``timestamp,value`` series and by the NAB benchmark.
 A reading whose value is missing or not finite gets the neutral score and is not learnt.
 
-:data:`UNIVARIATE` maps the names used on the command line to the classes.
+:data:`UNIVARIATE` maps the names used on the command line to the classes, best first; the
+adaptive-resonance detectors live in :mod:`detectors.resonance` and :mod:`detectors.ensemble`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from detectors.base import Detector
+from detectors.ensemble import ResonanceEnsemble
+from detectors.resonance import AdaptiveResonance
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +179,11 @@ class WindowedGaussian(Detector):
 
 
 UNIVARIATE: dict[str, type[Detector]] = {
+    "resonance_ensemble": ResonanceEnsemble,
+    "adaptive_resonance": AdaptiveResonance,
     "ewma_zscore": EwmaZScore,
     "windowed_gaussian": WindowedGaussian,
 }
-"""Univariate detectors by the name ``--detector`` / ``score_nab_corpus_with`` take."""
+"""Univariate detectors by the name ``--detector`` / ``score_nab_corpus_with`` take, best
+first: ranked by their NAB dev subset score (``benchmarks/nab_dev.py``), which is the order
+``forewarn detect --list`` prints."""

@@ -17,7 +17,7 @@ import inspect
 import logging
 import math
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -58,6 +58,8 @@ def detector_parameters(detector: str) -> dict[str, tuple[type, Any]]:
 def _param_type(hint: Any, default: Any) -> type:
     if isinstance(hint, type):
         return hint
+    if typing.get_origin(hint) is tuple:
+        return tuple
     options = [a for a in typing.get_args(hint) if a is not type(None)]
     if len(options) == 1 and isinstance(options[0], type):
         return options[0]
@@ -98,6 +100,8 @@ def _convert(detector: str, name: str, text: str, kind: type) -> Any:
             raise ValueError(value)
         if kind is int:
             return int(value)
+        if kind is tuple:  # comma-separated integers, e.g. levels=30,60,90
+            return tuple(int(part) for part in value.split(","))
         if kind is float:
             result = float(value)
             if not math.isfinite(result):
@@ -105,7 +109,8 @@ def _convert(detector: str, name: str, text: str, kind: type) -> Any:
             return result
         return kind(value)
     except (TypeError, ValueError):
-        raise ValueError(f"parameter {name}={text!r} for detector {detector!r}: expected {kind.__name__}") from None
+        expected = "comma-separated integers" if kind is tuple else kind.__name__
+        raise ValueError(f"parameter {name}={text!r} for detector {detector!r}: expected {expected}") from None
 
 
 def make_detector(detector: str, params: Mapping[str, str] | None = None) -> Detector:
@@ -147,6 +152,12 @@ def parse_timestamp(text: str) -> float:
     return seconds
 
 
+SERIES_FACTS = ("input_min", "input_max", "series_length")
+"""What NAB tells every detector about a series before it runs (its ``inputMin``, ``inputMax``
+and length, from which the probationary period follows). A detector whose constructor takes
+any of these names gets them from the file when ``--param`` does not set them."""
+
+
 def detect_csv(
     src: Path | TextIO,
     out: TextIO,
@@ -161,25 +172,54 @@ def detect_csv(
     ``timestamp,value,anomaly_score``: timestamp and value copied as written, the score in
     [0, 1] at full precision, or rounded to ``score_digits`` significant digits (NAB's
     published results carry 12). Returns the number of rows written.
+
+    A detector that takes :data:`SERIES_FACTS` is given them as NAB gives them to its
+    detectors: the minimum and maximum of the file's finite values and its number of rows
+    (the file is read in full before the first row is scored; the others stream).
     """
     if score_digits is not None and not 1 <= score_digits <= 17:
         raise ValueError(f"score_digits must be in [1, 17], got {score_digits!r}")
-    model = make_detector(detector, params)
+    make_detector(detector, params)  # fail on bad parameters before reading
     fmt = repr if score_digits is None else f"{{:.{score_digits}g}}".format
     if isinstance(src, (str, Path)):
         with open(src, newline="", encoding="utf-8-sig") as f:
-            return _replay(f, str(src), out, model, detector, fmt)
-    return _replay(src, getattr(src, "name", "<stream>"), out, model, detector, fmt)
+            return _replay(f, str(src), out, detector, params or {}, fmt)
+    return _replay(src, getattr(src, "name", "<stream>"), out, detector, params or {}, fmt)
 
 
 def _replay(
     src: TextIO,
     name: str,
     out: TextIO,
-    model: Detector,
     detector: str,
+    params: Mapping[str, str],
     fmt: Callable[[float], str],
 ) -> int:
+    rows: Iterable[tuple[int, str, str, dict[str, float]]] = _rows(src, name)
+    wanted = [f for f in SERIES_FACTS if f in detector_parameters(detector) and f not in params]
+    if wanted:
+        rows = list(rows)
+        values = [x["value"] for *_, x in rows if math.isfinite(x["value"])]
+        known = {"input_min": min(values, default=0.0), "input_max": max(values, default=0.0)}
+        known["series_length"] = len(rows)
+        params = {**params, **{f: repr(known[f]) for f in wanted}}
+    model = make_detector(detector, params)
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["timestamp", "value", "anomaly_score"])
+    written = 0
+    for line, ts_text, value_text, x in rows:
+        score = float(model.score_one(x))
+        if not 0.0 <= score <= 1.0:
+            raise RuntimeError(f"{name}, line {line}: detector {detector!r} returned score {score!r} outside [0, 1]")
+        model.learn_one(x)
+        writer.writerow([ts_text, value_text, fmt(score)])
+        written += 1
+    log.debug("%s: %d rows scored with %s", name, written, detector)
+    return written
+
+
+def _rows(src: TextIO, name: str) -> Iterator[tuple[int, str, str, dict[str, float]]]:
+    """(line, timestamp text, value text, reading) of each data row of a ``timestamp,value`` CSV."""
     reader = csv.reader(src)
     header = next(reader, None)
     if header is None:
@@ -190,9 +230,6 @@ def _replay(
             f"{name}, line 1: a header naming 'timestamp' and 'value' is required, got {','.join(columns)!r}"
         )
     ts_col, value_col = columns.index("timestamp"), columns.index("value")
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["timestamp", "value", "anomaly_score"])
-    written = 0
     for row in reader:
         line = reader.line_num
         if not row:
@@ -208,15 +245,7 @@ def _replay(
             value = float(value_text)
         except ValueError:
             raise BacktestInputError(f"{name}, line {line}: value {value_text!r} is not a number") from None
-        x = {"ts": ts, "value": value}
-        score = float(model.score_one(x))
-        if not 0.0 <= score <= 1.0:
-            raise RuntimeError(f"{name}, line {line}: detector {detector!r} returned score {score!r} outside [0, 1]")
-        model.learn_one(x)
-        writer.writerow([ts_text, value_text, fmt(score)])
-        written += 1
-    log.debug("%s: %d rows scored with %s", name, written, detector)
-    return written
+        yield line, ts_text, value_text, {"ts": ts, "value": value}
 
 
 # --------------------------------------------------------------------------- NAB corpus

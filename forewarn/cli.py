@@ -568,14 +568,25 @@ def eval_nab(
 
 @app.command()
 def detect(
-    csv_file: Annotated[Path, typer.Argument(metavar="FILE.csv", help="timestamp,value CSV (or - for stdin).")],
-    detector: Annotated[str, typer.Option(help="Detector name, e.g. ewma_zscore, windowed_gaussian.")],
+    csv_file: Annotated[
+        Path | None, typer.Argument(metavar="FILE.csv", help="timestamp,value CSV (or - for stdin).")
+    ] = None,
+    detector: Annotated[str | None, typer.Option(help="Detector name (see --list), e.g. resonance_ensemble.")] = None,
     param: Annotated[list[str] | None, typer.Option(help="Detector parameter k=v; repeat.")] = None,
     out: Annotated[Path | None, typer.Option(help="Write timestamp,value,anomaly_score here (default stdout).")] = None,
+    list_detectors: Annotated[
+        bool, typer.Option("--list", help="Print the detector names, one a line, the best general-purpose first.")
+    ] = False,
 ) -> None:
     """Stream a CSV through a detector one row at a time: a backtest on historical sensor data."""
     from evaluation.backtest import detect_csv
 
+    if list_detectors:
+        _print_detector_names()
+        return
+    if csv_file is None or detector is None:
+        _fail("detect needs FILE.csv and --detector NAME (forewarn detect --list names the detectors)")
+        return
     params: dict[str, str] = {}
     for item in param or []:
         if "=" not in item:
@@ -592,6 +603,13 @@ def detect(
     except (ValueError, OSError) as exc:
         _fail(str(exc))
     err.print(f"{rows} rows scored with {detector}")
+
+
+def _print_detector_names() -> None:
+    from detectors.univariate import UNIVARIATE
+
+    for name in UNIVARIATE:  # ranked: the registry lists the best general-purpose detector first
+        typer.echo(name)
 
 
 def main() -> None:
