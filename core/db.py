@@ -1921,6 +1921,41 @@ def iter_readings(
             lo = hi
 
 
+def kind_readings(
+    url: str,
+    kind: str,
+    *,
+    tenant: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    fetch_rows: int = 20_000,
+) -> Iterator[tuple[str, str, Reading]]:
+    """Every stored reading of the devices of ``kind`` (or of one tenant's), as (tenant, device,
+    :class:`~core.contract.Reading`) — one per device and timestamp — in (tenant, device, ts)
+    order, optionally only within [since, until). Streamed through a server-side cursor,
+    ``fetch_rows`` at a time, so memory stays flat however large ``readings`` is (``forewarn
+    train`` reads the fleet's history with it). No statement timeout: a long read is expected."""
+    if fetch_rows < 1:
+        raise ValueError("fetch_rows must be at least 1")
+    for moment in (since, until):
+        if moment is not None and moment.tzinfo is None:
+            raise ValueError("since and until must carry a time zone (aware datetimes)")
+    with _connect(url) as conn, conn.transaction(), conn.cursor(name=f"kind_readings_{uuid.uuid4().hex[:8]}") as cur:
+        cur.itersize = fetch_rows
+        cur.execute(
+            "SELECT r.tenant, r.device, (extract(epoch FROM r.ts) * 1000)::bigint,"
+            " array_agg(r.metric), array_agg(r.value)"
+            " FROM readings r JOIN devices d ON d.tenant = r.tenant AND d.id = r.device"
+            " WHERE d.kind = %(kind)s AND (%(tenant)s::text IS NULL OR r.tenant = %(tenant)s)"
+            " AND (%(since)s::timestamptz IS NULL OR r.ts >= %(since)s)"
+            " AND (%(until)s::timestamptz IS NULL OR r.ts < %(until)s)"
+            " GROUP BY r.tenant, r.device, r.ts ORDER BY r.tenant, r.device, r.ts",
+            {"kind": kind, "tenant": tenant, "since": since, "until": until},
+        )
+        for row_tenant, device, ms, names, values in cur:
+            yield row_tenant, device, Reading(int(ms), dict(zip(names, values, strict=True)))
+
+
 def has_readings(
     target: str | psycopg.Connection[Any], tenant: str, device: str, start: datetime, end: datetime
 ) -> bool:

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     lists that user only when it is set."""
     delivery_retry_s: str = "5,30,120"
     """Waits before each retry of a failed message on one channel; then the next channel."""
+    fleet_model_dir: str = ""
+    """Where ``forewarn train`` writes fleet models and the worker loads the newest of each device
+    kind from; empty: the worker runs no fleet model, and ``forewarn train`` writes to
+    ``state_dir``/fleet-models."""
 
     @property
     def retry_delays_s(self) -> tuple[float, ...]:

@@ -567,6 +567,65 @@ def eval_nab(
 
 
 @app.command()
+def train(
+    kind: Annotated[
+        list[str] | None, typer.Option(help="Device kind to model; repeat (default: every kind with readings).")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for the models (default FOREWARN_FLEET_MODEL_DIR, else STATE_DIR/fleet-models)."),
+    ] = None,
+    method: Annotated[str, typer.Option(help="pca (reconstruction error), iforest or zmax.")] = "pca",
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's devices.")] = None,
+    holdout: Annotated[float, typer.Option(help="Share of the time range held out to validate.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of the model's randomness.")] = 0,
+) -> None:
+    """Fit a fleet model per device kind on the stored readings; write it with a JSON manifest."""
+    from core.contract import DEVICE_KINDS
+    from forewarn.train import default_model_dir, train_command
+
+    settings = get_settings()
+    folder = out or default_model_dir(settings.fleet_model_dir, settings.state_dir)
+    unknown = [k for k in kind or [] if k not in DEVICE_KINDS]
+    if unknown:
+        _fail(f"unknown kind {', '.join(unknown)} (known: {', '.join(DEVICE_KINDS)})")
+    with _service_errors():
+        try:
+            train_command(
+                settings.database_url,
+                folder,
+                kind or DEVICE_KINDS,
+                console,
+                err,
+                method=method,
+                tenant=tenant,
+                holdout=holdout,
+                seed=seed,
+            )
+        except ValueError as exc:
+            _fail(str(exc))
+
+
+def _detect_multivariate(csv_file: Path, detector: str, params: dict[str, str], out: Path | None) -> bool:
+    """A file that is not ``timestamp,value``: a multi-column backtest (evaluation.multivariate); ``False``: not one."""
+    from evaluation.multivariate import detect_multivariate, is_multivariate
+
+    try:
+        if not is_multivariate(csv_file):
+            return False
+        note = lambda message: err.print(f"[dim]{message}[/dim]")  # noqa: E731
+        if out is None:
+            rows = detect_multivariate(csv_file, sys.stdout, detector, params, note)
+        else:
+            with out.open("w", newline="") as handle:
+                rows = detect_multivariate(csv_file, handle, detector, params, note)
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+    err.print(f"{rows} rows scored with {detector}")
+    return True
+
+
+@app.command()
 def detect(
     csv_file: Annotated[
         Path | None, typer.Argument(metavar="FILE.csv", help="timestamp,value CSV (or - for stdin).")
@@ -578,7 +637,10 @@ def detect(
         bool, typer.Option("--list", help="Print the detector names, one a line, the best general-purpose first.")
     ] = False,
 ) -> None:
-    """Stream a CSV through a detector one row at a time: a backtest on historical sensor data."""
+    """Stream a CSV through a detector one row at a time: a backtest on historical sensor data.
+
+    A file with several value columns (delimiter sniffed; label columns ignored) is scored with
+    the fleet model (--detector fleet) or one univariate detector per column."""
     from evaluation.backtest import detect_csv
 
     if list_detectors:
@@ -593,6 +655,8 @@ def detect(
             _fail(f"--param {item!r} must be k=v")
         k, v = item.split("=", 1)
         params[k.strip()] = v.strip()
+    if str(csv_file) != "-" and _detect_multivariate(csv_file, detector, params, out):
+        return
     try:
         src = sys.stdin if str(csv_file) == "-" else csv_file
         if out is None:
