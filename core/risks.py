@@ -15,6 +15,10 @@ crash): never preventive, so ``forewarn eval`` counts it apart from the warnings
 and a device watching it is not protective for that (the driver is there when it happens).
 A warning of a loss under way, critical and happening now (:func:`opens_claim`), opens a
 first notice of loss for the insurer's claims desk (``notifiers.claims``).
+
+``unusual_reading`` is the one learned risk: a reading unusual for *this* device at this time of
+day and week (``detectors.baseline``), for what no physical rule names (a sensor drifting, a
+compressor short-cycling, a pump's current creeping up, a connection that comes and goes).
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ RISKS: dict[str, RiskType] = {
         RiskType("battery_drain", _ALL_KINDS),
         RiskType("sensor_stuck", _ALL_KINDS),
         RiskType("device_silent", _ALL_KINDS),
+        RiskType("unusual_reading", _ALL_KINDS),
     )
 }
 """Risk name → what it is."""

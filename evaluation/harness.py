@@ -35,6 +35,7 @@ from typing import Any
 
 from core.contract import Reading, WarningEvent
 from core.risks import preventive
+from evaluation.learned import learned_group
 from evaluation.matching import LOSS_NOTICE_SLACK_S, NOTICE_LOSS_TYPES, loss_notices, match, match_loss_notice
 from evaluation.people import DEFAULT_PEOPLE, PeopleReport, PeopleSettings, people_in_the_loop
 from streams.decisions import DeviceMonitor, WarningPolicy
@@ -114,6 +115,8 @@ class EvalReport:
     """The loss notices opened (reports of a crash, not warnings: in none of the figures above)."""
     crash_incidents: int = 0
     """Incidents of a loss type a loss notice reports (crashes)."""
+    learned: Any = None
+    """The learned detector's faults (``evaluation.learned``), beside the standard library only."""
 
     @property
     def crash_notices_on_a_crash(self) -> int:
@@ -161,6 +164,7 @@ class EvalReport:
                 "slack_s": LOSS_NOTICE_SLACK_S,
                 "notices": [asdict(n) for n in self.crash_notices],
             },
+            "learned": self.learned.to_json() if self.learned is not None else None,
         }
 
 
@@ -308,6 +312,7 @@ def evaluate(
         people=people_in_the_loop(fleet, every, min_lead_s, people) if people is not None else None,
         crash_notices=crash_notices,
         crash_incidents=len(crashes),
+        learned=learned_group(fleet, policy, progress),
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from evaluation import learned
 from evaluation.matching import LOSS_NOTICE_SLACK_S
 
 
@@ -64,6 +65,14 @@ def print_eval(console: Console, report: Any) -> None:
         )
     if getattr(report, "people", None) is not None:
         print_people(console, report.people)
+    if getattr(report, "learned", None) is not None:
+        faults = Table(title=learned.TITLE)
+        for col in learned.HEADERS:
+            faults.add_column(col, justify="left" if col in ("fault", "severity") else "right")
+        for row in learned.table_rows(report.learned):
+            faults.add_row(*row, style="bold" if row[0] == "overall" else None)
+        console.print(faults)
+        console.print(learned.summary_line(report.learned))
 
 
 def _minutes(value: float | None) -> str:

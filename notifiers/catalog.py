@@ -260,6 +260,24 @@ CATALOG: dict[str, dict[str, RiskText]] = {
             },
             standing="设备失联期间，漏水、火情等风险发生时将无法及时向您预警，请尽快检查。",
         ),
+        "unusual_reading": RiskText(
+            "设备读数异常（与自身历史不符）",
+            "设备隐患发展为故障或损失",
+            (
+                "请安排一次设备体检：核对该读数（如用温度计比对传感器、查看压缩机或电机运行情况）",
+                "如确认设备异常，请尽快联系维修人员检修",
+                "如近期有正常的使用变化（如更换设备、调整设定），可忽略本提示",
+            ),
+            why={
+                "unusual": "{{ metric_name }}现为{{ metric_value }}，"
+                "而该设备平时在这个时段约为{{ usual | num(2) }}（通常波动约{{ typical_deviation | num(2) }}），"
+                "{% if above %}偏高{% else %}偏低{% endif %}幅度约为平常波动的{{ deviations | num(1) }}倍，"
+                "已持续{{ unusual_for_s | duration }}"
+                "{% if others_unusual > 0 %}；另有{{ others_unusual }}项读数同时异常，相互印证{% endif %}"
+            },
+            standing="这是根据该设备自身历史学习得出的判断，没有任何一条物理规则被触发，"
+            "因此我们无法预测何时会造成损失；但此类变化往往是故障的早期征兆，建议近日内检查。",
+        ),
     },
     "en": {
         "water_leak": RiskText(
@@ -523,6 +541,27 @@ CATALOG: dict[str, dict[str, RiskText]] = {
             },
             standing="While it is silent, the device cannot warn you of a leak or a fire: please check it soon.",
         ),
+        "unusual_reading": RiskText(
+            "Unusual reading for this device",
+            "a developing fault turning into a breakdown or a loss",
+            (
+                "Give the device a check-up: verify the reading (a thermometer beside the sensor, "
+                "the compressor or motor at work)",
+                "If something is wrong, have it serviced soon",
+                "If you changed something recently (new equipment, another setting), you can ignore this",
+            ),
+            why={
+                "unusual": "the {{ metric_name }} reads {{ metric_value }}, where this device usually reads "
+                "about {{ usual | num(2) }} at this time of day (typically within {{ typical_deviation | num(2) }}): "
+                "{% if above %}above{% else %}below{% endif %} it by {{ deviations | num(1) }} times "
+                "its usual variation, for {{ unusual_for_s | duration }}"
+                "{% if others_unusual > 0 %}; {{ others_unusual }} other reading(s) are unusual too, "
+                "which bears it out{% endif %}"
+            },
+            standing="This comes from what this device usually does, not from a physical rule, so we cannot say "
+            "when it could lead to a loss; changes like this are often the first sign of a fault: "
+            "please have it checked in the next few days.",
+        ),
     },
 }
 
@@ -563,6 +602,12 @@ METRIC_LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "water_leak": ("漏水传感器", ""),
         "smoke": ("烟雾报警", ""),
         "ignition": ("点火", ""),
+        "current_a": ("电机电流", "安"),
+        "pressure_kpa": ("压力", "千帕"),
+        "rssi_dbm": ("无线信号强度", "dBm"),
+        "readings_per_h": ("每小时上报的读数", "条"),
+        "compressor_on_switches_per_h": ("压缩机每小时启停次数", "次"),
+        "door_open_switches_per_h": ("每小时开关门次数", "次"),
     },
     "en": {
         "temp_c": ("temperature", "°C"),
@@ -582,6 +627,13 @@ METRIC_LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "water_leak": ("leak sensor", ""),
         "smoke": ("smoke alarm", ""),
         "ignition": ("ignition", ""),
+        "current_a": ("motor current", "A"),
+        "pressure_kpa": ("pressure", "kPa"),
+        "rssi_dbm": ("radio signal", "dBm"),
+        "readings_per_h": ("readings per hour", ""),
+        "compressor_on_switches_per_h": ("compressor's switches per hour", ""),
+        "door_open_switches_per_h": ("door openings and closings per hour", ""),
     },
 }
-"""A metric a stuck-sensor warning or a claim notice's readings name: its label and unit per locale."""
+"""A metric a stuck-sensor or unusual-reading warning or a claim notice's readings name: its label and
+unit per locale (an unusual reading's channel may be a boolean's switches or the readings per hour)."""

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.contract import DEVICE_KINDS, LOCALES, METRICS, check_segment, device_key, telemetry_topic
-from simulator.incidents import Incident, Outcome
+from simulator.faults import FAULTS
+from simulator.incidents import Incident, Outcome, ScenarioSpec
 from simulator.scenarios import QUIET_DURATION_S, QUIET_PROFILES, SCENARIOS, quiet_profile, simulate_quiet
 from simulator.signals import HOUR_S, SampleIntervals, Span, Trace, child, rng_for
 
@@ -190,6 +191,9 @@ class Fleet:
     ) -> None:
         self.seed = seed
         self.tenant = tenant
+        self.library = ""
+        """Which library this fleet is ("standard": ``standard_library``'s; ``forewarn eval`` runs
+        the learned detector's faults beside it)."""
         self.intervals = intervals
         self.realism = realism
         self.customers = customers
@@ -201,7 +205,7 @@ class Fleet:
         self.incidents: list[Incident] = []
         for plan in plans:
             if plan.device.scenario is not None:
-                spec = SCENARIOS[plan.device.scenario]
+                spec = scenario_spec(plan.device.scenario)
                 outcome: Outcome
                 if plan.spread is not None:
                     outcome, knobs = spec.simulate_variant(plan.seed, plan.span, intervals, realism.noise, plan.spread)
@@ -445,6 +449,11 @@ def build_fleet(
 MAX_REPLICAS = 99  # device ids carry a two-digit ordinal
 
 
+def scenario_spec(name: str) -> ScenarioSpec:
+    """A scenario of the library or a fault no rule names (``simulator.faults.FAULTS``)."""
+    return SCENARIOS[name] if name in SCENARIOS else FAULTS[name]
+
+
 def standard_library(
     seed: int = 7,
     *,
@@ -477,6 +486,27 @@ def standard_library(
     for kind in DEVICE_KINDS:
         for i in range(quiet_per_kind):
             entries.append(_Entry(kind, "quiet", i + 1, QUIET_DURATION_S[kind]))
+    fleet = _assemble(seed, tenant, start_ms, entries, intervals, realism)
+    fleet.library = "standard"
+    return fleet
+
+
+def fault_library(
+    seed: int = 7,
+    *,
+    replicas: int = 5,
+    start_ms: int = STANDARD_START_MS,
+    tenant: str = "demo",
+    intervals: SampleIntervals | None = None,
+    realism: Realism | None = None,
+) -> Fleet:
+    """The faults no rule names (``simulator.faults``), ``replicas`` devices each
+    (``coldchain-sensor-drift-01`` …), at their natural duration: what ``forewarn eval`` scores
+    the learned detector against, apart from the standard library. Its devices are new ones,
+    each with its own seed (fleet seed + device id), so the standard library is unchanged."""
+    if not 1 <= replicas <= MAX_REPLICAS:
+        raise ValueError(f"replicas must be in 1..{MAX_REPLICAS}, got {replicas}")
+    entries = [_Entry(s.kind, s.name, r + 1, s.natural_duration_s) for s in FAULTS.values() for r in range(replicas)]
     return _assemble(seed, tenant, start_ms, entries, intervals, realism)
 
 
@@ -520,6 +550,7 @@ __all__ = [
     "build_fleet",
     "demo_fleet",
     "device_seed",
+    "fault_library",
     "replica_spread",
     "standard_library",
 ]

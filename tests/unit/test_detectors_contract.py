@@ -57,6 +57,7 @@ QUIET: dict[str, dict[str, float]] = {
     "battery_drain": {"battery_pct": 87.0},
     "sensor_stuck": {"temp_c": 20.5},
     "device_silent": {"temp_c": 20.5},
+    "unusual_reading": {"temp_c": 20.5},
 }
 
 # Parameters each class must refuse.
@@ -91,6 +92,7 @@ BAD_PARAMS: dict[str, list[dict[str, Any]]] = {
     "battery_drain": [{"low_pct": 3.0}, {"horizon_s": 0.0}, {"empty_pct": 150.0}],
     "sensor_stuck": [{"metric": ""}, {"ignore_values": [0.0]}, {"min_readings": 1}],
     "device_silent": [{"multiple": 0.5}, {"floor_s": 0.0}, {"offline_grace_s": -1.0}, {"floor_s": math.nan}],
+    "unusual_reading": [{"metrics": ("temperature",)}, {"metrics": ()}, {"slack": 9.0}, {"sample_s": 0.0}],
 }
 
 # Detectors without state of their own: the silence rule's parameters (the device's contact
@@ -390,7 +392,7 @@ def test_overrides_change_add_and_remove_detectors() -> None:
         {"coldchain_failure": {"max_c": 5.0}, "power_cut": {}, "sensor_stuck": None},
     )
     by_risk = {d.risk: d for d in detectors}
-    assert set(by_risk) == {"coldchain_failure", "battery_drain", "power_cut", "device_silent"}
+    assert set(by_risk) == {"coldchain_failure", "battery_drain", "power_cut", "device_silent", "unusual_reading"}
     assert by_risk["coldchain_failure"].max_c == 5.0  # type: ignore[attr-defined]
     assert PROFILES["coldchain"][0] == ("coldchain_failure", {})  # the profile is untouched
 

@@ -23,6 +23,7 @@ from core.contract import LOCALES, Reading, WarningEvent
 from core.lifecycle import NOTIFY_ACTIONS
 from core.risks import RISK_TYPES
 from detectors.base import SEVERITIES, RiskDetector
+from detectors.baseline import UnusualReading
 from detectors.device import BatteryDrain, SensorStuck
 from detectors.equipment import BearingWear
 from detectors.home import BurstPipe, FireRisk, WaterLeak
@@ -59,6 +60,7 @@ SEVERITIES_OF: dict[str, set[str]] = {
     "battery_drain": {"warning", "critical"},
     "sensor_stuck": {"warning"},
     "device_silent": {"warning", "critical"},
+    "unusual_reading": {"advisory", "warning"},
 }
 """The severities each detector gives (read from its ``assess_one``; ``device_silent``: from
 ``DeviceMonitor.tick``)."""
@@ -111,7 +113,22 @@ def _synthetic_events() -> list[WarningEvent]:
     ):
         series = ({"ts": T0 + 900 * i, metric: v} for i, v in enumerate(values))
         events += _monitored(kind, SensorStuck(metric=metric), series)
-    return events + _silent_events()
+    return events + _silent_events() + _unusual_events()
+
+
+def _unusual_events() -> list[WarningEvent]:
+    """A pump learnt for four days whose current then creeps up (advisory), its pressure
+    falling too a few hours later (corroborated: a warning). The standard library's devices
+    run too briefly for a baseline to learn them."""
+    import math
+
+    series = []
+    for i in range(5 * 144):
+        day = i / 144
+        amps = 50.0 + 3.0 * math.sin(2 * math.pi * day) + 0.3 * math.sin(7.3 * i) + max(0.0, day - 4) * 40
+        kpa = 500.0 + 2.0 * math.sin(3.1 * i) - (60.0 if day > 4.4 else 0.0)
+        series.append({"ts": T0 + 600 * i, "current_a": round(amps, 1), "pressure_kpa": round(kpa, 1)})
+    return _monitored("equipment", UnusualReading(metrics=("current_a", "pressure_kpa"), arrivals=False), series)
 
 
 def _silent_events() -> list[WarningEvent]:
