@@ -11,6 +11,7 @@ Constructor arguments are each helper's configuration; everything else it holds 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, insort
 from collections import deque
 
 
@@ -159,19 +160,36 @@ class RollingQuantile:
     (None, 5.0)
     """
 
-    __slots__ = ("window_s", "q", "_q")
+    __slots__ = ("window_s", "q", "_q", "_sorted")
+    _transient = ("_sorted",)
+    """``_sorted``: the window's values in order, kept as readings come and go (a cache: the
+    quantiles of a full window without sorting it at every reading)."""
 
     def __init__(self, window_s: float, q: float = 0.5, maxlen: int = 256) -> None:
         self.window_s = window_s
         self.q = q
         self._q: deque[tuple[float, float]] = deque(maxlen=maxlen)
+        self._sorted: list[float] = []
+
+    def restored(self) -> None:
+        """Called by ``detectors.state`` after loading ``_q``: the cache built again."""
+        self._sorted = sorted(v for _, v in self._q)
 
     def add(self, ts: float, value: float) -> None:
-        q = self._q
+        q, ordered = self._q, self._sorted
+        if len(q) == q.maxlen:  # the deque drops its oldest as it takes the new one
+            del ordered[bisect_left(ordered, q[0][1])]
         q.append((ts, value))
+        insort(ordered, value)
         cutoff = ts - self.window_s
         while q and q[0][0] <= cutoff:
-            q.popleft()
+            del ordered[bisect_left(ordered, q.popleft()[1])]
+
+    def _whole(self, ts: float) -> bool:
+        """Whether the window ``(ts - window_s, ts]`` holds every reading kept (the usual case:
+        ``ts`` is the newest reading's or just after it), so ``_sorted`` is its values."""
+        q = self._q
+        return not q or (q[0][0] > ts - self.window_s and q[-1][0] <= ts)
 
     def _values(self, ts: float, extra: float | None) -> list[float]:
         cutoff = ts - self.window_s
@@ -182,6 +200,8 @@ class RollingQuantile:
 
     def count(self, ts: float, extra: float | None = None) -> int:
         """How many readings the window ``(ts - window_s, ts]`` holds, with ``extra``."""
+        if self._whole(ts):
+            return len(self._q) + (extra is not None)
         return len(self._values(ts, extra))
 
     def quantile(self, ts: float, extra: float | None = None, q: float | None = None) -> float | None:
@@ -189,11 +209,10 @@ class RollingQuantile:
         window ``(ts - window_s, ts]``, including ``extra`` (a reading at ``ts`` not yet
         added): at least a ``1 - q`` share of the readings is at or above it. ``None`` when
         the window is empty."""
-        values = sorted(self._values(ts, extra))
-        return values[int((self.q if q is None else q) * (len(values) - 1))] if values else None
+        return self.levels(ts, extra, (self.q if q is None else q,))[1][0]
 
     def levels(self, ts: float, extra: float | None, qs: tuple[float, ...]) -> tuple[int, list[float | None]]:
-        """:meth:`count` and the :meth:`quantile` of each of ``qs``, sorting the window once.
+        """:meth:`count` and the :meth:`quantile` of each of ``qs``, from the values in order.
 
         >>> held = RollingQuantile(window_s=900.0, q=0.25)
         >>> for minute, v in enumerate((4.6, 4.7, 4.2, 4.8, 4.9)):
@@ -201,9 +220,21 @@ class RollingQuantile:
         >>> held.levels(300.0, 4.7, (0.25, 0.5))
         (6, [4.6, 4.7])
         """
-        values = sorted(self._values(ts, extra))
-        top = len(values) - 1
-        return len(values), [values[int(q * top)] if values else None for q in qs]
+        if not self._whole(ts):
+            values = sorted(self._values(ts, extra))
+            top = len(values) - 1
+            return len(values), [values[int(q * top)] if values else None for q in qs]
+        ordered = self._sorted
+        if extra is None:
+            top = len(ordered) - 1
+            return len(ordered), [ordered[int(q * top)] if ordered else None for q in qs]
+        at = bisect_left(ordered, extra)  # ``extra`` takes this rank among them
+        top = len(ordered)
+        picked: list[float | None] = []
+        for q in qs:
+            k = int(q * top)
+            picked.append(ordered[k] if k < at else extra if k == at else ordered[k - 1])
+        return top + 1, picked
 
 
 class Ewma:
