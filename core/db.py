@@ -1200,6 +1200,50 @@ def record_outcome(
             " recorded_at = now()",
             (warning_id, row["tenant"], row["device"], outcome, cost_cny, note, actor),
         )
+        _count_false_alarms(conn, row)
+
+
+def _count_false_alarms(conn: psycopg.Connection[Any], warning: Mapping[str, Any]) -> None:
+    """Keep the device's count of recorded false alarms of the warning's risk in its detector
+    configuration (parameter ``false_alarms``): the worker reloads it and makes that detector
+    less eager (``detectors.feedback``), as after any ``forewarn detectors set``."""
+    tenant, device, risk = warning["tenant"], warning["device"], warning["risk"]
+    kind = warning.get("kind")
+    if not kind:
+        found = conn.execute("SELECT kind FROM devices WHERE tenant = %s AND id = %s", (tenant, device)).fetchone()
+        kind = found[0] if found else None
+    if not kind:
+        return
+    (count,) = conn.execute(
+        "SELECT count(*) FROM outcomes o JOIN warnings w ON w.id = o.warning_id"
+        " WHERE w.tenant = %s AND w.device = %s AND w.risk = %s AND o.outcome = 'false_alarm'",
+        (tenant, device, risk),
+    ).fetchone() or (0,)
+    scope = (tenant, kind, device, risk)
+    row = conn.execute(
+        "SELECT params FROM detector_config WHERE tenant = %s AND kind = %s AND device = %s AND risk = %s", scope
+    ).fetchone()
+    if (dict(row[0]).get("false_alarms", 0) if row else 0) == count:
+        return
+    if count:
+        conn.execute(
+            "INSERT INTO detector_config (tenant, kind, device, risk, params) VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT (tenant, kind, device, risk) DO UPDATE"
+            " SET params = detector_config.params || excluded.params, updated_at = now()",
+            (*scope, Jsonb({"false_alarms": count})),
+        )
+    else:
+        conn.execute(
+            "UPDATE detector_config SET params = params - 'false_alarms', updated_at = now()"
+            " WHERE tenant = %s AND kind = %s AND device = %s AND risk = %s",
+            scope,
+        )
+        conn.execute(
+            "DELETE FROM detector_config WHERE tenant = %s AND kind = %s AND device = %s AND risk = %s"
+            " AND params = '{}'::jsonb",
+            scope,
+        )
+    log.info("%s/%s: %d false alarm(s) of %s recorded; its detector takes them in", tenant, device, count, risk)
 
 
 def warning_detail(url: Target, warning_id: str, tenant: str | None = None) -> dict[str, Any]:

@@ -72,22 +72,23 @@ class BatteryDrain(TrendForecaster):
         if not self._recharged(pct):
             fc = self._forecast_trend(self._trend, ts, pct, self.empty_pct, rising=False)
         eta = None if fc is None else fc.time_to_s
+        stated = None if fc is None or eta is None else fc.stated_s
         if fc is not None:
-            evidence["drain_pct_per_h"] = rnd(-fc.fit.slope * 3600, 3)
-        if eta is not None:
-            evidence["predicted_empty_at_s"] = rnd(ts + eta, 0)
+            evidence["drain_pct_per_h"] = rnd(-(fc.slope if fc.slope is not None else fc.fit.slope) * 3600, 3)
+        if stated is not None:
+            evidence["predicted_empty_at_s"] = rnd(ts + stated, 0)
         if (eta is None or eta > self.horizon_s) and pct >= self.low_pct:
             return self._quiet(evidence)  # the common case, without judging
         worst = WorstJudgement()
         if eta is not None and eta <= self.horizon_s:
-            worst.add(0.5 + 0.3 * (1 - eta / self.horizon_s), "warning", eta, reason="draining")
+            worst.add(0.5 + 0.3 * (1 - eta / self.horizon_s), "warning", stated, reason="draining")
         if pct < self.low_pct:
             evidence["low_pct"] = self.low_pct
             worst.add(0.8, "warning", reason="low")
         if worst.score == 0.0:
             return self._quiet(evidence)
         evidence["triggers"] = worst.triggers
-        return Finding(self.risk, worst.score, worst.severity, eta, evidence)
+        return Finding(self.risk, worst.score, worst.severity, stated if stated is not None else eta, evidence)
 
     def learn_one(self, x: Mapping[str, float]) -> None:
         ts, pct = num(x, "ts"), num(x, "battery_pct")

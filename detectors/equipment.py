@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.risks import check_risk
-from detectors.base import Finding
+from detectors.base import Finding, Severity
 from detectors.checks import check, count, finite, in_range, non_negative, positive
 from detectors.physical import WorstJudgement, ramp, rnd
 from detectors.readings import LastKnown, num
@@ -45,6 +45,14 @@ class BearingWear(TrendForecaster):
     critical. The evidence's ``triggers`` name what fired: ``zone_d`` (with ``critical_mm_s``),
     ``zone_c`` (with ``warning_mm_s``), ``trend`` (towards ``critical_mm_s``), ``baseline``,
     ``bearing_hot`` (at or above ``bearing_limit_c``).
+
+    With ``zone_c_rise`` above 1 (the equipment profile's 1.1), entering zone C is judged
+    against the machine's own normal too: it counts once the baseline is learnt and the level
+    is that much above it — a machine that has always run at the zone's edge is not wearing
+    (zone D and the trend need no baseline). A stopped machine
+    (vibration below ``running_mm_s``) says nothing about its bearing: its zone judgement is
+    held from the last running readings (``held_while_stopped`` in the triggers), so a stop
+    neither clears a warning nor, on restart, opens a second one.
 
     >>> import random
     >>> rng = random.Random(5)
@@ -80,6 +88,7 @@ class BearingWear(TrendForecaster):
         deadband: float = 0.05,
         min_zone_readings: int = 5,
         few_margin: float = 0.1,
+        zone_c_rise: float = 1.0,
     ) -> None:
         self.warning_mm_s = positive("warning_mm_s", warning_mm_s)
         self.critical_mm_s = positive("critical_mm_s", critical_mm_s)
@@ -100,6 +109,9 @@ class BearingWear(TrendForecaster):
         self.deadband = in_range("deadband", deadband, 0.0, 0.5)
         self.min_zone_readings = count("min_zone_readings", min_zone_readings, 1)
         self.few_margin = in_range("few_margin", few_margin, 0.0, 1.0)
+        self.zone_c_rise = in_range("zone_c_rise", zone_c_rise, 1.0, 3.0)
+        self._hold_score = 0.0  # the zone judgement of the last running readings
+        self._hold_severity = "advisory"
         self._level = RollingQuantile(zone_window_s, q=0.25)
         self._in_zone = False  # the level entered zone C and has not left it by the deadband
         self._baseline = Ewma(alpha)
@@ -113,18 +125,22 @@ class BearingWear(TrendForecaster):
         temp = self._last.get(x, "bearing_temp_c", ts)
         worst = WorstJudgement()
         evidence: dict[str, Any] = {}
-        if vib is not None:
+        if vib is not None and vib < self.running_mm_s:
+            evidence["vibration_mm_s"] = rnd(vib)
+            if self._hold_score > 0:
+                worst.add(self._hold_score, self._hold_severity, reason="held_while_stopped")  # type: ignore[arg-type]
+        elif vib is not None:
             evidence["vibration_mm_s"] = rnd(vib)
             held, level, margin = self._zone_level(ts, vib)
             evidence.update(vibration_held_mm_s=rnd(held), vibration_level_mm_s=rnd(level))
-            if held >= self.critical_mm_s * margin:
-                evidence["critical_mm_s"] = self.critical_mm_s
-                worst.add(1.0, "critical", 0.0, reason="zone_d")
-            elif self._in_zone_c(held, level, margin):
-                evidence["warning_mm_s"] = self.warning_mm_s
-                worst.add(0.5 + 0.3 * ramp(level, self.warning_mm_s, self.critical_mm_s), "warning", reason="zone_c")
-            if vib >= self.running_mm_s:
-                self._judge_trend(ts, vib, worst, evidence)
+            zone = self._zone(held, level, margin)
+            if zone is not None:
+                score, severity, reason = zone
+                evidence["critical_mm_s" if reason == "zone_d" else "warning_mm_s"] = (
+                    self.critical_mm_s if reason == "zone_d" else self.warning_mm_s
+                )
+                worst.add(score, severity, 0.0 if reason == "zone_d" else None, reason=reason)
+            self._judge_trend(ts, vib, worst, evidence)
         if temp is not None:
             evidence["bearing_temp_c"] = rnd(temp, 1)
             if temp >= self.bearing_critical_c:
@@ -147,8 +163,24 @@ class BearingWear(TrendForecaster):
             1.0 + self.few_margin if few else 1.0,
         )
 
+    def _zone(self, held: float, level: float, margin: float) -> tuple[float, Severity, str] | None:
+        """The ISO zone judgement of a running machine: (score, severity, trigger) or None."""
+        if held >= self.critical_mm_s * margin:
+            return 1.0, "critical", "zone_d"
+        if self._in_zone_c(held, level, margin):
+            return 0.5 + 0.3 * ramp(level, self.warning_mm_s, self.critical_mm_s), "warning", "zone_c"
+        return None
+
+    def _above_own_normal(self, level: float) -> bool:
+        """Whether ``level`` is ``zone_c_rise`` above the learnt baseline (always, with the rise
+        at 1: the ISO limit alone decides)."""
+        if self.zone_c_rise == 1.0:
+            return True
+        baseline = self._baseline
+        return baseline.n >= self.grace_period and level >= baseline.mean * self.zone_c_rise
+
     def _in_zone_c(self, held: float, level: float, margin: float) -> bool:
-        if held >= self.warning_mm_s * margin:
+        if held >= self.warning_mm_s * margin and (self._in_zone or self._above_own_normal(level)):
             return True
         return self._in_zone and level >= self.warning_mm_s * (1 - self.deadband)
 
@@ -156,11 +188,11 @@ class BearingWear(TrendForecaster):
         fc = self._forecast_trend(self._trend, ts, vib, self.critical_mm_s, rising=True)
         if fc is not None:
             evidence["trend_mm_s_per_day"] = rnd(fc.fit.slope * 86400, 3)
-            eta = fc.time_to_s
-            if eta is not None and 0 < eta <= self.horizon_s:
-                evidence["predicted_critical_at_s"] = rnd(ts + eta, 0)
+            eta, stated = fc.time_to_s, fc.stated_s
+            if eta is not None and stated is not None and 0 < eta <= self.horizon_s:
+                evidence["predicted_critical_at_s"] = rnd(ts + stated, 0)
                 evidence["critical_mm_s"] = self.critical_mm_s
-                worst.add(0.5 + 0.3 * (1 - eta / self.horizon_s), "warning", eta, reason="trend")
+                worst.add(0.5 + 0.3 * (1 - eta / self.horizon_s), "warning", stated, reason="trend")
         baseline = self._baseline
         if baseline.n >= self.grace_period and baseline.mean > 0:
             ratio = vib / baseline.mean
@@ -173,11 +205,13 @@ class BearingWear(TrendForecaster):
         if ts is None:
             return
         vib = num(x, "vibration_mm_s")
-        if vib is not None:
+        if vib is not None and vib >= self.running_mm_s:
             held, level, margin = self._zone_level(ts, vib)
             in_zone = self._in_zone_c(held, level, margin)
             # Too few readings (a gap) may end the alarm, never start one.
             self._in_zone = in_zone if margin == 1.0 else self._in_zone and in_zone
+            zone = self._zone(held, level, margin)
+            self._hold_score, self._hold_severity = (0.0, "advisory") if zone is None else zone[:2]
             self._level.add(ts, vib)
         if vib is not None and vib >= self.running_mm_s:
             self._trend.add(ts, vib)
@@ -210,7 +244,9 @@ class ColdChain(TrendForecaster):
     from another reading counts while at most ``stale_after_s`` old; readings more than
     ``max_gap_s`` apart restart the excursion clock. The evidence's ``triggers`` name what
     fired: ``above_limit`` (``temp_c`` above ``max_c`` for ``excursion_for_s``) or ``warming``
-    (``trend_c_per_h``, positive: warming, towards ``max_c``).
+    (``trend_c_per_h``, positive: warming, towards ``max_c``). A warning's time to loss is the
+    time to ``max_c`` plus ``tolerance_s``, how long the load keeps above it before it spoils
+    (the coldchain profile: 90 minutes; 0 by default: the crossing itself).
 
     >>> detector = ColdChain()
     >>> for minute in range(36):  # warming 0.1 °C a minute; the compressor starts at 5 °C ...
@@ -239,8 +275,10 @@ class ColdChain(TrendForecaster):
         stale_after_s: float = 900.0,
         cut_in_c: float | None = None,
         margin_c: float = 1.0,
+        tolerance_s: float = 0.0,
     ) -> None:
         self.max_c = finite("max_c", max_c)
+        self.tolerance_s = non_negative("tolerance_s", tolerance_s)
         self.min_duration_s = positive("min_duration_s", min_duration_s)
         self._trend_settings(horizon_s, window_s, min_points, min_span_s, min_t_stat)
         self.min_off_s = non_negative("min_off_s", min_off_s)
@@ -319,18 +357,21 @@ class ColdChain(TrendForecaster):
             # The door lets in a lump of heat: a step, not a trend. The trend restarts when it
             # opens; until the new one has formed, the crossing forecast before it stands.
             fc = None if door_open else self._forecast(ts, current)
+            stated: float | None = None
             if fc is not None and fc.level > cut_in + self.margin_c:
                 evidence["trend_c_per_h"] = rnd(fc.fit.slope * 3600, 2)
-                eta = fc.time_to_s
+                eta, stated = fc.time_to_s, fc.stated_s
             else:
                 carried = None
                 if fc is None:
                     carried = self._carry_over(ts) if door_open and not self._door_open else self._held.get(ts)
                 eta = None if carried is None else max(0.0, carried[0] - ts)
             if eta is not None and eta <= self.horizon_s:
+                stated = eta if stated is None else stated
                 evidence.update(cut_in_c=rnd(cut_in, 1), cut_in_source=source)
-                evidence["predicted_limit_at_s"] = rnd(ts + eta, 0)
-                worst.add(0.5 + 0.3 * (1 - eta / self.horizon_s), "warning", eta, reason="warming")
+                evidence["predicted_limit_at_s"] = rnd(ts + stated, 0)
+                score = 0.5 + 0.3 * (1 - eta / self.horizon_s)
+                worst.add(score, "warning", stated + self.tolerance_s, reason="warming")
         return self._judged(worst, evidence)
 
     def learn_one(self, x: Mapping[str, float]) -> None:

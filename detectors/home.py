@@ -86,6 +86,15 @@ class FreezeRisk(TrendForecaster):
     the last reading at ``max_rate_c_per_h`` or faster, quicker than heat loss through a
     pipe's insulation moves it: the trend restarts at the jump.
 
+    The trend's forecast follows Newton's law of cooling (:func:`detectors.trend.forecast`): an
+    exponential approach when the cooling levels off, the newest pace when it goes faster and
+    faster (the room or the weather getting colder). A pipe does not burst when its water
+    reaches ``freeze_c``: the water must give up its latent heat while an ice plug forms, and
+    that holds it near freezing. The time to loss adds that: ``ice_plug_c``, the latent heat
+    given up before the plug bursts the pipe, as degrees of cooling at the pace the forecast
+    has at ``freeze_c`` (the home profile: 2.5 °C; 0 by default: the crossing itself). The
+    warning's score and the crossing time in the evidence stay those of ``freeze_c``.
+
     >>> import random
     >>> rng = random.Random(3)
     >>> detector = FreezeRisk()
@@ -119,9 +128,11 @@ class FreezeRisk(TrendForecaster):
         jump_c: float = 1.0,
         max_rate_c_per_h: float = 30.0,
         stale_after_s: float = 300.0,
+        ice_plug_c: float = 0.0,
     ) -> None:
         self._trend_settings(horizon_s, window_s, min_points, min_span_s, min_t_stat)
         self.freeze_c = finite("freeze_c", freeze_c)
+        self.ice_plug_c = non_negative("ice_plug_c", ice_plug_c)
         self.margin_c = non_negative("margin_c", margin_c)
         self.max_buckets = count("max_buckets", max_buckets, 4)
         self.draw_lpm = positive("draw_lpm", draw_lpm)
@@ -184,8 +195,9 @@ class FreezeRisk(TrendForecaster):
             if kind == "drawn":  # the water in the pipe now, not the standing-water line
                 evidence["water_drawn"] = True
                 level = temp
+        stated: float | None = None
         if fc is not None:
-            eta = fc.time_to_s
+            eta, stated = fc.time_to_s, fc.stated_s
             evidence["fitted_temp_c"] = rnd(fc.level)
             evidence["trend_c_per_h"] = rnd(fc.fit.slope * 3600, 3)
             if fc.settles_at is not None:
@@ -194,14 +206,23 @@ class FreezeRisk(TrendForecaster):
             eta = None if carried is None else max(0.0, carried[0] - ts)
             if carried is not None:
                 evidence["forecast_made_at_s"] = rnd(carried[1], 0)  # before the last draw
-        if eta is not None:
-            evidence["predicted_zero_at_s"] = rnd(ts + eta, 0)
+        stated = eta if stated is None or eta is None else min(stated, eta)
+        if stated is not None:
+            evidence["predicted_zero_at_s"] = rnd(ts + stated, 0)
         if level <= self.freeze_c + self.margin_c:
-            return Finding(self.risk, 1.0, "critical", eta or 0.0, evidence)
-        if eta is None or eta > self.horizon_s:
+            return Finding(self.risk, 1.0, "critical", self._to_burst(stated or 0.0, fc), evidence)
+        if eta is None or stated is None or eta > self.horizon_s:
             return self._quiet(evidence)
         score = min(0.99, FIRING + (1 - FIRING) * (1 - eta / self.horizon_s))
-        return Finding(self.risk, score, "warning", eta, evidence)
+        return Finding(self.risk, score, "warning", self._to_burst(stated, fc), evidence)
+
+    def _to_burst(self, eta: float, fc: Forecast | None) -> float:
+        """The time to loss of a pipe reaching ``freeze_c`` in ``eta`` seconds: plus the time to
+        give up ``ice_plug_c`` of latent heat at the forecast's pace there."""
+        if self.ice_plug_c == 0.0 or fc is None:
+            return eta
+        rate = abs(fc.rate_at(self.freeze_c))
+        return eta + (self.ice_plug_c / rate if rate > 0 else 0.0)
 
     def learn_one(self, x: Mapping[str, float]) -> None:
         ts = num(x, "ts")

@@ -23,6 +23,7 @@ from detectors.base import RiskDetector, parameter_names
 from detectors.baseline import UnusualReading
 from detectors.device import BatteryDrain, SensorStuck
 from detectors.equipment import BearingWear, ColdChain
+from detectors.feedback import FALSE_ALARMS, FEEDBACK, desensitised
 from detectors.home import (
     BurstPipe,
     FireRisk,
@@ -96,12 +97,22 @@ _PARAMS: dict[str, dict[str, tuple[dict[str, Any], ...]]] = {
     },
 }
 
+_PROFILE_PARAMS: dict[tuple[str, str], dict[str, Any]] = {
+    ("vehicle", "driver_fatigue"): {"day_advisory": False},
+    ("equipment", "bearing_failure"): {"zone_c_rise": 1.1},
+    ("home", "freeze_risk"): {"ice_plug_c": 2.5},
+    ("coldchain", "coldchain_failure"): {"tolerance_s": 5400.0},
+}
+"""(device kind, risk type) → parameters the kind's profile sets: a daytime drive warns at the
+4-hour rule, not at the 3.5-hour advisory; zone C counts 10 % above the machine's own normal;
+a pipe bursts once an ice plug has formed, a chilled load spoils 90 minutes above 8 °C."""
+
 PROFILES: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
     kind: tuple(
         (risk, params)
         for risk in RISK_TYPES
         if kind in RISKS[risk].kinds
-        for params in (_PARAMS[risk][kind] if risk in _PARAMS else ({},))
+        for params in (_PARAMS[risk][kind] if risk in _PARAMS else (_PROFILE_PARAMS.get((kind, risk), {}),))
     )
     for kind in DEVICE_KINDS
 }
@@ -134,7 +145,7 @@ def _construct(risk: str, cls: type[RiskDetector], params: Mapping[str, Any]) ->
 def _check_names(risk: str, cls: type[RiskDetector], params: Mapping[str, Any]) -> None:
     names = parameter_names(cls)
     for name in params:
-        if name not in names:
+        if name not in names and name != FALSE_ALARMS:
             close = difflib.get_close_matches(name, names, n=1)
             hint = f"did you mean {close[0]}?" if close else f"its parameters: {', '.join(names)}"
             raise ValueError(f"{risk} has no parameter {name!r} ({hint})")
@@ -163,8 +174,9 @@ def build_detectors(kind: str, overrides: Overrides | None = None) -> list[RiskD
 
     ``overrides`` maps a risk type to parameters laid over the profile's (for every instance
     of that type), or to ``None`` to leave that detector out; a risk type the profile does not
-    have is added with the given parameters. An unknown kind, risk type or parameter, or a bad
-    value, raises :class:`ValueError`.
+    have is added with the given parameters. A device's recorded false alarms of a risk
+    (``false_alarms``, :mod:`detectors.feedback`) make its detector less eager. An unknown
+    kind, risk type or parameter, or a bad value, raises :class:`ValueError`.
 
     >>> [d.risk for d in build_detectors("coldchain")]
     ['coldchain_failure', 'battery_drain', 'sensor_stuck', 'device_silent', 'unusual_reading']
@@ -185,7 +197,14 @@ def build_detectors(kind: str, overrides: Overrides | None = None) -> list[RiskD
     for name, params in plan:
         if name in overrides and overrides[name] is None:
             continue
-        detectors.append(_construct(name, REGISTRY[name], {**params, **(overrides.get(name) or {})}))
+        cls = REGISTRY[name]
+        merged = {**params, **(overrides.get(name) or {})}
+        _check_names(name, cls, merged)
+        try:
+            merged = desensitised(name, merged, _defaults(cls))
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        detectors.append(_construct(name, cls, merged))
     return detectors
 
 
@@ -262,10 +281,13 @@ def explain_parameters(
     check_overrides(kind, merged)
     settings: list[ParameterSetting] = []
     for (risk, profile_params), detector in zip(PROFILES[kind], build_detectors(kind, merged), strict=True):
+        fed = FEEDBACK.get(risk)
         for name, value in detector._params().items():
             set_by = "profile" if name in profile_params else "default"
             for level, overrides in levels:
                 if name in overrides.get(risk, {}):
                     set_by = level
+            if fed is not None and fed.parameter == name and merged.get(risk, {}).get(FALSE_ALARMS):
+                set_by = f"{set_by} + {merged[risk][FALSE_ALARMS]} false alarm(s)"
             settings.append(ParameterSetting(detector.instance_name, risk, name, value, set_by))
     return settings

@@ -392,15 +392,39 @@ class Forecast:
     """When a trending metric will cross a threshold (a value, never changed once made).
 
     ``level`` is the best estimate of the metric now (the fitted line, not the noisy reading),
-    ``time_to_s`` the seconds until the crossing (``None``: not heading there, or levelling
-    off short of it), ``settles_at`` the level an exponential approach is heading for when
-    the trend is significantly levelling off (Newton's law of cooling), else ``None``.
+    ``time_to_s`` the seconds until the crossing by the window's line (``None``: not heading
+    there, or levelling off short of it), ``settles_at`` the level an exponential approach is
+    heading for when the trend is significantly levelling off (Newton's law of cooling), else
+    ``None``.
     """
 
     fit: Fit
     level: float
     time_to_s: float | None
     settles_at: float | None = None
+    model: str = "line"
+    """What the forecast follows: ``line`` (the window's straight line), ``steepening`` (the
+    metric moves faster and faster: the newer part's line), ``levelling`` (an exponential
+    approach to ``settles_at``)."""
+    slope: float | None = None
+    """The model's rate of change now (per second; ``None``: the whole window's line's)."""
+    steeper_s: float | None = None
+    """``steepening``: the newer part's (earlier) time to the threshold."""
+
+    @property
+    def stated_s(self) -> float | None:
+        """The time to state (a warning's time to loss): the newer pace's when the metric moves
+        faster and faster, else :attr:`time_to_s`. Whether to warn at all is :attr:`time_to_s`'s
+        to say: a faster pace may be a passing dip; it sharpens the time, it never opens a
+        warning by itself."""
+        return self.steeper_s if self.steeper_s is not None else self.time_to_s
+
+    def rate_at(self, value: float) -> float:
+        """The model's rate of change (per second) when the metric is at ``value``."""
+        slope = self.fit.slope if self.slope is None else self.slope
+        if self.model == "levelling" and self.settles_at is not None and self.level != self.settles_at:
+            return slope * (value - self.settles_at) / (self.level - self.settles_at)
+        return slope
 
 
 def forecast(
@@ -415,19 +439,26 @@ def forecast(
     min_t_stat: float,
     within_s: float = math.inf,
     z_levelling: float = 3.0,
+    z_steepening: float = 4.0,
 ) -> Forecast | None:
     """Forecast when the trend of ``trend`` (plus the reading ``value`` at ``at``) crosses
     ``threshold`` going up (``rising``) or down. ``None`` before ``min_points`` points over
     ``min_span_s`` seconds; no crossing unless the slope is ``min_t_stat`` standard errors
     away from 0.
 
-    A straight line overstates how soon a metric that is levelling off gets anywhere (a pipe
-    cooling towards a stable room temperature). When a linear crossing falls ``within_s``, the
-    slopes of the window's older and newer halves are compared: if the newer one is smaller by
-    more than ``z_levelling`` standard errors, the approach is treated as exponential
-    (``dT/dt = -k (T - T_settle)``, with a cautious ``k``): no crossing if it settles short of
-    the threshold. If it does not, the straight line's (earlier) time stands: levelling off
-    may cancel a warning, never delay one.
+    A straight line is wrong both ways for a body exchanging heat with its surroundings
+    (Newton's law of cooling, ``dT/dt = -k (T - T_ambient)``). Towards a steady ambient the
+    approach is exponential and levels off (a pipe cooling towards a stable room); towards a
+    falling ambient (a cold front, a room losing its heating) it goes faster and faster. When
+    the line heads for the threshold (a crossing within ``4 * within_s``), the slopes of the
+    window's older and newer halves are compared. Newer steeper by more than ``z_steepening``
+    standard errors: the line of the newer half (or of the newest quarter, when that is
+    steeper than the rest by as much: a change of pace) gives the (earlier) time to state,
+    ``steeper_s`` (``steepening``; :attr:`Forecast.stated_s`). Newer flatter by more than
+    ``z_levelling``: the approach is exponential
+    with a cautious ``k`` (``levelling``): no crossing if it settles short of the threshold;
+    if it does not, the straight line's (earlier) time stands — levelling off may cancel a
+    warning, never delay one. Else the whole window's line stands.
 
     >>> trend = Trend(window_s=7200.0)
     >>> for minute in range(90):  # 5 °C, falling 1 °C an hour
@@ -444,7 +475,7 @@ def forecast(
     if fit.t_stat < min_t_stat or fit.slope == 0 or (fit.slope > 0) != rising:
         return Forecast(fit, fit.level, 0.0 if _beyond(fit.level, threshold, rising) else None)
     eta = fit.time_to(threshold, rising=rising)
-    if eta is None or eta == 0.0 or eta > within_s:
+    if eta is None or eta == 0.0 or eta > 4 * within_s:
         return Forecast(fit, fit.level, eta)
     middle = at - fit.span_s / 2
     old = trend.fit_between(-math.inf, middle, at, extra)
@@ -455,7 +486,26 @@ def forecast(
     slowing = abs(old.slope) - abs(new.slope)
     spread = math.hypot(old.slope_se, new.slope_se)
     dt = new.t_mean - old.t_mean
-    if not same_way or dt <= 0 or not slowing > z_levelling * spread:
+    if not same_way or dt <= 0:
+        return Forecast(fit, fit.level, eta)
+    if -slowing > z_steepening * spread:  # faster and faster: the newer part's line
+        quarter = at - fit.span_s / 4
+        last = trend.fit_between(quarter, math.inf, at, extra)
+        before = trend.fit_between(-math.inf, quarter, at, extra)
+        if (
+            last is not None
+            and before is not None
+            and last.n >= 3
+            and before.n >= 3
+            and abs(last.slope) - abs(before.slope) > z_steepening * math.hypot(last.slope_se, before.slope_se)
+            and (last.slope > 0) == rising
+        ):
+            new = last
+        steeper = new.time_to(threshold, rising=rising)
+        if steeper is not None and steeper < eta:
+            return Forecast(fit, fit.level, eta, None, "steepening", new.slope, steeper)
+        return Forecast(fit, fit.level, eta)
+    if not slowing > z_levelling * spread:
         return Forecast(fit, fit.level, eta)
     # A cautious rate: the older slope one standard error flatter, the newer one steeper.
     # It settles lower (for a fall) and crosses sooner than the point estimate says.
@@ -466,9 +516,9 @@ def forecast(
     level = new.level
     settle = level + slope_now / k
     if not math.isfinite(settle) or not _beyond(settle, threshold, rising):
-        return Forecast(fit, level, None, settle if math.isfinite(settle) else None)
+        return Forecast(fit, level, None, settle if math.isfinite(settle) else None, "levelling", slope_now)
     # It will get there all the same: keep the straight line's earlier time (never warn late).
-    return Forecast(fit, fit.level, eta, settle)
+    return Forecast(fit, fit.level, eta, settle, "levelling", slope_now)
 
 
 def _beyond(value: float, threshold: float, rising: bool) -> bool:

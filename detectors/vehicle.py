@@ -26,6 +26,9 @@ class HarshBraking(PhysicalDetector):
     critical). Brake readings closer than ``min_gap_s`` together are one event; the evidence
     counts events in the last ``window_s`` and in the current trip (a trip ends with ignition
     off or ``trip_gap_s`` without readings). ``speed_kmh`` is quoted when the reading has it.
+    A deceleration beyond what tyres can give (``max_brake_g``) or a reading with an impact of
+    ``crash_g`` or more is a collision, not braking: the crash notice (``vehicle_crash``)
+    reports it, so it is no harsh-braking event.
 
     >>> detector = HarshBraking()
     >>> detector.score_one({"ts": 0.0, "accel_long_g": -0.2})
@@ -45,10 +48,15 @@ class HarshBraking(PhysicalDetector):
         window_s: float = 3600.0,
         min_gap_s: float = 3.0,
         trip_gap_s: float = 1200.0,
+        max_brake_g: float = 1.5,
+        crash_g: float = 4.0,
     ) -> None:
         self.threshold_g = in_range("threshold_g", threshold_g, 0.05, 3.0)
         self.severe_g = in_range("severe_g", severe_g, 0.05, 3.0)
         check(threshold_g < severe_g, "threshold_g must be < severe_g")
+        self.max_brake_g = in_range("max_brake_g", max_brake_g, 0.05, 10.0)
+        check(severe_g < max_brake_g, "severe_g must be < max_brake_g")
+        self.crash_g = positive("crash_g", crash_g)
         self.window_s = positive("window_s", window_s)
         self.min_gap_s = non_negative("min_gap_s", min_gap_s)
         self.trip_gap_s = positive("trip_gap_s", trip_gap_s)
@@ -67,7 +75,7 @@ class HarshBraking(PhysicalDetector):
         if ts is None or accel is None:
             return self._quiet()
         decel = -accel
-        if decel < self.threshold_g:
+        if decel < self.threshold_g or self._collision(x, decel):
             return self._quiet()
         evidence: dict[str, Any] = {
             "decel_g": rnd(decel, 2),
@@ -85,10 +93,14 @@ class HarshBraking(PhysicalDetector):
         ts, accel = num(x, "ts"), num(x, "accel_long_g")
         if ts is None or accel is None:
             return
-        event = -accel >= self.threshold_g
+        event = -accel >= self.threshold_g and not self._collision(x, -accel)
         self._trip_events = self._trip_events_if(ts, x, event)
         self._events.record(ts, event)
         self._last_ts = ts if self._last_ts is None else max(self._last_ts, ts)
+
+    def _collision(self, x: Mapping[str, float], decel: float) -> bool:
+        impact = num(x, "impact_g")
+        return decel > self.max_brake_g or (impact is not None and impact >= self.crash_g)
 
 
 class Speeding(PhysicalDetector):
@@ -177,7 +189,10 @@ class DriverFatigue(PhysicalDetector):
     to 1 at ``max_drive_s`` (warning); from ``critical_s`` it is critical. Between
     ``night_start_h`` and ``night_end_h`` local time (``utc_offset_h`` hours ahead of UTC; by
     default the offset of ``core.localtime.DEFAULT_TIMEZONE``, 8 for China) the severity is
-    one level higher. The time to loss is the time left until ``max_drive_s``.
+    one level higher. The time to loss is the time left until ``max_drive_s``. With
+    ``day_advisory`` off (the vehicle profile's setting) the advisory before ``max_drive_s``
+    scores 0.5 or more (opens a warning) only for a drive that has been on the road at night
+    (a circadian low); by day the ``max_drive_s`` rule decides.
 
     >>> detector = DriverFatigue()
     >>> for minute in range(0, 271, 5):  # 4.5 h on the road, no break, from 10:00 local
@@ -202,8 +217,11 @@ class DriverFatigue(PhysicalDetector):
         night_start_h: float = 0.0,
         night_end_h: float = 5.0,
         stale_after_s: float = 300.0,
+        day_advisory: bool = True,
     ) -> None:
         self.max_drive_s = positive("max_drive_s", max_drive_s)
+        check(isinstance(day_advisory, bool), "day_advisory must be true or false")
+        self.day_advisory = day_advisory
         self.break_s = positive("break_s", break_s)
         self.advisory_s = positive("advisory_s", advisory_s)
         self.critical_s = positive("critical_s", critical_s)
@@ -230,6 +248,12 @@ class DriverFatigue(PhysicalDetector):
         start, end = self.night_start_h, self.night_end_h
         return start <= hour < end if start <= end else hour >= start or hour < end
 
+    def _drove_at_night(self, since: float, ts: float) -> bool:
+        """Whether the drive from ``since`` to ``ts`` was on the road at night (checked every
+        quarter of an hour)."""
+        steps = int((ts - since) // 900) + 1
+        return any(self._is_night(since + 900.0 * k) for k in range(steps))
+
     def assess_one(self, x: Mapping[str, float]) -> Finding:
         ts = num(x, "ts")
         if ts is None:
@@ -240,6 +264,9 @@ class DriverFatigue(PhysicalDetector):
         night = self._is_night(ts)
         onset = max(0.0, 2 * self.advisory_s - self.max_drive_s)
         score = ramp(driving_for, onset, self.max_drive_s)
+        night_drive = night or self._drove_at_night(since, ts)
+        if not (self.day_advisory or night_drive) and driving_for < self.max_drive_s:
+            score = min(score, 0.49)
         severity: Severity = "advisory"
         if driving_for >= self.critical_s:
             severity = "critical"
@@ -254,6 +281,7 @@ class DriverFatigue(PhysicalDetector):
             "max_drive_s": self.max_drive_s,
             "local_hour": rnd(local_hour(ts, self.utc_offset_h), 1),
             "night": night,
+            "night_drive": night_drive,
         }
         if score == 0.0:
             return Finding(self.risk, 0.0, "advisory", None, evidence)

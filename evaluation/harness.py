@@ -8,14 +8,24 @@ and every warning it opens is matched against the simulator's ground truth:
   before the moment of loss (recall = warned / incidents);
 - **lead time** = moment of loss − first such warning; **detection delay** = first warning −
   start of the precursor;
-- a warning that matches no incident (wrong device, wrong risk, or opened outside the
-  incident's span: from an hour before the precursor to six hours after the loss) is a
-  **false warning**, counted per device-day;
+- only an incident's first warning is a hit: **every other warning is false**, counted per
+  device-day and by cause (:func:`evaluation.matching.false_warnings`: a second risk type on a
+  device with an incident, the same risk warned of again, a warning on a quiet device), and
+  how many of them report a loss under way (a leak, burst or smoke happening now);
+- **forecast error**: every message of an incident's warning that states a time of loss ahead
+  (an open or an escalation before the loss, ``predicted_loss_at_ms`` at least a minute away)
+  is scored |predicted − actual loss| / (actual loss − message time), per risk type and
+  overall (median, p90);
 - **loss avoidable**: an incident warned at least ``min_lead_s`` before the loss (time for the
   customer to act) counts its scenario's expected cost as avoidable;
 - **people in the loop** (:mod:`evaluation.people`): each warning followed with the fleet's
   simulated customers and staff — quiet hours, reminders, staff escalation — and the loss
   avoidable counting only the incidents a person acted on at least ``min_lead_s`` ahead;
+- **outcomes fed back** (:func:`feedback_round`): the false alarms the simulated people
+  record (:func:`evaluation.people.reported_false_alarms`) become each device's
+  ``false_alarms`` configuration, as ``core.db.record_outcome`` keeps it, and those devices run
+  again with it (:mod:`detectors.feedback`): their false warnings, incidents warned and lead
+  times before and after;
 - **crash notices**: a ``vehicle_crash`` warning reports a loss, it does not warn of one, so it
   is left out of all the above (recall, lead times, false warnings, people in the loop) and
   counted apart: how many opened, and how many answer a crash incident, opened within a few
@@ -34,11 +44,26 @@ from pathlib import Path
 from typing import Any
 
 from core.contract import Reading, WarningEvent
-from core.risks import preventive
+from core.risks import LOSS_NOW_S, RISKS, preventive
+from detectors.feedback import FALSE_ALARMS
 from evaluation.learned import learned_group
-from evaluation.matching import LOSS_NOTICE_SLACK_S, NOTICE_LOSS_TYPES, loss_notices, match, match_loss_notice
-from evaluation.people import DEFAULT_PEOPLE, PeopleReport, PeopleSettings, people_in_the_loop
-from streams.decisions import DeviceMonitor, WarningPolicy
+from evaluation.matching import (
+    FALSE_CAUSES,
+    LOSS_NOTICE_SLACK_S,
+    NOTICE_LOSS_TYPES,
+    false_warnings,
+    loss_notices,
+    match,
+    match_loss_notice,
+)
+from evaluation.people import (
+    DEFAULT_PEOPLE,
+    PeopleReport,
+    PeopleSettings,
+    people_in_the_loop,
+    reported_false_alarms,
+)
+from streams.decisions import DeviceMonitor, WarningPolicy, detectors_for
 
 DEFAULT_MIN_LEAD_S = 30 * 60.0
 
@@ -95,6 +120,34 @@ class ScenarioSummary:
     loss_avoidable_cny: float
 
 
+@dataclass(frozen=True, slots=True)
+class ForecastError:
+    """How far the times of loss that warnings stated were from the real one, relative to the
+    time that was really left: |predicted − actual| / (actual − when it was said)."""
+
+    risk: str
+    messages: int
+    median: float | None
+    p90: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackEffect:
+    """One round of outcomes fed back: the devices whose people recorded false alarms, run again
+    with them in their configuration."""
+
+    reported: dict[str, int]
+    """``device/risk`` → false alarms recorded."""
+    devices: int
+    false_before: int
+    false_after: int
+    incidents: int
+    warned_before: int
+    warned_after: int
+    lead_median_before_h: float | None
+    lead_median_after_h: float | None
+
+
 @dataclass
 class EvalReport:
     incidents: list[IncidentResult]
@@ -115,6 +168,14 @@ class EvalReport:
     """The loss notices opened (reports of a crash, not warnings: in none of the figures above)."""
     crash_incidents: int = 0
     """Incidents of a loss type a loss notice reports (crashes)."""
+    false_warnings_by_cause: dict[str, int] = field(default_factory=dict)
+    """False warnings by cause (``evaluation.matching.FALSE_CAUSES``)."""
+    false_loss_under_way: int = 0
+    """False warnings that report a loss under way (a leak, burst or smoke happening now)."""
+    forecast_errors: list[ForecastError] = field(default_factory=list)
+    """Per risk type, then ``overall`` (of :data:`FORECAST_RISKS`)."""
+    feedback: FeedbackEffect | None = None
+    """Outcomes fed back (with people in the loop only)."""
     learned: Any = None
     """The learned detector's faults (``evaluation.learned``), beside the standard library only."""
 
@@ -146,6 +207,9 @@ class EvalReport:
             ],
             "false_warnings": self.false_warnings,
             "false_warnings_by_risk": self.false_warnings_by_risk,
+            "false_warnings_by_cause": self.false_warnings_by_cause,
+            "false_loss_under_way": self.false_loss_under_way,
+            "forecast_error": [asdict(f) for f in self.forecast_errors],
             "false_warnings_per_device_day": self.false_warnings_per_device_day,
             "false_warning_examples": self.false_warning_examples,
             "device_days": self.device_days,
@@ -155,7 +219,11 @@ class EvalReport:
             "seconds": self.seconds,
             "min_lead_s": self.min_lead_s,
             "loss_avoidable_cny": self.loss_avoidable_cny,
-            "people": self.people.to_json() if self.people else None,
+            "people": (
+                {**self.people.to_json(), "feedback": asdict(self.feedback) if self.feedback else None}
+                if self.people
+                else None
+            ),
             "crash_notices": {
                 "opened": len(self.crash_notices),
                 "on_a_crash": self.crash_notices_on_a_crash,
@@ -179,15 +247,21 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def monitor_device(
-    device: Any, readings: Iterable[Any], policy: WarningPolicy | None = None, until_ms: int | None = None
+    device: Any,
+    readings: Iterable[Any],
+    policy: WarningPolicy | None = None,
+    until_ms: int | None = None,
+    overrides: Any = None,
 ) -> tuple[list[WarningEvent], int]:
     """Feed one simulated device's readings to a fresh DeviceMonitor; return its warning events.
 
     The simulated clock also runs between readings, as the worker's timer does: each reading
     arrives at its own time (:meth:`DeviceMonitor.heard`), and the monitor is asked for
     silence at every moment it names before the next one arrives, and up to ``until_ms`` (the
-    end of the device's span) after the last."""
-    monitor = DeviceMonitor(device.tenant, device.device, device.kind, policy=policy)
+    end of the device's span) after the last. ``overrides``: the device's configured detector
+    parameters (as the worker loads them), else its profile's."""
+    detectors = detectors_for(device.kind, overrides, device.device) if overrides else None
+    monitor = DeviceMonitor(device.tenant, device.device, device.kind, detectors, policy=policy)
     events: list[WarningEvent] = []
     n = 0
     for sim in readings:
@@ -248,11 +322,13 @@ def evaluate(
     for incident in fleet.incidents:
         by_device[incident.device].append(incident)
     results: list[IncidentResult] = []
-    matched: set[str] = set()
+    errors: dict[str, list[float]] = defaultdict(list)
     for incident in fleet.incidents:
         found = match(incident, opened.get(incident.device, []))
         first = found.first
-        matched.update(e.warning_id for e in found.candidates)
+        if first is not None:
+            for risk, error in forecast_errors(incident.loss_at_ms, every.get(incident.device, []), first.warning_id):
+                errors[risk].append(error)
         results.append(
             IncidentResult(
                 device=incident.device,
@@ -284,11 +360,14 @@ def evaluate(
         for events in notices.values()
         for e in events
     ]
-    false = [e for events in opened.values() for e in events if e.warning_id not in matched]
+    flagged = false_warnings(fleet.incidents, [e for events in opened.values() for e in events])
+    false = [e for e, _ in flagged]
     false_by_risk: dict[str, int] = defaultdict(int)
     for e in false:
         false_by_risk[e.risk] += 1
+    by_cause = {cause: sum(1 for _, c in flagged if c == cause) for cause in FALSE_CAUSES}
     device_days = sum((hi - lo) / 86_400_000 for lo, hi in spans.values())
+    followed = people_in_the_loop(fleet, every, min_lead_s, people) if people is not None else None
     groups: dict[str, list[IncidentResult]] = defaultdict(list)
     for r in results:
         groups[r.scenario].append(r)
@@ -306,14 +385,98 @@ def evaluate(
         seconds=time.perf_counter() - t0,
         min_lead_s=min_lead_s,
         false_warning_examples=[
-            {"device": e.device, "risk": e.risk, "at_ms": e.at_ms, "severity": e.severity, "evidence": e.evidence}
-            for e in false[:20]
+            {
+                "device": e.device,
+                "risk": e.risk,
+                "cause": cause,
+                "at_ms": e.at_ms,
+                "severity": e.severity,
+                "evidence": e.evidence,
+            }
+            for e, cause in flagged[:20]
         ],
-        people=people_in_the_loop(fleet, every, min_lead_s, people) if people is not None else None,
+        false_warnings_by_cause=by_cause,
+        false_loss_under_way=sum(1 for e in false if reports_loss_under_way(e)),
+        forecast_errors=[
+            *(_forecast_error(risk, values) for risk, values in sorted(errors.items())),
+            _forecast_error("overall", [v for risk in FORECAST_RISKS for v in errors.get(risk, [])]),
+        ],
+        people=followed,
+        feedback=feedback_round(fleet, opened, followed, policy) if followed is not None else None,
         crash_notices=crash_notices,
         crash_incidents=len(crashes),
         learned=learned_group(fleet, policy, progress),
     )
+
+
+def feedback_round(
+    fleet: Any, opened: dict[str, list[WarningEvent]], people: PeopleReport, policy: WarningPolicy | None = None
+) -> FeedbackEffect:
+    """The false alarms ``people`` record (not those of a loss under way) fed back into each
+    device's configuration (``false_alarms`` per risk type, as ``core.db.record_outcome`` keeps
+    it); the devices concerned run again with it. Their false warnings, incidents warned and
+    median lead time, before and after."""
+    under_way = [e.warning_id for events in opened.values() for e in events if reports_loss_under_way(e)]
+    reported = reported_false_alarms(people, under_way)
+    overrides: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for (device, risk), n in reported.items():
+        overrides[device][risk] = {FALSE_ALARMS: n}
+    incidents = [i for i in fleet.incidents if i.device in overrides]
+    after: dict[str, list[WarningEvent]] = {}
+    for name, params in overrides.items():
+        device = fleet.device(name)
+        until = fleet.span(device).end_ms if hasattr(fleet, "span") else None
+        events, _ = monitor_device(device, fleet.readings(device), policy, until, params)
+        after[name] = [e for e in events if e.action == "open" and preventive(e.risk)]
+    before = {name: opened.get(name, []) for name in overrides}
+
+    def leads(warnings: dict[str, list[WarningEvent]]) -> list[float]:
+        found = [match(i, warnings.get(i.device, [])).lead_time_s(i.loss_at_ms) for i in incidents]
+        return [lead / 3600 for lead in found if lead is not None]
+
+    lead_before, lead_after = leads(before), leads(after)
+    return FeedbackEffect(
+        reported={f"{device}/{risk}": n for (device, risk), n in sorted(reported.items())},
+        devices=len(overrides),
+        false_before=len(false_warnings(incidents, [e for es in before.values() for e in es])),
+        false_after=len(false_warnings(incidents, [e for es in after.values() for e in es])),
+        incidents=len(incidents),
+        warned_before=len(lead_before),
+        warned_after=len(lead_after),
+        lead_median_before_h=statistics.median(lead_before) if lead_before else None,
+        lead_median_after_h=statistics.median(lead_after) if lead_after else None,
+    )
+
+
+FORECAST_RISKS: tuple[str, ...] = ("freeze_risk", "coldchain_failure", "bearing_failure", "battery_drain")
+"""The risks whose stated time of loss is a physical forecast (``overall`` forecast error):
+a fatigue warning's time is the 4-hour rule, a power cut's the sump pump's battery."""
+
+
+def reports_loss_under_way(event: WarningEvent) -> bool:
+    """The warning says a loss of a kind that happens all at once is happening now."""
+    known = RISKS.get(event.risk)
+    predicted = event.predicted_loss_at_ms
+    now = predicted is not None and predicted - event.at_ms < LOSS_NOW_S * 1000
+    return bool(known and known.loss_under_way and now)
+
+
+def forecast_errors(loss_at_ms: int, events: Iterable[WarningEvent], warning_id: str) -> list[tuple[str, float]]:
+    """(risk, relative error) of every message of warning ``warning_id`` (its open and its
+    escalations) sent before the loss that states a time of loss at least a minute ahead."""
+    found = []
+    for e in events:
+        if e.warning_id != warning_id or e.action not in ("open", "escalate") or e.predicted_loss_at_ms is None:
+            continue
+        left = loss_at_ms - e.at_ms
+        if left <= 0 or e.predicted_loss_at_ms - e.at_ms < LOSS_NOW_S * 1000:
+            continue
+        found.append((e.risk, abs(e.predicted_loss_at_ms - loss_at_ms) / left))
+    return found
+
+
+def _forecast_error(risk: str, values: list[float]) -> ForecastError:
+    return ForecastError(risk, len(values), statistics.median(values) if values else None, percentile(values, 90))
 
 
 def _spanned(readings: Iterable[Any], device: str, spans: dict[str, tuple[int, int]]) -> Iterable[Any]:

@@ -382,5 +382,20 @@ def _summarise(
     )
 
 
+def reported_false_alarms(people: PeopleReport, under_way: Iterable[str] = ()) -> dict[tuple[str, str], int]:
+    """(device, risk) → the false alarms the simulated people record (``forewarn warning outcome
+    ID false_alarm``): each warning someone acknowledged (the customer, or staff who called
+    them) whose outcome was a false alarm — except those of ``under_way`` (warning ids of a loss
+    under way: whoever looked saw the water or the smoke)."""
+    skip = set(under_way)
+    found: dict[tuple[str, str], int] = defaultdict(int)
+    for w in people.warnings:
+        if w.acknowledged_at_ms is None or w.warning_id in skip:
+            continue
+        if people.outcomes.get(w.warning_id) == "false_alarm":
+            found[w.device, w.risk] += 1
+    return dict(found)
+
+
 DEFAULT_PEOPLE = PeopleSettings()
 """The default mix of customers (``simulator.people.DEFAULT_MIX``) and the default follow-up policies."""

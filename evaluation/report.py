@@ -46,13 +46,35 @@ def print_eval(console: Console, report: Any) -> None:
         )
     console.print(table)
     by_risk = ", ".join(f"{k} {v}" for k, v in report.false_warnings_by_risk.items()) or "none"
+    causes = getattr(report, "false_warnings_by_cause", None) or {}
+    by_cause = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in causes.items())
+    lost = getattr(report, "false_loss_under_way", 0)
     console.print(
-        f"false warnings: {report.false_warnings} over {report.device_days:.1f} device-days = "
-        f"{report.false_warnings_per_device_day:.3f} per device-day ({by_risk})\n"
+        f"false warnings (every warning but an incident's first): {report.false_warnings} over "
+        f"{report.device_days:.1f} device-days = {report.false_warnings_per_device_day:.3f} per device-day\n"
+        f"  by cause: {by_cause or 'none'}; of them reporting a loss under way: {lost}\n"
+        f"  by risk: {by_risk}\n"
         f"{report.devices} devices, {report.readings:,} readings, {report.warnings_total} warnings, "
         f"scored in {report.seconds:.1f} s; loss avoidable (warned ≥ {report.min_lead_s / 60:.0f} min ahead): "
         f"¥{report.loss_avoidable_cny:,.0f}"
     )
+    errors = getattr(report, "forecast_errors", None)
+    if errors:
+        console.print(
+            "forecast error of the time of loss stated (|predicted − actual| / time really left; messages, "
+            "median, p90; overall: freeze, cold chain, bearing, battery): "
+            + "; ".join(f"{f.risk} {f.messages}, {_pct(f.median)}, {_pct(f.p90)}" for f in errors)
+        )
+    feedback = getattr(report, "feedback", None)
+    if feedback is not None:
+        told = ", ".join(f"{k} {v}" for k, v in feedback.reported.items()) or "none"
+        console.print(
+            f"outcomes fed back: false alarms the simulated people recorded ({told}) set on "
+            f"{feedback.devices} device(s) and run again: false warnings {feedback.false_before} → "
+            f"{feedback.false_after}; their incidents warned {feedback.warned_before} → {feedback.warned_after} "
+            f"of {feedback.incidents}, median lead {_h(feedback.lead_median_before_h)} → "
+            f"{_h(feedback.lead_median_after_h)}"
+        )
     notices = getattr(report, "crash_notices", None)
     if notices is not None and (notices or report.crash_incidents):
         gaps = [abs(n.after_loss_s) for n in notices if n.after_loss_s is not None]

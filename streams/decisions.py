@@ -20,9 +20,17 @@ Rules, per device and risk type:
   in its cool-down after the last one resolved — except a loss under way (water on the floor,
   smoke: a risk the catalogue marks ``loss_under_way`` whose finding says it is happening now),
   which reopens at once: a second leak is never swallowed by the first one's cool-down;
+- one warning per device covers a family of related risks (:data:`RELATED`: the water
+  escaping in a home — leak sensor, burst, slow leak; a trip's driving — harsh braking,
+  speeding; a home's power — the cut and the battery draining while it lasts): a finding of a
+  related risk while one of the family is open joins that warning (keeps it open, counted in
+  ``joined``, logged) instead of opening a second — unless it says more than the open one: a
+  higher severity, or a loss under way now while the open one only forecasts one (water on
+  the floor after a slow-leak warning opens its own warning, and its first notice of loss);
 - a higher severity on an open warning escalates it once per level;
 - the warning resolves when the score stays below ``clear_score`` for ``clear_after_s``
-  (hysteresis: a noisy score around the threshold does not flap);
+  (hysteresis: a noisy score around the threshold does not flap; ``clear_after_s_by_risk``
+  gives a trip's driving an hour, so one risky trip is one warning);
 - a warning that is not confirmed again within ``expire_after_s`` expires.
 
 Silence (``streams.silence``) is decided on the caller's clock, not from a reading: the caller
@@ -31,7 +39,10 @@ topic (:meth:`DeviceMonitor.status`), and asks at the time :meth:`DeviceMonitor.
 names (:meth:`DeviceMonitor.tick`). A protective device (one that watches a risk whose loss is
 under way when it fires: a leak or smoke sensor) that goes silent opens a ``device_silent``
 warning — critical while another of its warnings is open (a leak sensor gone quiet during a
-freeze forecast) — which resolves when its readings come back. Another device's silence is
+freeze forecast) — which resolves when its readings come back. A device that goes silent while
+one of its warnings is critical already opens nothing new: the customer has been told the
+worst (smoke, a battery empty), the silence is that loss's consequence, and the critical
+warning's follow-ups go on; it is logged and counted (``joined``). Another device's silence is
 counted (``silences`` in its state) and logged, never sent to the customer.
 """
 
@@ -63,6 +74,18 @@ def loss_under_way(risk: str, finding: Finding) -> bool:
     return bool(known and known.loss_under_way and finding.time_to_loss_s is not None and finding.time_to_loss_s < 60)
 
 
+RELATED: dict[str, str] = {
+    "water_leak": "water",
+    "burst_pipe": "water",
+    "slow_leak": "water",
+    "harsh_braking": "driving",
+    "speeding": "driving",
+    "power_cut": "power",
+    "battery_drain": "power",
+}
+"""Risk type → its family: one open warning of a family covers its related risks on a device."""
+
+
 @dataclass(frozen=True, slots=True)
 class WarningPolicy:
     open_score: float = 0.5
@@ -70,6 +93,8 @@ class WarningPolicy:
     clear_after_s: float = 900.0
     cooldown_s: float = 1800.0
     expire_after_s: float = 6 * 3600.0
+    clear_after_s_by_risk: tuple[tuple[str, float], ...] = (("harsh_braking", 3600.0), ("speeding", 3600.0))
+    """Risk types that clear after a calm of their own length (a trip's driving: an hour)."""
 
     def __post_init__(self) -> None:
         if not 0 < self.clear_score <= self.open_score <= 1:
@@ -77,6 +102,15 @@ class WarningPolicy:
         for name in ("clear_after_s", "cooldown_s", "expire_after_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
+        if any(seconds < 0 for _, seconds in self.clear_after_s_by_risk):
+            raise ValueError("clear_after_s_by_risk must be >= 0")
+
+    def clear_after(self, risk: str) -> float:
+        """How long ``risk``'s score must stay below ``clear_score`` for its warning to resolve."""
+        for name, seconds in self.clear_after_s_by_risk:
+            if name == risk:
+                return seconds
+        return self.clear_after_s
 
 
 @dataclass(slots=True)
@@ -130,6 +164,9 @@ class DeviceMonitor:
         self.last_seq: int | None = None
         self.readings_seen = 0
         self.duplicates = 0
+        self.joined: dict[str, int] = {}
+        """Findings that joined an open warning instead of opening one, per risk type (and
+        ``device_silent`` for a silence during a critical warning)."""
         self.silence = SilenceWatch()
         rules = [d for d in self.detectors if isinstance(d, DeviceSilent)]
         self.silence_rule: DeviceSilent | None = rules[0] if rules else None
@@ -192,6 +229,7 @@ class DeviceMonitor:
             "last_seq": self.last_seq,
             "readings_seen": self.readings_seen,
             "duplicates": self.duplicates,
+            "joined": dict(self.joined),
             "detectors": {name: capture(detector) for name, detector in self._named_detectors()},
             "silence": self.silence.to_state(),
         }
@@ -217,6 +255,7 @@ class DeviceMonitor:
             monitor.last_seq = state["last_seq"]
             monitor.readings_seen = int(state["readings_seen"])
             monitor.duplicates = int(state["duplicates"])
+            monitor.joined = {str(risk): int(n) for risk, n in state.get("joined", {}).items()}
             saved = dict(state["detectors"])
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"device state without the shape of version {STATE_VERSION}: {exc!r}") from None
@@ -312,6 +351,17 @@ class DeviceMonitor:
         if SILENT in self.open:
             return []
         others = sorted(risk for risk in self.open if risk != SILENT)
+        told = [risk for risk in others if self.open[risk].severity == "critical"]
+        if told:
+            self.joined[SILENT] = self.joined.get(SILENT, 0) + 1
+            log.info(
+                "%s/%s is silent (%s) while its %s warning is critical: no new warning",
+                self.tenant,
+                self.device,
+                self.silence.reason,
+                told[0],
+            )
+            return []
         severity: Severity = "critical" if others else "warning"
         evidence: dict[str, Any] = {
             "reason": self.silence.reason,
@@ -339,6 +389,8 @@ class DeviceMonitor:
                 return []
             if now_ms < self.cooldown_until_ms.get(risk, 0) and not loss_under_way(risk, finding):
                 return []
+            if self._joins_related(risk, finding, now_ms):
+                return []
             wid = warning_id(self.tenant, self.device, risk, now_ms)
             self.open[risk] = _Open(wid, now_ms, finding.severity, now_ms, predicted)
             return [self._event(wid, risk, "open", finding, now_ms, now_ms, predicted)]
@@ -363,7 +415,7 @@ class DeviceMonitor:
             return []
         if current.calm_since_ms is None:
             current.calm_since_ms = now_ms
-        if now_ms - current.calm_since_ms >= policy.clear_after_s * 1000:
+        if now_ms - current.calm_since_ms >= policy.clear_after(risk) * 1000:
             del self.open[risk]
             self.cooldown_until_ms[risk] = now_ms + int(policy.cooldown_s * 1000)
             return [
@@ -378,6 +430,29 @@ class DeviceMonitor:
                 )
             ]
         return []
+
+    def _joins_related(self, risk: str, finding: Finding, now_ms: int) -> bool:
+        """Whether ``finding`` (of a risk with no open warning) joins the open warning of a
+        related risk (:data:`RELATED`) instead of opening its own: it does unless it says more —
+        a higher severity, or a loss under way now while the open one is not of such a risk.
+        Joining keeps the open warning hot."""
+        family = RELATED.get(risk)
+        if family is None:
+            return False
+        for other, current in self.open.items():
+            if other == risk or RELATED.get(other) != family:
+                continue
+            if SEVERITIES.index(finding.severity) > SEVERITIES.index(current.severity):  # type: ignore[arg-type]
+                continue
+            if loss_under_way(risk, finding) and not RISKS[other].loss_under_way:
+                continue
+            current.last_hot_ms = now_ms
+            current.calm_since_ms = None
+            if risk not in self.joined:
+                log.info("%s/%s: %s joins the open %s warning", self.tenant, self.device, risk, other)
+            self.joined[risk] = self.joined.get(risk, 0) + 1
+            return True
+        return False
 
     def _expire(self, now_ms: int, seen: set[str]) -> list[WarningEvent]:
         events = []

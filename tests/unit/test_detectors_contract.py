@@ -394,7 +394,7 @@ def test_overrides_change_add_and_remove_detectors() -> None:
     by_risk = {d.risk: d for d in detectors}
     assert set(by_risk) == {"coldchain_failure", "battery_drain", "power_cut", "device_silent", "unusual_reading"}
     assert by_risk["coldchain_failure"].max_c == 5.0  # type: ignore[attr-defined]
-    assert PROFILES["coldchain"][0] == ("coldchain_failure", {})  # the profile is untouched
+    assert PROFILES["coldchain"][0] == ("coldchain_failure", {"tolerance_s": 5400.0})  # the profile is untouched
 
 
 @pytest.mark.parametrize(

@@ -92,10 +92,12 @@ def _synthetic_events() -> list[WarningEvent]:
     # burst pipe by sustained high flow with no leak sensor wet: warning after 10 min, critical
     # after 20 (the scenario's leak sensor is wet at once).
     events += _monitored("home", BurstPipe(), ({"ts": T0 + m * i, "flow_lpm": 35.0} for i in range(22)))
-    # speeding 70 % over the limit (critical; the scenarios stay under 50 % over)
-    events += _monitored(
-        "vehicle", Speeding(), ({"ts": T0 + 2 * i, "speed_kmh": 102.0, "speed_limit_kmh": 60.0} for i in range(20))
-    )
+    # speeding 70 % over the limit (critical; the scenarios stay under 50 % over), and 35 % over
+    # (warning; the scenarios' speeding joins their open harsh-braking warning)
+    for speed in (102.0, 81.0):
+        events += _monitored(
+            "vehicle", Speeding(), ({"ts": T0 + 2 * i, "speed_kmh": speed, "speed_limit_kmh": 60.0} for i in range(20))
+        )
     # bearing: vibration twice its learnt baseline, still below the alarm zone (advisory), then a
     # hot bearing (warning) and a very hot one (critical)
     bearing = [{"ts": T0 + 600 * i, "vibration_mm_s": 1.0 + 0.05 * (i % 3)} for i in range(60)]
@@ -133,18 +135,18 @@ def _unusual_events() -> list[WarningEvent]:
 
 def _silent_events() -> list[WarningEvent]:
     """A leak sensor that goes quiet (the scenarios' radio drop-outs never last long enough):
-    after half an hour of readings a minute apart; the same with a leak warning open (critical);
-    and one that says it is going offline."""
+    after half an hour of readings a minute apart; the same with a burst-pipe warning open (the
+    silence is critical); and one that says it is going offline."""
     events: list[WarningEvent] = []
-    for wet_last, offline in ((False, False), (True, False), (False, True)):
+    for flowing, offline in ((False, False), (True, False), (False, True)):
         rule = DeviceSilent(offline_grace_s=0.0) if offline else DeviceSilent()
-        monitor = DeviceMonitor("acme", "synthetic-silent", "home", detectors=[WaterLeak(), rule])
+        monitor = DeviceMonitor("acme", "synthetic-silent", "home", detectors=[WaterLeak(), BurstPipe(), rule])
         ts = 0
         for i in range(30):
             ts = int((T0 + 60 * i) * 1000)
             events += monitor.heard(ts)
-            wet = 1.0 if wet_last and i == 29 else 0.0
-            events += monitor.observe(Reading(ts=ts, metrics={"water_leak": wet}, seq=i))
+            flow = 35.0 if flowing and i >= 15 else 0.0
+            events += monitor.observe(Reading(ts=ts, metrics={"water_leak": 0.0, "flow_lpm": flow}, seq=i))
         if offline:
             events += monitor.status("offline", ts + 60_000)
         events += monitor.tick(ts + 2 * 3_600_000)
