@@ -55,8 +55,12 @@ class Settings(BaseSettings):
     """Waits before each retry of a failed message on one channel; then the next channel."""
     fleet_model_dir: str = ""
     """Where ``forewarn train`` writes fleet models and the worker loads the newest of each device
-    kind from; empty: the worker runs no fleet model, and ``forewarn train`` writes to
-    ``state_dir``/fleet-models."""
+    kind from (:attr:`fleet_models_path`); empty: ``state_dir``/fleet-models. No model there:
+    the worker runs no fleet model."""
+
+    @property
+    def fleet_models_path(self) -> Path:
+        return Path(self.fleet_model_dir) if self.fleet_model_dir else Path(self.state_dir) / "fleet-models"
 
     @property
     def retry_delays_s(self) -> tuple[float, ...]:

@@ -172,7 +172,7 @@ class UnusualReading(PhysicalDetector):
         found = self._f
         if found is None:
             return self._quiet()
-        return Finding(self.risk, found[0], found[1], None, dict(found[2]))
+        return Finding(self.risk, found[0], found[1], None, {"triggers": ["unusual"], **found[2]})
 
     # ------------------------------------------------------------------ learning
 

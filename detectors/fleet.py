@@ -553,6 +553,7 @@ class FleetFinding:
     def evidence(self) -> dict[str, Any]:
         return {
             "fleet_score": round(self.score, 5),
+            "more_unusual_than_pct": round(self.score * 100, 2),
             "unusual_metrics": [u.metric for u in self.unusual],
             "unusual": [{"metric": u.metric, "stat": u.stat, "z": round(u.z, 2)} for u in self.unusual],
             "corroborated": self.corroborated,

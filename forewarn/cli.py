@@ -582,10 +582,10 @@ def train(
 ) -> None:
     """Fit a fleet model per device kind on the stored readings; write it with a JSON manifest."""
     from core.contract import DEVICE_KINDS
-    from forewarn.train import default_model_dir, train_command
+    from forewarn.train import train_command
 
     settings = get_settings()
-    folder = out or default_model_dir(settings.fleet_model_dir, settings.state_dir)
+    folder = out or settings.fleet_models_path
     unknown = [k for k in kind or [] if k not in DEVICE_KINDS]
     if unknown:
         _fail(f"unknown kind {', '.join(unknown)} (known: {', '.join(DEVICE_KINDS)})")

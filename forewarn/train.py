@@ -74,10 +74,6 @@ Progress = Callable[[int, int, str], None]
 """(devices read, devices of the kind, the device being read)."""
 
 
-def default_model_dir(fleet_model_dir: str, state_dir: str) -> Path:
-    return Path(fleet_model_dir) if fleet_model_dir else Path(state_dir) / "fleet-models"
-
-
 def _x(reading: Reading) -> dict[str, float]:
     return {"ts": reading.ts / 1000.0, **reading.metrics}
 

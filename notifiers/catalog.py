@@ -261,7 +261,7 @@ CATALOG: dict[str, dict[str, RiskText]] = {
             standing="设备失联期间，漏水、火情等风险发生时将无法及时向您预警，请尽快检查。",
         ),
         "unusual_reading": RiskText(
-            "设备读数异常（与自身历史不符）",
+            "设备读数异常",
             "设备隐患发展为故障或损失",
             (
                 "请安排一次设备体检：核对该读数（如用温度计比对传感器、查看压缩机或电机运行情况）",
@@ -273,9 +273,12 @@ CATALOG: dict[str, dict[str, RiskText]] = {
                 "而该设备平时在这个时段约为{{ usual | num(2) }}（通常波动约{{ typical_deviation | num(2) }}），"
                 "{% if above %}偏高{% else %}偏低{% endif %}幅度约为平常波动的{{ deviations | num(1) }}倍，"
                 "已持续{{ unusual_for_s | duration }}"
-                "{% if others_unusual > 0 %}；另有{{ others_unusual }}项读数同时异常，相互印证{% endif %}"
+                "{% if others_unusual > 0 %}；另有{{ others_unusual }}项读数同时异常，相互印证{% endif %}",
+                "fleet": "与同类设备的正常运行相比，{{ unusual_names }}的表现明显异常"
+                "（比{{ more_unusual_than_pct | num(2) }}%的正常运行时段更反常）"
+                "{% if corroborated %}，且该设备已有其他预警，相互印证{% endif %}",
             },
-            standing="这是根据该设备自身历史学习得出的判断，没有任何一条物理规则被触发，"
+            standing="这是根据该设备自身历史或同类设备的运行数据学习得出的判断，没有任何一条物理规则被触发，"
             "因此我们无法预测何时会造成损失；但此类变化往往是故障的早期征兆，建议近日内检查。",
         ),
     },
@@ -542,7 +545,7 @@ CATALOG: dict[str, dict[str, RiskText]] = {
             standing="While it is silent, the device cannot warn you of a leak or a fire: please check it soon.",
         ),
         "unusual_reading": RiskText(
-            "Unusual reading for this device",
+            "Unusual readings",
             "a developing fault turning into a breakdown or a loss",
             (
                 "Give the device a check-up: verify the reading (a thermometer beside the sensor, "
@@ -556,9 +559,13 @@ CATALOG: dict[str, dict[str, RiskText]] = {
                 "{% if above %}above{% else %}below{% endif %} it by {{ deviations | num(1) }} times "
                 "its usual variation, for {{ unusual_for_s | duration }}"
                 "{% if others_unusual > 0 %}; {{ others_unusual }} other reading(s) are unusual too, "
-                "which bears it out{% endif %}"
+                "which bears it out{% endif %}",
+                "fleet": "compared with devices of its kind running normally, its {{ unusual_names }} "
+                "behave unusually (more so than {{ more_unusual_than_pct | num(2) }} % of normal running)"
+                "{% if corroborated %}, and another warning on this device bears it out{% endif %}",
             },
-            standing="This comes from what this device usually does, not from a physical rule, so we cannot say "
+            standing="This comes from what this device, or devices of its kind, usually do, not from a physical rule, "
+            "so we cannot say "
             "when it could lead to a loss; changes like this are often the first sign of a fault: "
             "please have it checked in the next few days.",
         ),

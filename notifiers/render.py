@@ -164,6 +164,10 @@ def _variables(event: WarningEvent, locale: str) -> dict[str, Any]:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             space = " " if locale == "en" and unit and unit != "%" else ""
             variables["metric_value"] = f"{format_number(value, 2)}{space}{unit}"
+    unusual = event.evidence.get("unusual_metrics")
+    if isinstance(unusual, list) and unusual:
+        labels = [METRIC_LABELS[locale].get(str(m), (str(m), ""))[0] for m in unusual]
+        variables["unusual_names"] = "、".join(labels) if locale == "zh-CN" else ", ".join(labels)
     open_risks = event.evidence.get("open_risks")
     if isinstance(open_risks, str) and open_risks:
         names = [risk_text(r, locale).name for r in open_risks.split(",")]

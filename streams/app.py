@@ -58,6 +58,7 @@ from core.settings import ack_secret, ack_url, get_settings, kafka_target
 from notifiers.dispatch import Dispatcher
 from scores.daily import EXIT_BUSY, due_day
 from streams.decisions import DeviceMonitor, detectors_for
+from streams.fleet import FleetScorer, finding_of, open_severity
 from streams.guard import check_readings, check_status, check_tick, check_warning, write_isolating
 
 log = logging.getLogger(__name__)
@@ -729,6 +730,11 @@ class _Unsaved:
 
 
 _unsaved: dict[bytes, _Unsaved] = {}
+_partition_of: dict[bytes, int] = {}
+"""Device → the partition its records came from last (its changelog's partition)."""
+fleet_models = FleetScorer.from_dir(settings.fleet_models_path)
+"""The newest fleet model of each kind in ``settings.fleet_models_path`` (none: no fleet model)."""
+counters["fleet_findings"] = 0
 _scoring = {"busy": False}
 
 
@@ -759,6 +765,34 @@ async def _score_events(events: Sequence[Any]) -> None:
     work.finish(refused)
     for key, records in per_device.items():
         await _score(key, records)
+    if fleet_models.enabled:
+        fleet_models.observe(batch for records in per_device.values() for _, batch in records)
+        await _decide_fleet_findings()
+
+
+async def _decide_fleet_findings() -> None:
+    """The fleet model's findings, once its queued rows are due (1,000 rows or 5 s: one
+    scikit-learn call per kind): each decided by the device's monitor as ``unusual_reading``
+    (advisory unless a physical rule's warning is open on the device), published, and the
+    monitor written (a finding that opens or escalates a warning is material)."""
+    for fleet in fleet_models.score_due(_open_severity_of):
+        counters["fleet_findings"] += 1
+        key = fleet.key.encode()
+        live = _live_monitors.get(key)
+        if live is None or device_to_monitor.get(key) is not live[0]:  # its partition moved away
+            continue
+        _, monitor, overrides = live
+        events = monitor.consider(finding_of(fleet), int(fleet.ts * 1000))
+        if events:
+            log.info("fleet model: %s", fleet.describe())
+            await _publish(events)
+            _write_state(key, monitor, overrides, _partition_of.get(key))
+
+
+def _open_severity_of(key: str) -> str | None:
+    """The severity of the device's strongest open physical-rule warning (fleet corroboration)."""
+    live = _live_monitors.get(key.encode())
+    return open_severity(live[1] if live is not None else None)
 
 
 async def _score(key: bytes, records: list[tuple[Any, ReadingsBatch]]) -> None:
@@ -787,7 +821,7 @@ async def _score(key: bytes, records: list[tuple[Any, ReadingsBatch]]) -> None:
         decided += [event for reading in batch.readings for event in monitor.observe(reading)]
     counters["batches_scored"] += len(records)
     await _publish(decided)  # before the state: a crash in between decides them again, same ids
-    partition = events[-1].message.partition
+    partition = _partition_of[key] = events[-1].message.partition
     unsaved = _unsaved.get(key)
     live = _live_monitors.get(key)
     material = (

@@ -307,6 +307,13 @@ class DeviceMonitor:
             events.extend(self._expire(reading.ts, set(findings)))
         return events
 
+    def consider(self, finding: Finding, at_ms: int) -> list[WarningEvent]:
+        """Decide a finding made outside the device's own detectors (the fleet model scores many
+        devices at once, ``streams.fleet``) as a detector's finding at ``at_ms`` would be."""
+        if finding.score < self.policy.open_score and finding.risk not in self.open:
+            return []
+        return self._decide(finding.risk, finding, at_ms)
+
     # ------------------------------------------------------------------ silence
 
     def heard(self, at_ms: int) -> list[WarningEvent]:

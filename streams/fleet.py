@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from core.contract import ReadingsBatch
-from detectors.base import SEVERITIES
+from detectors.base import SEVERITIES, Finding
 from detectors.fleet import FleetFinding, FleetModel, FleetRow, FleetWindow, observe, score_rows
 from streams.decisions import DeviceMonitor
 
@@ -85,9 +85,20 @@ def newest_manifests(folder: Path) -> dict[str, Path]:
 
 def open_severity(monitor: DeviceMonitor | None) -> str | None:
     """The severity of the device's strongest open warning (its physical rules'), or ``None``."""
-    if monitor is None or not monitor.open:
+    if monitor is None:
         return None
-    return max((w.severity for w in monitor.open.values()), key=SEVERITIES.index)
+    physical = [w.severity for risk, w in monitor.open.items() if risk != LEARNED_RISK]
+    return max(physical, key=SEVERITIES.index) if physical else None
+
+
+LEARNED_RISK = "unusual_reading"
+"""The risk a fleet finding is warned as: the learned risk, which the device's own baseline
+(``detectors.baseline``) shares, so one open warning covers what either learned detector finds."""
+
+
+def finding_of(fleet: FleetFinding) -> Finding:
+    """A fleet model's finding as the device monitor decides it (:meth:`DeviceMonitor.consider`)."""
+    return Finding(LEARNED_RISK, fleet.score, fleet.severity, None, {"triggers": ["fleet"], **fleet.evidence})
 
 
 class FleetScorer:

@@ -15,10 +15,12 @@ import pytest
 from core.contract import Reading, ReadingsBatch
 from detectors.fleet import feature_names
 from forewarn import train
+from notifiers.catalog import METRIC_LABELS
+from notifiers.render import render_warning
 from simulator.equipment import BearingWearFault, EquipmentParams, simulate_equipment
 from simulator.signals import Span
 from streams.decisions import DeviceMonitor
-from streams.fleet import FleetModelError, FleetScorer, load_model, newest_manifests, open_severity
+from streams.fleet import FleetModelError, FleetScorer, finding_of, load_model, newest_manifests, open_severity
 
 START_MS = 1_767_225_600_000  # 2026-01-01 00:00 UTC
 HOURS = 24
@@ -121,3 +123,28 @@ def test_open_severity_is_the_strongest_open_warning() -> None:
     assert open_severity(None) is None and open_severity(monitor) is None
     monitor.observe(Reading(START_MS, {"water_leak": 1.0}))
     assert open_severity(monitor) == "critical"
+
+
+def test_a_fleet_finding_is_one_advisory_warning_naming_the_metrics_most_unusual(trained) -> None:  # type: ignore[no-untyped-def]
+    """The failing pump's fleet findings, decided by its monitor: one ``unusual_reading`` warning
+    (advisory: no physical rule is open), kept open by the findings after it, whose message says
+    which metrics behave unlike the fleet, in both languages."""
+    _, folder = trained
+    scorer = FleetScorer.from_dir(folder, batch_rows=100_000, max_wait_s=60.0)
+    wear = BearingWearFault(onset_s=3 * 3600.0, fail_at_s=23 * 3600.0)
+    readings = _pump(10, wear)
+    scorer.observe([ReadingsBatch("plant", "pump-bad", "equipment", tuple(readings), 0)])
+    monitor = DeviceMonitor("plant", "pump-bad", "equipment", detectors=[])
+    findings = scorer.score_due(lambda key: open_severity(monitor), force=True)
+    assert len(findings) > 3
+    events = [e for f in findings for e in monitor.consider(finding_of(f), int(f.ts * 1000))]
+    assert [(e.action, e.risk, e.severity) for e in events] == [("open", "unusual_reading", "advisory")]
+    assert open_severity(monitor) is None, "the learned warning is no physical rule's: it corroborates nothing"
+    [event] = events
+    assert event.evidence["triggers"] == ["fleet"] and event.evidence["corroborated"] is False
+    first = event.evidence["unusual_metrics"][0]
+    for locale in ("zh-CN", "en"):
+        message = render_warning(event, locale, "Plant")
+        label = METRIC_LABELS[locale][first][0]
+        assert label in message.body, message.body
+        assert ("同类设备" if locale == "zh-CN" else "devices of its kind") in message.body

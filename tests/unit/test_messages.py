@@ -22,7 +22,7 @@ import pytest
 from core.contract import LOCALES, Reading, WarningEvent
 from core.lifecycle import NOTIFY_ACTIONS
 from core.risks import RISK_TYPES
-from detectors.base import SEVERITIES, RiskDetector
+from detectors.base import SEVERITIES, Finding, RiskDetector
 from detectors.baseline import UnusualReading
 from detectors.device import BatteryDrain, SensorStuck
 from detectors.equipment import BearingWear
@@ -130,7 +130,27 @@ def _unusual_events() -> list[WarningEvent]:
         amps = 50.0 + 3.0 * math.sin(2 * math.pi * day) + 0.3 * math.sin(7.3 * i) + max(0.0, day - 4) * 40
         kpa = 500.0 + 2.0 * math.sin(3.1 * i) - (60.0 if day > 4.4 else 0.0)
         series.append({"ts": T0 + 600 * i, "current_a": round(amps, 1), "pressure_kpa": round(kpa, 1)})
-    return _monitored("equipment", UnusualReading(metrics=("current_a", "pressure_kpa"), arrivals=False), series)
+    events = _monitored("equipment", UnusualReading(metrics=("current_a", "pressure_kpa"), arrivals=False), series)
+    return events + _fleet_events()
+
+
+def _fleet_events() -> list[WarningEvent]:
+    """A fleet model's finding on a pump (``streams.fleet``): advisory alone, a warning when a
+    physical rule's warning is open on it (corroborated)."""
+    events: list[WarningEvent] = []
+    for severity, corroborated in (("advisory", False), ("warning", True)):
+        monitor = DeviceMonitor("acme", f"synthetic-fleet-{severity}", "equipment", detectors=[])
+        evidence = {
+            "triggers": ["fleet"],
+            "fleet_score": 0.99983,
+            "more_unusual_than_pct": 99.98,
+            "unusual_metrics": ["vibration_mm_s", "bearing_temp_c"],
+            "unusual": [{"metric": "vibration_mm_s", "stat": "vs_baseline", "z": 9.1}],
+            "corroborated": corroborated,
+        }
+        finding = Finding("unusual_reading", 0.99983, severity, None, evidence)  # type: ignore[arg-type]
+        events += monitor.consider(finding, int(T0 * 1000))
+    return events
 
 
 def _silent_events() -> list[WarningEvent]:
