@@ -80,7 +80,7 @@ from benchlib import (  # this folder's helper (it also puts this checkout first
 )
 
 from core import db
-from core.bus import read_topic
+from core.bus import end_offsets, read_topic
 from core.contract import METRICS, TOPIC_READINGS, TOPIC_REJECTS, TOPIC_WARNINGS, telemetry_topic
 from core.mqtt import Publisher
 from core.readiness import read_status
@@ -818,6 +818,7 @@ async def latency(
         load, why = args.load_share * BEFORE_E2E[1][0], f"{args.load_share:g} × today's K=1 rate (e2e not run)"
     since = fleet.new_phase()
     streams = [fleet.stream(i, args.publishers, 1, 300 + i) for i in range(args.publishers)]
+    readings_from = await end_offsets(brokers.bootstrap, TOPIC_READINGS)
     phase = Phase("latency", machine_snapshot(), pids)
     t0 = time.perf_counter()
     go, threads = start_publishers(
@@ -883,30 +884,38 @@ async def latency(
             f"{BEFORE_LEAK_IDLE_S * 1000:.0f} ms to an idle system (median now ÷ that: "
             f"{ratio(med, BEFORE_LEAK_IDLE_S * 1000)})",
         ]
-        lines += ["", *await latency_stages(brokers.bootstrap, database_url, sent_wall, deliveries)]
+        lines += ["", *await latency_stages(brokers.bootstrap, database_url, sent_wall, deliveries, readings_from)]
     else:
         lines.append(f"no leak warning reached the sink ({len(sent_at)} leaks published)")
     report.add("Publish → customer's channel: water-leak warnings through a background load", *lines)
 
 
 async def latency_stages(
-    bootstrap: str, database_url: str, sent_wall: dict[str, float], deliveries: TimedDeliveries
+    bootstrap: str,
+    database_url: str,
+    sent_wall: dict[str, float],
+    deliveries: TimedDeliveries,
+    readings_from: dict[int, int],
 ) -> list[str]:
-    """Where a leak's time went, median and p90 of each stage: the warning record's time on
-    Kafka (the worker decided it), the customer's message in the outbox (its ``due_at``), the
-    start of the send (the delivery attempt's end less its duration), the sink's receipt."""
+    """Where a leak's time went, median and p90 of each stage: ingest made its readings record
+    (the record's ``ingested_at``), the warning record's time on Kafka (the worker decided it),
+    the customer's message in the outbox (its ``due_at``), the start of the send (the delivery
+    attempt's end less its duration), the sink's receipt."""
+    ingested: dict[str, float] = {}
     on_kafka: dict[str, float] = {}
 
-    async def read() -> None:
-        async for record in read_topic(bootstrap, TOPIC_WARNINGS):
+    async def read_leaks(topic: str, into: dict[str, float], offsets: dict[int, int] | None) -> None:
+        async for record in read_topic(bootstrap, topic, from_offsets=offsets):
             device = (record.key or "").partition("/")[2]
-            if (record.key or "").startswith(f"{LEAK_TENANT}/") and device in sent_wall:
-                on_kafka.setdefault(device, record.timestamp_ms / 1000)
-                if len(on_kafka) == len(sent_wall):
+            if (record.key or "").startswith(f"{LEAK_TENANT}/") and device in sent_wall and device not in into:
+                stamp = orjson.loads(record.value).get("ingested_at") if topic == TOPIC_READINGS else None
+                into[device] = (stamp if isinstance(stamp, int) else record.timestamp_ms) / 1000
+                if len(into) == len(sent_wall):
                     return
 
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(read(), 20)
+    for topic, into, offsets in ((TOPIC_READINGS, ingested, readings_from), (TOPIC_WARNINGS, on_kafka, None)):
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(read_leaks(topic, into, offsets), 30)
     rows = await asyncio.to_thread(
         db.query,
         database_url,
@@ -921,9 +930,16 @@ async def latency_stages(
     for row in rows:
         device = row["device"]
         received = deliveries.first_wall.get(f"leak/{device}")
-        if device not in sent_wall or device not in on_kafka or received is None:
+        if device not in sent_wall or device not in on_kafka or device not in ingested or received is None:
             continue
-        marks = [sent_wall[device], on_kafka[device], float(row["queued"]), float(row["sending"]), received]
+        marks = [
+            sent_wall[device],
+            ingested[device],
+            on_kafka[device],
+            float(row["queued"]),
+            float(row["sending"]),
+            received,
+        ]
         for name, a, b in zip(STAGES, marks, marks[1:], strict=False):
             stages[name].append((b - a) * 1000)
     if not any(stages.values()):
@@ -939,7 +955,8 @@ async def latency_stages(
 
 
 STAGES = (
-    "publish → warning on Kafka (ingest, readings topic, scoring)",
+    "publish → ingest made the readings record (Mosquitto, ingest)",
+    "readings record → warning on Kafka (readings topic, scoring)",
     "warning on Kafka → message in the outbox (warnings topic, recording)",
     "in the outbox → send begins (sender)",
     "send begins → the channel has it (apprise, HTTP)",

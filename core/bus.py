@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -132,10 +132,31 @@ class Record:
     """When the producer made the record (the broker's time if the topic says so)."""
 
 
+async def end_offsets(target: str, topic: str) -> dict[int, int]:
+    """Partition → the offset the next record of ``topic`` will have."""
+    consumer = AIOKafkaConsumer(**client_config(target), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()  # the cluster's metadata: the topic's partitions
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        return {tp.partition: offset for tp, offset in (await consumer.end_offsets(partitions)).items()}
+    finally:
+        await consumer.stop()
+
+
 async def read_topic(
-    target: str, *topics: str, group: str | None = None, from_beginning: bool = True
+    target: str,
+    *topics: str,
+    group: str | None = None,
+    from_beginning: bool = True,
+    from_offsets: dict[int, int] | None = None,
 ) -> AsyncIterator[Record]:
-    """Yield records of the given topics until the caller stops iterating."""
+    """Yield records of the given topics until the caller stops iterating; with ``from_offsets``
+    (one topic, no group), from those offsets of its partitions (from :func:`end_offsets`)."""
+    if from_offsets is not None:
+        async for record in _read_from(target, topics[0], from_offsets):
+            yield record
+        return
     consumer = AIOKafkaConsumer(
         *topics,
         # the request timeout above the group's session: a join may wait that long for the others
@@ -148,6 +169,26 @@ async def read_topic(
     )
     await consumer.start()
     try:
+        async for msg in consumer:
+            yield Record(
+                msg.topic,
+                msg.key.decode() if msg.key else None,
+                msg.value or b"",
+                msg.partition,
+                msg.offset,
+                msg.timestamp,
+            )
+    finally:
+        await consumer.stop()
+
+
+async def _read_from(target: str, topic: str, offsets: dict[int, int]) -> AsyncIterator[Record]:
+    consumer = AIOKafkaConsumer(**client_config(target), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic, p) for p in offsets])
+        for p, offset in offsets.items():
+            consumer.seek(TopicPartition(topic, p), offset)
         async for msg in consumer:
             yield Record(
                 msg.topic,

@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     plain TCP (SASL_PLAINTEXT: for a private network such as the compose stack's)."""
     database_url: str = "postgresql://postgres@127.0.0.1:5432/forewarn"
     partitions: int = Field(default=4, ge=1, le=1024)
-    kafka_fetch_wait_ms: int = Field(default=50, ge=1, le=5000)
+    kafka_fetch_wait_ms: int = Field(default=25, ge=1, le=5000)
     """How long a worker's fetch may wait at the broker for new records. Kafka answers as soon as a
     record arrives; Tansu answers only when the wait is over, so a long wait (Faust's is 1.5 s) is
     added to every warning's way on a quiet partition."""

@@ -45,9 +45,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import skops.io as sio
-from sklearn.decomposition import PCA
-from sklearn.ensemble import IsolationForest
 
 from detectors.base import SEVERITIES, Severity
 
@@ -382,12 +379,16 @@ class FleetModel:
             "norms": self.norms,
             "estimator": self.estimator,
         }
+        import skops.io as sio  # here, not at the top: a worker with no fleet model never pays ~1 s to import it
+
         return bytes(sio.dumps(doc))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> FleetModel:
         """Load :meth:`to_bytes`' output; :class:`ValueError` for a file asking for a type beyond
         skops' defaults and :data:`TRUSTED_TYPES`, or of another format version."""
+        import skops.io as sio
+
         untrusted = sio.get_untrusted_types(data=data)
         unexpected = sorted(set(untrusted) - set(TRUSTED_TYPES))
         if unexpected:
@@ -454,6 +455,9 @@ def fit_fleet_model(
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     medians, scales = robust_centre_and_scale(X)
     z = np.clip(np.nan_to_num((X - medians) / scales, nan=0.0), -_Z_CLIP, _Z_CLIP)
+    from sklearn.decomposition import PCA  # here: importing scikit-learn costs ~0.5 s
+    from sklearn.ensemble import IsolationForest
+
     estimator: Any = None
     if method == "iforest":
         estimator = IsolationForest(
