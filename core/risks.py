@@ -14,7 +14,9 @@ is itself a warning.
 crash): never preventive, so ``forewarn eval`` counts it apart from the warnings it measures,
 and a device watching it is not protective for that (the driver is there when it happens).
 A warning of a loss under way, critical and happening now (:func:`opens_claim`), opens a
-first notice of loss for the insurer's claims desk (``notifiers.claims``).
+first notice of loss for the insurer's claims desk (``notifiers.claims``) — so does the
+escalation of a warning whose evidence says such a loss is happening now (:func:`risk_now`:
+water on the floor after a slow-leak warning).
 
 ``unusual_reading`` is the one learned risk: a reading unusual for *this* device at this time of
 day and week (``detectors.baseline``), for what no physical rule names (a sensor drifting, a
@@ -23,8 +25,9 @@ compressor short-cycling, a pump's current creeping up, a connection that comes 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from core.contract import DEVICE_KINDS
 
@@ -116,6 +119,21 @@ def opens_claim(risk: str, severity: str, time_to_loss_s: float | None) -> bool:
         and time_to_loss_s is not None
         and time_to_loss_s < LOSS_NOW_S
     )
+
+
+def risk_now(risk: str, evidence: Mapping[str, Any]) -> str:
+    """The risk a warning of ``risk`` reports happening now: the known risk its evidence's
+    ``"now"`` names — a finding of a related risk escalated the warning (``streams.decisions``:
+    water on the floor after a slow-leak or a power-cut warning) — else ``risk`` itself. A
+    message takes its words from it, and :func:`opens_claim` is asked about it.
+
+    >>> risk_now("slow_leak", {"now": "water_leak", "wet_for_s": 0.0}), risk_now("slow_leak", {})
+    ('water_leak', 'slow_leak')
+    >>> opens_claim(risk_now("power_cut", {"now": "water_leak"}), "critical", 0.0)
+    True
+    """
+    now = evidence.get("now")
+    return now if isinstance(now, str) and now in RISKS else risk
 
 
 def check_risk(name: str) -> str:

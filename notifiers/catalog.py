@@ -57,6 +57,7 @@ CATALOG: dict[str, dict[str, RiskText]] = {
             "水浸造成的财产损失",
             ("立即关闭总水阀", "检查漏水传感器附近的管道与用水设备", "移开贵重物品和电器"),
             why={"wet": "漏水传感器检测到积水{% if wet_for_s >= 60 %}，已持续{{ wet_for_s | duration }}{% endif %}"},
+            now="风险正在发生：地面已有积水，正在导致{{ loss }}，请立即关闭总水阀。",
         ),
         "freeze_risk": RiskText(
             "水管冻裂风险",
@@ -295,6 +296,7 @@ CATALOG: dict[str, dict[str, RiskText]] = {
                 "wet": "the leak sensor is wet"
                 "{% if wet_for_s >= 60 %} and has been for {{ wet_for_s | duration }}{% endif %}"
             },
+            now="Water is on the floor now and can cause {{ loss }}: shut the main water valve immediately.",
         ),
         "freeze_risk": RiskText(
             "Frozen pipe risk",

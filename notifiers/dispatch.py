@@ -15,7 +15,11 @@ pipe, smoke, a vehicle's crash) — first opens a first notice of loss (``notifi
 stored once per warning (``claim_notices``, its reference derived from the warning id) with
 the device's readings of the 10 minutes before, and sent to each of the tenant's ``claims``
 contacts; the customer's messages about that warning (reminders too) give its reference. The
-claim notice of a delivery is looked up by warning id when it is rendered.
+claim notice of a delivery is looked up by warning id when it is rendered. An escalation whose
+evidence says such a loss is happening now (``core.risks.risk_now``: water on the floor after a
+slow-leak or power-cut warning) opens one too, of that risk and with the readings before that
+moment; its message to the customer is an outbox entry of its own (``escalate:water_leak``),
+so it is sent even when the warning had escalated once already.
 
 Channel URLs arrive sealed (``core.secretbox``: encrypted at rest, their masked form beside them);
 the outbox and every log line carry the masked form, and the URL is opened only in :meth:`Dispatcher._send`,
@@ -34,7 +38,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,7 +46,7 @@ from core.contract import WarningEvent
 from core.db import Store
 from core.lifecycle import NOTIFY_ACTIONS
 from core.localtime import DEFAULT_TIMEZONE, zone
-from core.risks import RISKS, opens_claim
+from core.risks import RISKS, opens_claim, risk_now
 from core.secretbox import SecretBox, SecretKeyError, is_sealed, secret_box
 from core.settings import get_settings
 from notifiers import channels
@@ -94,7 +98,7 @@ def _event_of(row: dict[str, Any], now_ms: int) -> WarningEvent:
         device=row["device"],
         kind=row["kind"] or "",
         risk=row["risk"],
-        action="escalate" if str(row["action"]) == "escalate" else "open",
+        action="escalate" if _base_action(str(row["action"])) == "escalate" else "open",
         severity=row["severity"],
         score=float(row["score"]),
         at_ms=now_ms,
@@ -102,6 +106,30 @@ def _event_of(row: dict[str, Any], now_ms: int) -> WarningEvent:
         predicted_loss_at_ms=_ms(row["predicted_loss_at"]),
         evidence=dict(row["evidence"] or {}),
     )
+
+
+def _outbox_action(event: WarningEvent) -> str:
+    """The outbox's action for the customer's message of ``event``: one message per (warning,
+    action, channel), so each escalation is keyed by what it says — the loss now happening
+    (``escalate:water_leak``) or the level reached (``escalate:critical``) — and a warning that
+    escalates twice reaches the customer twice.
+
+    >>> from core.contract import WarningEvent
+    >>> e = WarningEvent("w", "t", "d", "home", "slow_leak", "escalate", "critical", 0.9, 0, 0, None)
+    >>> _outbox_action(e), _outbox_action(replace(e, evidence={"now": "water_leak"}))
+    ('escalate:critical', 'escalate:water_leak')
+    >>> _outbox_action(replace(e, action="open"))
+    'open'
+    """
+    if event.action != "escalate":
+        return event.action
+    now = risk_now(event.risk, event.evidence)
+    return f"escalate:{now if now != event.risk else event.severity}"
+
+
+def _base_action(action: str) -> str:
+    """``escalate`` of ``escalate:critical``: the lifecycle action an outbox action stands for."""
+    return action.partition(":")[0]
 
 
 class Dispatcher:
@@ -142,10 +170,13 @@ class Dispatcher:
         changed = await self.store.record_warning(event, customer["id"] if customer else None)
         if event.action not in NOTIFY_ACTIONS:
             return
-        claim = opens_claim(event.risk, event.severity, event.time_to_loss_s)
+        now = risk_now(event.risk, event.evidence)
+        claim = opens_claim(now, event.severity, event.time_to_loss_s)
         # a loss under way: its first notice of loss is opened at once (the customer's message
-        # names its reference) with the readings stored so far, and completed after the message left
-        notice = await self._open_claim(event, customer) if claim else None
+        # names its reference) with the readings stored so far, and completed after the message left;
+        # an escalation by water on the floor (evidence "now") notifies that loss, at that moment
+        lost = event if now == event.risk else replace(event, risk=now, opened_at_ms=event.at_ms)
+        notice = await self._open_claim(lost, customer) if claim else None
         if customer is None:
             self.stats.no_customer += 1
             log.warning("warning %s for %s has no customer to notify", event.warning_id, event.key)
@@ -153,7 +184,7 @@ class Dispatcher:
             await self._tell_customer(event, customer, changed)
             self.on_outbox()  # the customer's message leaves now, not after the claim notice is complete
         if notice is not None:
-            await self._complete_claim(event, notice)
+            await self._complete_claim(lost, notice)
 
     async def _tell_customer(self, event: WarningEvent, customer: dict[str, Any], changed: bool) -> None:
         """The customer's messages of ``event`` in the outbox (held by quiet hours or the budget)."""
@@ -172,10 +203,11 @@ class Dispatcher:
         )
         held = None if verdict == "send" else verdict.removeprefix("hold_")
         due = None if release_ms is None else datetime.fromtimestamp(release_ms / 1000, tz=UTC)
+        action = _outbox_action(event)
         for index in first_channels(event.severity, len(urls)):
             added = await self.store.enqueue(
                 event.warning_id,
-                event.action,
+                action,
                 "customer",
                 index,
                 urls[index],
@@ -342,8 +374,9 @@ class Dispatcher:
             self.stats.last_messages = [*self.stats.last_messages[-19:], message]
 
     async def _claim_of(self, row: dict[str, Any]) -> ClaimNotice | None:
-        """The claim notice of a delivery's warning (only a loss under way may have one)."""
-        risk = RISKS.get(str(row["risk"]))
+        """The claim notice of a delivery's warning (only a loss under way, or a warning escalated by
+        one, may have one)."""
+        risk = RISKS.get(risk_now(str(row["risk"]), row.get("evidence") or {}))
         if risk is None or not risk.loss_under_way or row["audience"] not in ("customer", "claims"):
             return None
         found = await self.store.claim_notice(str(row["warning_id"]))
@@ -360,7 +393,7 @@ class Dispatcher:
         if ok:
             await self.store.settle_held([row["id"] for row in group[1:]], f"in the digest of delivery {first['id']}")
             for row in group:
-                if row["action"] in NOTIFY_ACTIONS:
+                if _base_action(row["action"]) in NOTIFY_ACTIONS:
                     await self._notified(row)
 
     def _open(self, stored: str) -> str:
@@ -392,7 +425,7 @@ class Dispatcher:
             await self.store.record_attempt(row["id"], True, None, seconds)
             self.stats.sent += 1
             log.info("warning %s (%s, %s) sent to %s", row["warning_id"], row["action"], row["audience"], shown)
-            if row["audience"] == "customer" and row["action"] in NOTIFY_ACTIONS:
+            if row["audience"] == "customer" and _base_action(row["action"]) in NOTIFY_ACTIONS:
                 await self._notified(row)
             return
         attempts = int(row["attempts"]) + 1

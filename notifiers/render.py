@@ -22,7 +22,7 @@ import jinja2
 
 from core.contract import LOCALES, WarningEvent
 from core.localtime import DEFAULT_TIMEZONE, check_zone, local_datetime
-from core.risks import RISKS
+from core.risks import RISKS, risk_now
 from notifiers.catalog import (
     CATALOG,
     DEVICE_LABELS,
@@ -178,8 +178,9 @@ def _variables(event: WarningEvent, locale: str) -> dict[str, Any]:
 
 def explain(event: WarningEvent, locale: str) -> list[str]:
     """Why: one phrase per judgement that fired (the evidence's ``triggers``, or the risk's
-    only judgement), each stating the figures that fired it. Empty without evidence."""
-    text = risk_text(event.risk, locale)
+    only judgement), each stating the figures that fired it, in the words of the risk now
+    happening (:func:`core.risks.risk_now`). Empty without evidence."""
+    text = risk_text(risk_now(event.risk, event.evidence), locale)
     triggers = event.evidence.get("triggers")
     names = [t for t in triggers if isinstance(t, str)] if isinstance(triggers, list) else list(text.why)
     variables = _variables(event, locale)
@@ -187,7 +188,7 @@ def explain(event: WarningEvent, locale: str) -> list[str]:
     for name in names:
         source = text.why.get(name)
         if source is None:
-            log.warning("no words for %s's trigger %r in %s", event.risk, name, locale)
+            log.warning("no words for %s's trigger %r in %s", risk_now(event.risk, event.evidence), name, locale)
             continue
         phrase = _say(source, variables)
         if phrase:
@@ -198,7 +199,7 @@ def explain(event: WarningEvent, locale: str) -> list[str]:
 def outlook(event: WarningEvent, locale: str, zone: ZoneInfo, absolute: bool = False) -> str:
     """How long: the time to loss and what happens then, that the loss is under way, or (no
     forecast) how soon to act. ``absolute`` gives the time of loss with its date."""
-    text = risk_text(event.risk, locale)
+    text = risk_text(risk_now(event.risk, event.evidence), locale)
     ttl = event.time_to_loss_s
     key = "standing" if ttl is None else ("now" if ttl < NOW_S else "forecast")
     variables = _variables(event, locale) | {"loss": text.loss}
@@ -222,16 +223,20 @@ class _Words:
     outlook: str
     urgency: str
     """The title's how long: "" (no forecast), act now / happening now, or act within …"""
+    was: str = ""
+    """The name of the warning's own risk when a related risk now happening escalated it (the
+    words above are that risk's: water on the floor after a slow-leak warning), else ""."""
 
 
 def _words(event: WarningEvent, locale: str, zone: ZoneInfo, absolute: bool = False) -> _Words:
-    text = risk_text(event.risk, locale)
+    now = risk_now(event.risk, event.evidence)
+    text = risk_text(now, locale)
     ttl = event.time_to_loss_s
     zh = locale == "zh-CN"
     if ttl is None:
         urgency = ""
     elif ttl < NOW_S:
-        under_way = event.risk in RISKS and RISKS[event.risk].loss_under_way
+        under_way = now in RISKS and RISKS[now].loss_under_way
         urgency = ("正在发生" if under_way else "请立即处理") if zh else ("happening now" if under_way else "act now")
     else:
         time_left = format_duration(ttl, locale)
@@ -244,6 +249,7 @@ def _words(event: WarningEvent, locale: str, zone: ZoneInfo, absolute: bool = Fa
         reasons=explain(event, locale),
         outlook=outlook(event, locale, zone, absolute),
         urgency=urgency,
+        was=risk_text(event.risk, locale).name if now != event.risk else "",
     )
 
 
@@ -281,9 +287,11 @@ def render_warning(
     reminder: int = 0,
 ) -> Message:
     """The customer's message for a warning (``open`` or ``escalate``): what, why, how long,
-    what to do. ``tz`` is the customer's zone (``core.localtime``); ``ack_url`` ends the message
-    with a link to acknowledge it (without one, nothing asks the customer to confirm);
-    ``claim_ref`` says a first notice of loss was opened; ``reminder`` > 0 marks a reminder.
+    what to do — of the risk now happening when a related one escalated the warning (water on
+    the floor after a slow-leak warning), saying which warning it follows. ``tz`` is the
+    customer's zone (``core.localtime``); ``ack_url`` ends the message with a link to acknowledge
+    it (without one, nothing asks the customer to confirm); ``claim_ref`` says a first notice of
+    loss was opened; ``reminder`` > 0 marks a reminder.
     """
     _check_locale(locale)
     zone = check_zone(tz)

@@ -87,7 +87,8 @@ def _rising_current(
     seed: np.random.SeedSequence, span: Span, iv: SampleIntervals, noise: float, at: float | None
 ) -> Outcome:
     trace, rng, start_ms, days = _faulty("equipment", seed, span, iv, noise)
-    per_day = uniform(rng, 0.05, 0.12)
+    days_left = (span.end_ms - start_ms) / 1000.0 / DAY_S
+    per_day = max(uniform(rng, 0.05, 0.12), 0.30 / (days_left - 0.25))  # the loss within the span
     current = trace.metrics["current_a"] * (1.0 + per_day * days)
     loss_ms = start_ms + int(0.30 / per_day * DAY_S * 1000)
     return Outcome(_with(trace, current_a=current), start_ms, loss_ms, {"creep_per_day": round(per_day, 3)})

@@ -25,8 +25,15 @@ Rules, per device and risk type:
   speeding; a home's power — the cut and the battery draining while it lasts): a finding of a
   related risk while one of the family is open joins that warning (keeps it open, counted in
   ``joined``, logged) instead of opening a second — unless it says more than the open one: a
-  higher severity, or a loss under way now while the open one only forecasts one (water on
-  the floor after a slow-leak warning opens its own warning, and its first notice of loss);
+  higher severity, or a loss under way now while the open one only forecasts one. Then it
+  **escalates** the open warning (one incident, one warning thread the customer sees grow
+  worse): an ``escalate`` event of the open warning with the new severity, the finding's own
+  evidence and ``evidence["now"]`` naming the risk now happening (``core.risks.risk_now``:
+  water on the floor after a slow-leak warning), from which the customer's message takes its
+  words and the notifier opens the first notice of loss. A loss under way also escalates the
+  open warning of a risk that foresaw it outside its family (:data:`FORESEEN`: water on the
+  floor while a home's power is cut, its sump pump stopped). It is said once: a second such
+  finding at the same level joins;
 - a higher severity on an open warning escalates it once per level;
 - the warning resolves when the score stays below ``clear_score`` for ``clear_after_s``
   (hysteresis: a noisy score around the threshold does not flap; ``clear_after_s_by_risk``
@@ -85,6 +92,23 @@ RELATED: dict[str, str] = {
 }
 """Risk type → its family: one open warning of a family covers its related risks on a device."""
 
+FORESEEN: dict[str, tuple[str, ...]] = {"power_cut": ("water_leak",)}
+"""An open warning's risk type → the losses under way outside its family that it forewarns of:
+a power cut stops a home's sump pump, so water on the floor during it escalates its warning."""
+
+
+def related(open_risk: str, risk: str) -> bool:
+    """Whether a finding of ``risk`` concerns an open warning of ``open_risk`` (another risk):
+    the same family (:data:`RELATED`), or a loss the open one foresaw (:data:`FORESEEN`).
+
+    >>> related("slow_leak", "water_leak"), related("power_cut", "water_leak"), related("power_cut", "slow_leak")
+    (True, True, False)
+    """
+    if open_risk == risk:
+        return False
+    family = RELATED.get(risk)
+    return (family is not None and RELATED.get(open_risk) == family) or risk in FORESEEN.get(open_risk, ())
+
 
 @dataclass(frozen=True, slots=True)
 class WarningPolicy:
@@ -121,6 +145,8 @@ class _Open:
     last_hot_ms: int
     predicted_loss_at_ms: int | None
     calm_since_ms: int | None = None
+    now: str | None = None
+    """The related risk whose loss under way escalated this warning (said once)."""
 
 
 def detectors_for(kind: str, overrides: Overrides | None, where: str = "") -> list[RiskDetector]:
@@ -221,6 +247,7 @@ class DeviceMonitor:
                     "last_hot_ms": w.last_hot_ms,
                     "predicted_loss_at_ms": w.predicted_loss_at_ms,
                     "calm_since_ms": w.calm_since_ms,
+                    **({"now": w.now} if w.now else {}),
                 }
                 for risk, w in self.open.items()
             },
@@ -396,8 +423,9 @@ class DeviceMonitor:
                 return []
             if now_ms < self.cooldown_until_ms.get(risk, 0) and not loss_under_way(risk, finding):
                 return []
-            if self._joins_related(risk, finding, now_ms):
-                return []
+            joined = self._joins_related(risk, finding, now_ms)
+            if joined is not None:
+                return joined
             wid = warning_id(self.tenant, self.device, risk, now_ms)
             self.open[risk] = _Open(wid, now_ms, finding.severity, now_ms, predicted)
             return [self._event(wid, risk, "open", finding, now_ms, now_ms, predicted)]
@@ -438,28 +466,40 @@ class DeviceMonitor:
             ]
         return []
 
-    def _joins_related(self, risk: str, finding: Finding, now_ms: int) -> bool:
-        """Whether ``finding`` (of a risk with no open warning) joins the open warning of a
-        related risk (:data:`RELATED`) instead of opening its own: it does unless it says more —
-        a higher severity, or a loss under way now while the open one is not of such a risk.
-        Joining keeps the open warning hot."""
+    def _joins_related(self, risk: str, finding: Finding, now_ms: int) -> list[WarningEvent] | None:
+        """What ``finding`` (of a risk with no open warning) does to the open warning of a
+        related risk (:func:`related`; one of its family first): ``None`` when there is none
+        (it opens its own); else it keeps that warning hot and joins it (``[]``), or, when it says
+        more — a higher severity, or a loss under way now that the open one only forecast and has
+        not yet been told — escalates it (``[escalate]``, ``evidence["now"]`` naming ``risk``)."""
         family = RELATED.get(risk)
-        if family is None:
-            return False
-        for other, current in self.open.items():
-            if other == risk or RELATED.get(other) != family:
-                continue
-            if SEVERITIES.index(finding.severity) > SEVERITIES.index(current.severity):  # type: ignore[arg-type]
-                continue
-            if loss_under_way(risk, finding) and not RISKS[other].loss_under_way:
-                continue
-            current.last_hot_ms = now_ms
-            current.calm_since_ms = None
+        candidates = [other for other in self.open if related(other, risk)]
+        if not candidates:
+            return None
+        other = min(candidates, key=lambda o: RELATED.get(o) != family)
+        current = self.open[other]
+        current.last_hot_ms = now_ms
+        current.calm_since_ms = None
+        higher = SEVERITIES.index(finding.severity) > SEVERITIES.index(current.severity)  # type: ignore[arg-type]
+        under_way = loss_under_way(risk, finding) and not RISKS[other].loss_under_way and current.now is None
+        if not (higher or under_way):
             if risk not in self.joined:
                 log.info("%s/%s: %s joins the open %s warning", self.tenant, self.device, risk, other)
             self.joined[risk] = self.joined.get(risk, 0) + 1
-            return True
-        return False
+            return []
+        severity: Severity = finding.severity if higher else current.severity  # type: ignore[assignment]
+        current.severity = severity
+        if loss_under_way(risk, finding):
+            current.now = risk
+        if finding.time_to_loss_s is not None:
+            current.predicted_loss_at_ms = now_ms + int(finding.time_to_loss_s * 1000)
+        log.info("%s/%s: %s escalates the open %s warning", self.tenant, self.device, risk, other)
+        told = Finding(other, finding.score, severity, finding.time_to_loss_s, {"now": risk, **finding.evidence})
+        return [
+            self._event(
+                current.warning_id, other, "escalate", told, now_ms, current.opened_at_ms, current.predicted_loss_at_ms
+            )
+        ]
 
     def _expire(self, now_ms: int, seen: set[str]) -> list[WarningEvent]:
         events = []

@@ -21,7 +21,7 @@ import pytest
 
 from core.contract import LOCALES, Reading, WarningEvent
 from core.lifecycle import NOTIFY_ACTIONS
-from core.risks import RISK_TYPES
+from core.risks import RISK_TYPES, risk_now
 from detectors.base import SEVERITIES, Finding, RiskDetector
 from detectors.baseline import UnusualReading
 from detectors.device import BatteryDrain, SensorStuck
@@ -50,7 +50,7 @@ SEVERITIES_OF: dict[str, set[str]] = {
     "speeding": {"warning", "critical"},
     "driver_fatigue": {"advisory", "warning", "critical"},
     "vehicle_crash": {"critical"},
-    "slow_leak": {"warning"},
+    "slow_leak": {"warning", "critical"},  # critical: escalated by water on the floor (evidence "now")
     "burst_pipe": {"warning", "critical"},
     "mould_risk": {"advisory"},
     "fire_risk": {"warning", "critical"},
@@ -327,8 +327,10 @@ def test_a_warning_says_what_why_how_long_and_what_to_do_with_the_detectors_own_
         message = render_warning(event, locale, NAME[locale], TZ)
         shown = f"{message.title}\n{message.body}"
         context = f"{case} {event.evidence}\n{shown}"
-        # what
-        assert CATALOG[locale][risk].name in message.title, context
+        # what: the risk now happening (water on the floor escalating a slow-leak warning), after which warning
+        now = risk_now(risk, event.evidence)
+        assert CATALOG[locale][now].name in message.title, context
+        assert now == risk or CATALOG[locale][risk].name.lower() in message.body.lower(), context
         # why: the figures that fired it, and only the detector's
         why = _line(message.body, WHY[locale])
         assert len(why) > len(WHY[locale]) + 4, context

@@ -2,8 +2,9 @@
 
 A device's second risk of the same family (water escaping, a trip's driving, a home's power)
 joins the warning already open instead of opening a second; a loss under way after a forecast,
-or a higher severity, still opens its own. A device gone silent while one of its warnings is
-critical opens nothing new. Counting: only an incident's first warning is a hit.
+or a higher severity, escalates the open one (``test_escalate_decisions``). A device gone silent
+while one of its warnings is critical opens nothing new. Counting: only an incident's first
+warning is a hit.
 """
 
 from __future__ import annotations
@@ -51,11 +52,14 @@ def opened(events: list[WarningEvent]) -> list[tuple[str, str]]:
     return [(e.risk, e.severity) for e in events if e.action == "open"]
 
 
-def test_a_burst_during_a_slow_leak_warning_says_more_and_opens_its_own() -> None:
+def test_a_burst_during_a_slow_leak_warning_says_more_and_escalates_it() -> None:
     slow = Scripted("slow_leak", {m: (0.6, "warning", None) for m in range(10, 200)})
     burst = Scripted("burst_pipe", {m: (1.0, "critical", 0.0) for m in range(40, 60)})
     events = run(DeviceMonitor("t", "home-1", "home", [slow, burst]), range(200))
-    assert opened(events) == [("slow_leak", "warning"), ("burst_pipe", "critical")]
+    assert opened(events) == [("slow_leak", "warning")]
+    assert [(e.risk, e.severity, e.evidence["now"]) for e in events if e.action == "escalate"] == [
+        ("slow_leak", "critical", "burst_pipe")
+    ]
 
 
 def test_a_second_risk_of_no_higher_severity_joins_the_open_warning_and_keeps_it_open() -> None:
@@ -73,7 +77,8 @@ def test_water_on_the_floor_after_a_slow_leak_warning_reaches_the_customer() -> 
     slow = Scripted("slow_leak", {m: (0.6, "warning", None) for m in range(10, 200)})
     wet = Scripted("water_leak", {m: (1.0, "critical", 0.0) for m in range(100, 200)})
     events = run(DeviceMonitor("t", "home-1", "home", [slow, wet]), range(200))
-    assert opened(events) == [("slow_leak", "warning"), ("water_leak", "critical")]
+    assert opened(events) == [("slow_leak", "warning")]  # the same warning, escalated: water now
+    assert [(e.severity, e.evidence["now"]) for e in events if e.action == "escalate"] == [("critical", "water_leak")]
 
 
 def test_a_slow_leak_reading_during_a_wet_floor_warning_joins_it() -> None:
