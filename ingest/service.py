@@ -97,6 +97,8 @@ REGISTRY_REFRESH_S = 30.0
 REGISTRY_MISS_REFRESH_S = 2.0
 REGISTRY_TIMEOUT_S = 5.0  # a silent database must not stall anything for long
 REGISTRY_MISS_WAIT_S = 1.0  # how long a round waits for a refresh on an unknown device
+MISS_LOOKUPS_PER_ROUND = 8
+"""Within ``REGISTRY_MISS_REFRESH_S`` of a registry read, unknown devices a round looks up alone."""
 REPORT_S = 1.0  # status file and heartbeat
 LOG_S = 10.0  # the counters' log line
 ACK_PATIENCE_S = 5.0  # Kafka silent this long on a round: an outage (aiokafka keeps retrying)
@@ -164,6 +166,7 @@ class Ingest:
         self._registry_at = 0.0  # last successful load
         self._registry_next = 0.0  # next background refresh
         self._refreshing: asyncio.Task[bool] | None = None
+        self._missing: dict[str, float] = {}  # tenant/device → when a lookup found it unregistered
         self._queue: asyncio.Queue[MqttMessage] = asyncio.Queue()
         self._arrived = asyncio.Event()
         self._acked = asyncio.Event()
@@ -200,6 +203,27 @@ class Ingest:
         self._registry_at = time.monotonic()
         self._registry_next = self._registry_at + REGISTRY_REFRESH_S
         return True
+
+    async def _look_up(self, keys: set[str]) -> None:
+        """Look devices up one by one (at most ``MISS_LOOKUPS_PER_ROUND`` a round): a device
+        registered since the registry was read a moment ago is let through at once. A device found
+        missing is not looked up again for ``REGISTRY_MISS_REFRESH_S``, so a stream of unknown
+        devices costs the database a bounded number of lookups."""
+        now = time.monotonic()
+        due = sorted(k for k in keys if now - self._missing.get(k, -math.inf) >= REGISTRY_MISS_REFRESH_S)
+        for key in due[:MISS_LOOKUPS_PER_ROUND]:
+            tenant, _, device = key.partition("/")
+            try:
+                kind = await self.store.device_kind(tenant, device)
+            except Exception:  # noqa: BLE001 - the database is in trouble: the next full read will tell
+                return
+            if kind is None:
+                self._missing[key] = now
+                if len(self._missing) > 10_000:  # forget the oldest: they are looked up again, that is all
+                    for old in sorted(self._missing, key=self._missing.__getitem__)[:5_000]:
+                        del self._missing[old]
+            else:
+                self.registry[key] = kind
 
     def _refresh(self) -> asyncio.Task[bool]:
         """The refresh under way, or a new one (one at a time)."""
@@ -415,14 +439,15 @@ class Ingest:
     async def prepare(self, messages: list[MqttMessage]) -> list[Record]:
         """Validate one round of messages into Kafka records: a device's readings merged, rejects apart."""
         now_ms = int(time.time() * 1000)
-        if (
-            not self.database.down
-            and time.monotonic() - self._registry_at > REGISTRY_MISS_REFRESH_S
-            and any(_unknown(m.topic, self.registry) for m in messages)
-        ):
-            # a device added a moment ago: look again, briefly (the refresh goes on without us)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._refresh()), REGISTRY_MISS_WAIT_S)
+        unknown = {key for m in messages if (key := _unknown_key(m.topic, self.registry)) is not None}
+        if unknown and not self.database.down:
+            if time.monotonic() - self._registry_at > REGISTRY_MISS_REFRESH_S:
+                # a device added a moment ago: look again, briefly (the refresh goes on without us)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self._refresh()), REGISTRY_MISS_WAIT_S)
+            else:  # read a moment ago (another device's miss): look these devices up alone
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._look_up(unknown), REGISTRY_MISS_WAIT_S)
         per_device: dict[str, tuple[str, str, str, list[Reading]]] = {}
         rejects: list[tuple[str, bytes]] = []
         statuses: list[Record] = []
@@ -499,13 +524,15 @@ def _not_utf8(topic: str) -> Verdict:
     return Verdict(None, None, None, refusals=(Rejected("bad_topic", f"topic {topic[:200]!r} is not UTF-8", None),))
 
 
-def _unknown(topic: str, registry: dict[str, str]) -> bool:
-    """A well-formed telemetry or status topic of a device the registry does not know (yet)."""
+def _unknown_key(topic: str, registry: dict[str, str]) -> str | None:
+    """The device key of a well-formed telemetry or status topic of a device the registry does not
+    know (yet); ``None`` for a known device or a malformed topic."""
     try:
         parse = parse_status_topic if is_status_topic(topic) else parse_telemetry_topic
-        return parse(topic).key not in registry
+        key = parse(topic).key
     except ContractError:
-        return False
+        return None
+    return None if key in registry else key
 
 
 # ---------------------------------------------------------------- the process

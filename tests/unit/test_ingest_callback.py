@@ -120,6 +120,10 @@ class RegistryStore:
     async def devices(self) -> dict[str, str]:
         return {"acme/home-1": "home"}
 
+    async def device_kind(self, tenant: str, device: str) -> str | None:
+        """A device registered after the registry was read, looked up alone (``acme/home-2``)."""
+        return {"acme/home-1": "home", "acme/home-2": "home"}.get(f"{tenant}/{device}")
+
 
 class KafkaProducer:
     """Accepts every record at once, like a healthy Kafka."""
@@ -202,6 +206,26 @@ async def test_a_valid_message_becomes_a_readings_record(monkeypatch: pytest.Mon
     )
     assert record["readings"] == [{"ts": NOW_MS, "seq": 7, "metrics": {"water_leak": 1.0, "flow_lpm": 4.5}}]
     assert edge.stats.readings == 1 and not edge.stats.rejects
+
+
+async def test_a_device_registered_after_the_registry_was_read_is_looked_up_alone(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The registry was read a moment ago (when ingest started); acme/home-2 was registered since:
+    its first message is let through, not refused as an unknown device."""
+    new_topic = telemetry_topic("acme", "home-2").encode()
+    edge, sent = await ingest_one(mqtt_message(new_topic, LEAK, mid=4), monkeypatch, tmp_path)
+    assert [(t, k, r["kind"]) for t, k, r in sent] == [(TOPIC_READINGS, "acme/home-2", "home")]
+    assert not edge.stats.rejects and edge.registry["acme/home-2"] == "home"
+
+
+async def test_an_unregistered_device_looked_up_alone_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    ghost = telemetry_topic("acme", "ghost-1").encode()
+    edge, sent = await ingest_one(mqtt_message(ghost, LEAK, mid=6), monkeypatch, tmp_path)
+    assert [(t, r["reason"]) for t, _, r in sent] == [(TOPIC_REJECTS, "unknown_device")]
+    assert "acme/ghost-1" in edge._missing, "not looked up again for a while"
 
 
 @pytest.mark.parametrize(

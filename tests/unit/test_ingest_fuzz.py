@@ -248,6 +248,9 @@ class Registry:
     async def devices(self) -> dict[str, str]:
         return dict(REGISTRY)
 
+    async def device_kind(self, tenant: str, device: str) -> str | None:
+        return REGISTRY.get(f"{tenant}/{device}")
+
 
 class NoKafka:
     async def send(self, topic: str, key: str, value: bytes) -> asyncio.Future[object]:

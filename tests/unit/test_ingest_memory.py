@@ -113,6 +113,9 @@ class RegistryStore:
     async def devices(self) -> dict[str, str]:
         return {"acme/home-1": "home"}
 
+    async def device_kind(self, tenant: str, device: str) -> str | None:
+        return (await self.devices()).get(f"{tenant}/{device}")
+
 
 class HeldKafka:
     """A Kafka that confirms nothing until told to (``confirm``)."""
