@@ -170,14 +170,7 @@ async def read_topic(
     await consumer.start()
     try:
         async for msg in consumer:
-            yield Record(
-                msg.topic,
-                msg.key.decode() if msg.key else None,
-                msg.value or b"",
-                msg.partition,
-                msg.offset,
-                msg.timestamp,
-            )
+            yield _record(msg)
     finally:
         await consumer.stop()
 
@@ -190,13 +183,12 @@ async def _read_from(target: str, topic: str, offsets: dict[int, int]) -> AsyncI
         for p, offset in offsets.items():
             consumer.seek(TopicPartition(topic, p), offset)
         async for msg in consumer:
-            yield Record(
-                msg.topic,
-                msg.key.decode() if msg.key else None,
-                msg.value or b"",
-                msg.partition,
-                msg.offset,
-                msg.timestamp,
-            )
+            yield _record(msg)
     finally:
         await consumer.stop()
+
+
+def _record(msg: Any) -> Record:
+    return Record(
+        msg.topic, msg.key.decode() if msg.key else None, msg.value or b"", msg.partition, msg.offset, msg.timestamp
+    )

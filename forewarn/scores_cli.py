@@ -13,11 +13,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from core import db
 from core.settings import get_settings
+from forewarn.progress import device_progress
 from scores import daily
 from scores.model import GRADES, SCORE_VERSION
 
@@ -54,19 +54,7 @@ def scores_compute(
 ) -> None:
     """Recompute a day's risk scores from the stored data (idempotent: a score changes only when its data did)."""
     settings = get_settings()
-    progress = Progress(
-        TextColumn("scoring"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    )
-    task = progress.add_task("", total=None)
-
-    def advance(done: int, total: int, key: str) -> None:
-        progress.update(task, completed=done, total=total, description=key)
+    progress, advance = device_progress("scoring", err)
 
     try:
         with progress:

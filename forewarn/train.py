@@ -309,24 +309,11 @@ def train_command(
     **options: Any,
 ) -> list[TrainReport]:
     """``forewarn train``: each kind's model with a progress bar (on ``err``) and a summary line."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from forewarn.progress import device_progress
 
     reports = []
     for kind in kinds:
-        bar = Progress(
-            TextColumn(f"reading {kind} devices"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-        )
-        task = bar.add_task("", total=None)
-
-        def advance(done: int, total: int, key: str, bar: Any = bar, task: Any = task) -> None:
-            bar.update(task, completed=done, total=total, description=key)
-
+        bar, advance = device_progress(f"reading {kind} devices", err)
         with bar:
             report = train_kind(url, kind, out_dir, progress=advance, **options)
         reports.append(report)
