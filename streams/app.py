@@ -859,8 +859,7 @@ async def _score(key: bytes, records: list[tuple[Any, ReadingsBatch]]) -> None:
         len(unsaved.events) + len(events) >= SAVE_AFTER_RECORDS or time.monotonic() - unsaved.since >= SAVE_AFTER_S
     )
     if material or overdue:
-        _write_state(key, monitor, overrides, partition)
-        work.finish(events)
+        _write_state(key, monitor, overrides, partition, events)
         return
     if unsaved is None:
         unsaved = _unsaved[key] = _Unsaved(partition)
@@ -868,20 +867,44 @@ async def _score(key: bytes, records: list[tuple[Any, ReadingsBatch]]) -> None:
     unsaved.events += events
 
 
-def _write_state(key: bytes, monitor: DeviceMonitor, overrides: Overrides, partition: int | None = None) -> None:
+def _write_state(
+    key: bytes,
+    monitor: DeviceMonitor,
+    overrides: Overrides,
+    partition: int | None = None,
+    events: Sequence[Any] = (),
+) -> None:
     """Write the device's monitor to the table (its changelog: ``partition``, the partition of
-    the device's records; ``None``: the record being processed says) and let go of the records
-    it held unsaved."""
+    the device's records; ``None``: the record being processed says) and let go of ``events`` and
+    the records it held unsaved once the changelog has the state.
+
+    Faust's own ``table[key] = …`` ties the changelog record to the event being processed, and
+    commits that event's offset only once Kafka has the record. Written to a partition of our
+    choosing (a batch mixes partitions) it is not tied to anything, and Faust's flush before a
+    commit gives up after 0.1 s: the records are acknowledged when Kafka confirms the state
+    instead, so a worker killed in between leaves them to be read again, never a state lost
+    behind a committed offset."""
     saved = orjson.dumps(monitor.to_state())
+    unsaved = _unsaved.pop(key, None)
+    held = [*events, *(unsaved.events if unsaved is not None else ())]
     if partition is None:
         device_to_monitor[key] = saved
-    else:  # a batch mixes partitions: Faust's own ``table[key] = …`` would take the last record's
-        device_to_monitor.send_changelog(partition, key, saved)
+        work.finish(held)
+    else:
+        sent = device_to_monitor.send_changelog(partition, key, saved)
         device_to_monitor.data[key] = saved
+        sent.add_done_callback(lambda done: _finish_when_kept(done, held))
     _live_monitors[key] = (saved, monitor, overrides)
-    unsaved = _unsaved.pop(key, None)
-    if unsaved is not None:
-        work.finish(unsaved.events)
+
+
+def _finish_when_kept(sent: asyncio.Future[Any], held: list[Any]) -> None:
+    if sent.cancelled() or sent.exception() is not None:
+        reason = "cancelled" if sent.cancelled() else sent.exception()
+        log.error(
+            "a device's state did not reach its changelog (%s); its %d records will be read again", reason, len(held)
+        )
+        return
+    work.finish(held)
 
 
 def save_unsaved(older_than_s: float = 0.0) -> int:

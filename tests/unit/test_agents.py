@@ -269,10 +269,21 @@ async def memory() -> AsyncIterator[MemoryStore]:
         db.dead_letters.extend(letters)
         return len(letters)
 
+    table = worker.device_to_monitor
+    real_send = table.send_changelog
+
+    def confirmed(*args: Any, **kwargs: Any) -> Any:
+        """The changelog record as Kafka confirms it (a test context has no Kafka: at once)."""
+        sent = real_send(*args, **kwargs)
+        if not sent.done():
+            sent.set_result(None)
+        return sent
+
     # what is refused goes to forewarn.rejects (the topic mocked), what is set aside to dead_letters
     with (
         patch.object(worker.rejects_topic, "send", new_callable=AsyncMock) as refused,
         patch.object(worker, "set_aside", set_aside),
+        patch.object(table, "send_changelog", side_effect=confirmed),
     ):
         db.refused = refused
         yield db
@@ -456,6 +467,7 @@ async def test_a_chatty_devices_learning_is_written_once_and_its_records_held_un
             assert orjson.loads(worker.device_to_monitor[key])["readings_seen"] == 1
 
             assert worker.save_unsaved() == 1  # the timer's (or a rebalance's, or a stop's) save
+            await asyncio.sleep(0)  # the records are let go once Kafka confirms the state
             assert writes() == 2 and worker.work.held == held_before
             assert orjson.loads(worker.device_to_monitor[key])["readings_seen"] == 6
     finally:
