@@ -721,3 +721,26 @@ def test_the_migration_gives_each_existing_customer_the_tenant_of_its_devices(se
     finally:
         with psycopg.connect(server + "/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_false_alarm_recorded_by_staff_makes_that_devices_detector_less_eager(services, api) -> None:  # type: ignore[no-untyped-def]
+    """Outcomes feed back: staff record a freeze warning as a false alarm; the device's detector
+    configuration counts it (the worker reloads it within half a minute and widens the detector,
+    ``detectors.feedback``); recorded as something else after all, the count goes again."""
+    desk = Desk(services, api, "feedback")
+    desk.customer("c-fb")
+    desk.device("pipe-fb", "c-fb")
+    wid = desk.warning("pipe-fb", "c-fb")
+
+    def false_alarms() -> list[tuple[str | None, str, Any]]:
+        rows = db.detector_config(services.database_url, desk.tenant, "home")
+        return [(r.device, r.risk, r.params.get("false_alarms")) for r in rows]
+
+    assert false_alarms() == []
+    told = desk.call("POST", f"/v1/warnings/{wid}/outcome", "staff", json={"outcome": "false_alarm"})
+    assert told.status_code == 200, told.text
+    assert false_alarms() == [("pipe-fb", "freeze_risk", 1)]
+
+    again = desk.call("POST", f"/v1/warnings/{wid}/outcome", "staff", json={"outcome": "loss_avoided"})
+    assert again.status_code == 200, again.text
+    assert false_alarms() == [], "no false alarm on record: the detector is as configured"
