@@ -144,6 +144,30 @@ async def end_offsets(target: str, topic: str) -> dict[int, int]:
         await consumer.stop()
 
 
+class EndOffsets:
+    """A long-lived client that asks Kafka where its partitions end (no group, reads nothing):
+    for a process that checks its own lag every few seconds without a new connection each time."""
+
+    def __init__(self, target: str) -> None:
+        self._target = target
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def of(self, topic: str, partitions: Iterable[int]) -> dict[int, int]:
+        """Partition → the offset the next record of ``topic`` will have."""
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(**client_config(self._target), enable_auto_commit=False)
+            await consumer.start()
+            await consumer.topics()  # the cluster's metadata: where the partitions live
+            self._consumer = consumer
+        wanted = [TopicPartition(topic, p) for p in partitions]
+        return {tp.partition: offset for tp, offset in (await self._consumer.end_offsets(wanted)).items()}
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            await consumer.stop()
+
+
 async def read_topic(
     target: str,
     *topics: str,

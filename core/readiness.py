@@ -87,7 +87,9 @@ def health(doc: Mapping[str, Any] | None, now: float, stall_s: float) -> str | N
     pending = int(doc.get("pending", 0) or 0)
     stalled = now - float(doc.get("progress_at", doc.get("at", 0)))
     if pending > 0 and stalled > stall_s:
-        return f"holds {pending} unmoved for {stalled:.0f} s (a dependency is down or stuck)"
+        behind = int(doc.get("behind", 0) or 0)
+        waiting = f", {behind} of them waiting on Kafka, not yet taken" if behind else ""
+        return f"holds {pending} unmoved for {stalled:.0f} s{waiting} (a dependency is down or stuck)"
     return None
 
 

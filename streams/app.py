@@ -32,6 +32,7 @@ from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.transport.drivers.aiokafka import Transport as AIOKafkaTransport
 
 from core import acktokens
+from core.bus import EndOffsets
 from core.contract import (
     TOPIC_READINGS,
     TOPIC_REJECTS,
@@ -61,6 +62,7 @@ from scores.daily import EXIT_BUSY, due_day
 from streams.decisions import DeviceMonitor, detectors_for
 from streams.fleet import FleetScorer, finding_of, open_severity
 from streams.guard import check_readings, check_status, check_tick, check_warning, write_isolating
+from streams.watchdog import StallWatch, lag
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +141,10 @@ class WorkerApp(faust.App):  # type: ignore[misc]
     async def on_stop(self) -> None:
         await super().on_stop()
         await close_store()
+        try:
+            await asyncio.wait_for(_end_offsets.close(), 2.0)
+        except Exception as exc:  # noqa: BLE001 - stopping anyway
+            log.info("closing the offsets client on the way out failed (%s)", exc)
 
 
 kafka = kafka_target(settings.kafka_url)  # a user in FOREWARN_KAFKA_URL: log in with SASL (SASL_PLAINTEXT)
@@ -1033,7 +1039,8 @@ def report() -> None:
     (``forewarn health`` calls the worker unhealthy when it holds records it has not moved)."""
     HEARTBEAT.touch()  # the old container health check reads its age
     status.work(
-        pending=work.held,
+        pending=work.held + _stall["lag"],  # records waiting on Kafka count: a stuck partition is no progress
+        behind=_stall["lag"],
         moved=work.since_report(),
         **counters,
         refusals=dict(refusals),
@@ -1048,6 +1055,97 @@ def report() -> None:
             "%(warnings)d warning events, %(bad_records)d records refused, %(dead_letters)d set aside",
             counters,
         )
+
+
+# ---------------------------------------------------------------- partitions that stop moving
+
+STALL_S = 30.0
+"""A partition of ours with records waiting on Kafka and its committed offset unmoved this long,
+while the worker holds nothing and its dependencies answer, is stuck (``streams.watchdog``)."""
+WATCHED_TOPICS = (TOPIC_READINGS, TOPIC_WARNINGS, TOPIC_STATUS, TOPIC_TICKS, TOPIC_REJECTS)
+_stall_watch: StallWatch[tuple[str, int]] = StallWatch(stall_s=STALL_S)
+_end_offsets = EndOffsets(settings.kafka_url)
+_stall: dict[str, Any] = {"lag": 0, "resumed_at": None, "resumes": 0}
+EXIT_STUCK = 3
+"""The worker's exit code when its partitions stayed stuck after it resumed them: a supervisor
+(``forewarn up``, compose's ``restart``) starts it again; nothing acknowledged is lost, and
+what it had taken is read again."""
+
+
+async def _offsets_of_mine() -> dict[tuple[str, int], tuple[int | None, int]]:
+    """Each partition of ours we consume: (committed offset, end offset)."""
+    consumer: Any = app.consumer  # Faust's concrete consumer: its committed offsets are not in ConsumerT
+    mine = [tp for tp in consumer.assignment() if tp.topic in WATCHED_TOPICS]
+    offsets: dict[tuple[str, int], tuple[int | None, int]] = {}
+    for topic in sorted({tp.topic for tp in mine}):
+        tps = {tp.partition: tp for tp in mine if tp.topic == topic}
+        ends = await asyncio.wait_for(_end_offsets.of(topic, sorted(tps)), 10.0)
+        for partition, end in ends.items():
+            offsets[(topic, partition)] = (consumer._committed_offset.get(tps[partition]), end)
+    return offsets
+
+
+def _flow_state() -> str:
+    consumer: Any = app.consumer
+    return (
+        f"flow active {consumer.flow_active}, flow control {app.flow_control.is_active()},"
+        f" paused {sorted(f'{tp.topic}-{tp.partition}' for tp in consumer._paused_partitions)},"
+        f" fetcher {app._fetcher.state}"
+    )
+
+
+@app.timer(interval=5.0)
+async def watch_partitions_move() -> None:
+    """Partitions of ours with records waiting that nobody takes: resumed once, then the worker
+    exits (``EXIT_STUCK``) for a supervisor to start it afresh. Its lag goes to the status file
+    as work held, so ``forewarn health`` calls a stuck worker unhealthy."""
+    tables: Any = app.tables  # Faust's TableManager: its Recovery service is not in TableManagerT
+    recovery = tables.recovery
+    if app.rebalancing or not recovery.completed.is_set():
+        _stall_watch.forget()
+        return
+    try:
+        offsets = await _offsets_of_mine()
+    except Exception as exc:  # noqa: BLE001 - Kafka away: its own outage handling speaks
+        log.debug("partition offsets not read (%s)", exc)
+        return
+    now = time.monotonic()
+    _stall["lag"] = lag(offsets)
+    stuck = _stall_watch.observe(now, offsets)
+    if not stuck:
+        _stall["resumed_at"] = None
+        return
+    if work.held or database.down_for() or broker.down_for():
+        return  # waiting on a dependency, which says so itself
+    names = ", ".join(f"{topic}-{partition}" for topic, partition in stuck)
+    waited = max(_stall_watch.waiting_for(now, part) for part in stuck)
+    if _stall["resumed_at"] is None:
+        log.error(
+            "partitions %s have had %d records waiting for %.0f s and none was taken (%s);"
+            " resuming them and seeking to the committed offsets. Tasks:\n%s",
+            names,
+            _stall["lag"],
+            waited,
+            _flow_state(),
+            app.agents.human_tracebacks(),
+        )
+        _stall["resumed_at"] = now
+        _stall["resumes"] += 1
+        counters["stall_resumes"] = _stall["resumes"]
+        consumer = app.consumer
+        consumer.resume_partitions({tp for tp in consumer.assignment() if not recovery._is_changelog_tp(tp)})
+        app.flow_control.resume()
+        consumer.resume_flow()
+        await consumer.perform_seek()
+        await app._fetcher.maybe_start()
+        return
+    if now - _stall["resumed_at"] >= STALL_S:
+        sys.stderr.write(
+            f"partitions {names} still take no record {STALL_S:.0f} s after they were resumed ({_flow_state()});"
+            f" exiting with {EXIT_STUCK} to be started afresh: nothing acknowledged is lost\n"
+        )
+        sys.stderr.flush()
+        os._exit(EXIT_STUCK)
 
 
 # Storage upkeep that TimescaleDB's jobs would do under its own licence (Apache edition and
@@ -1401,13 +1499,13 @@ def _exit_after(deadline_s: float) -> None:
     the worker within 10 s. Nothing is lost: a record is acknowledged only once it is finished."""
 
     def exit_now() -> None:
-        log.warning(
-            "not stopped %.0f s after the signal (Kafka or the database is not answering); exiting now,"
-            " %d records held are read again from Kafka",
-            deadline_s,
-            work.held,
+        # straight to stderr: a logging handler's lock may be held by the thread that is stuck
+        line = (
+            f"[{datetime.now(UTC):%Y-%m-%d %H:%M:%S}] [WARNING] not stopped {deadline_s:.0f} s after the signal"
+            " (Kafka or the database is not answering); exiting now, the"
+            f" {work.held} records held are read again from Kafka\n"
         )
-        logging.shutdown()
+        os.write(2, line.encode())
         os._exit(0)
 
     timer = threading.Timer(deadline_s, exit_now)

@@ -266,6 +266,9 @@ def test_two_workers_share_the_partitions_and_a_killed_ones_devices_keep_their_s
         # at all after the takeover (its log says "Worker ready", then nothing moves; cause not
         # found yet). Reported as such, never as a pass; the assertions on what was restored
         # below stay hard whenever the records do come.
+        worker_process.proc.send_signal(signal.SIGUSR1)  # its tasks' stacks into its log (mode's Worker)
+        time.sleep(2)
+        print(f"\nthe survivor stalled: status {worker_process.status()}, log {worker_process.log}")
         pytest.xfail("known intermittent stall of the survivor after a takeover (see the README)")
     poll(
         "the survivor to score the readings after the kill",
@@ -280,6 +283,10 @@ def test_two_workers_share_the_partitions_and_a_killed_ones_devices_keep_their_s
     )
     assert {r["status"] for r in after} == {"notified"}
     assert sorted(d.path for d in messages()) == [f"/{path}"] * len(devices), "nobody is told twice"
+    # its own lag check (streams.watchdog) reads Kafka's end offsets and its committed ones: all taken
+    poll("the survivor to report nothing waiting on Kafka", lambda: worker_process.status().get("behind") == 0, 30)
+    if "none was taken" in worker_process.text():
+        print("\nthe survivor's partitions stopped moving after the takeover and its watchdog resumed them")
 
 
 def test_sigterm_stops_a_worker_waiting_on_a_silent_database_within_10_s(services, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

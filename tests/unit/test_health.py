@@ -21,6 +21,10 @@ NOW = 1_000_000.0
         ({"ready": True, "at": NOW, "pending": 0, "progress_at": NOW - 600}, None),  # idle is healthy
         ({"ready": True, "at": NOW, "pending": 5, "progress_at": NOW - 30}, None),
         ({"ready": True, "at": NOW, "pending": 5, "progress_at": NOW - 90}, "holds 5 unmoved for 90 s"),
+        (
+            {"ready": True, "at": NOW, "pending": 40, "behind": 40, "progress_at": NOW - 90},
+            "holds 40 unmoved for 90 s, 40 of them waiting on Kafka",
+        ),
     ],
 )
 def test_health_of_a_status(doc, unhealthy):
