@@ -14,7 +14,7 @@ from detectors.base import Finding, Severity
 from detectors.checks import check, count, in_range, non_negative, positive
 from detectors.physical import PhysicalDetector, WorstJudgement, ramp, rnd
 from detectors.readings import num
-from detectors.trend import Trend, TrendForecaster
+from detectors.trend import Forecast, Trend, TrendForecaster
 
 
 class BatteryDrain(TrendForecaster):
@@ -24,8 +24,12 @@ class BatteryDrain(TrendForecaster):
     The trend is a least-squares line over ``window_s``; a rise of more than ``jump_pct``
     (recharged, replaced) starts it afresh. At or below ``empty_pct`` is critical: the
     device is about to go offline. The evidence's ``triggers`` name what fired: ``empty``,
-    ``draining`` (``drain_pct_per_h``, reaching ``empty_pct`` within the horizon), ``low``
-    (below ``low_pct``).
+    ``draining`` (``drain_pct_per_h``, reaching ``empty_pct`` within the horizon, at
+    ``predicted_empty_at_s``), ``low`` (below ``low_pct``).
+
+    The loss is the device going offline when its battery runs flat: a warning states the
+    time the trend reaches ``flat_pct`` (0 %: a fuel gauge reads 0 % at the cut-off voltage),
+    at the pace it has at ``empty_pct``, the margin a warning is judged by.
 
     >>> detector = BatteryDrain()
     >>> for hour in range(13):  # 2 % an hour from 60 %
@@ -33,7 +37,7 @@ class BatteryDrain(TrendForecaster):
     ...     finding = detector.assess_one(x)
     ...     detector.learn_one(x)
     >>> finding.severity, finding.score >= 0.5, round(finding.time_to_loss_s / 3600, 1)
-    ('warning', True, 15.5)
+    ('warning', True, 18.0)
     """
 
     risk = check_risk("battery_drain")
@@ -49,8 +53,11 @@ class BatteryDrain(TrendForecaster):
         min_span_s: float = 6 * 3600.0,
         min_t_stat: float = 3.0,
         jump_pct: float = 5.0,
+        flat_pct: float = 0.0,
     ) -> None:
         self.empty_pct = in_range("empty_pct", empty_pct, 0.0, 100.0)
+        self.flat_pct = in_range("flat_pct", flat_pct, 0.0, 100.0)
+        check(flat_pct <= empty_pct, "flat_pct must be <= empty_pct")
         self.low_pct = in_range("low_pct", low_pct, 0.0, 100.0)
         check(empty_pct < low_pct, "empty_pct must be < low_pct")
         self._trend_settings(horizon_s, window_s, min_points, min_span_s, min_t_stat)
@@ -75,8 +82,9 @@ class BatteryDrain(TrendForecaster):
         stated = None if fc is None or eta is None else fc.stated_s
         if fc is not None:
             evidence["drain_pct_per_h"] = rnd(-(fc.slope if fc.slope is not None else fc.fit.slope) * 3600, 3)
-        if stated is not None:
+        if fc is not None and stated is not None:
             evidence["predicted_empty_at_s"] = rnd(ts + stated, 0)
+            stated += self._empty_to_flat_s(fc)
         if (eta is None or eta > self.horizon_s) and pct >= self.low_pct:
             return self._quiet(evidence)  # the common case, without judging
         worst = WorstJudgement()
@@ -89,6 +97,11 @@ class BatteryDrain(TrendForecaster):
             return self._quiet(evidence)
         evidence["triggers"] = worst.triggers
         return Finding(self.risk, worst.score, worst.severity, stated if stated is not None else eta, evidence)
+
+    def _empty_to_flat_s(self, fc: Forecast) -> float:
+        """Seconds from ``empty_pct`` to ``flat_pct`` at the pace the forecast has there."""
+        rate = -fc.rate_at(self.empty_pct)
+        return (self.empty_pct - self.flat_pct) / rate if rate > 0 else 0.0
 
     def learn_one(self, x: Mapping[str, float]) -> None:
         ts, pct = num(x, "ts"), num(x, "battery_pct")

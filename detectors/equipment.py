@@ -8,6 +8,7 @@ how urgent. Evidence holds the figures a customer warning quotes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,13 +39,24 @@ class BearingWear(TrendForecaster):
     the alarm hysteresis that keeps a machine running at the limit from raising a new alarm
     with every swing of its load. While the machine runs (vibration at least ``running_mm_s``) a
     least-squares trend over ``window_s`` forecasts when the
-    critical level will be reached; within ``horizon_s`` that warns with the time to loss.
+    critical level will be reached; within ``horizon_s`` that warns.
+
+    The loss is the seizure, not zone D. A spreading defect grows the vibration exponentially
+    until the bearing seizes at about ``seizure_mm_s`` (24 mm/s, over three times the zone D
+    limit; an installer who knows the machine sets its own): the time to loss every judgement
+    of a running machine states (trend, zone C, zone D) is when the vibration's growth over the
+    last ``growth_window_s`` (12 h: a broken line through its logarithm, steady until the
+    defect's onset, :meth:`_seizure_s`) reaches that level. Without a growth that stands out of
+    the noise, the trend states when zone D is reached (earlier: a lower bound), zone D "now",
+    zone C no time.
+
     An EWMA baseline (``alpha``) of normal running (below the warning zone) is learnt; after
     ``grace_period`` readings, vibration ``baseline_ratio`` times the baseline is an advisory.
     ``bearing_temp_c`` from ``bearing_warning_c`` warns, from ``bearing_critical_c`` is
-    critical. The evidence's ``triggers`` name what fired: ``zone_d`` (with ``critical_mm_s``),
-    ``zone_c`` (with ``warning_mm_s``), ``trend`` (towards ``critical_mm_s``), ``baseline``,
-    ``bearing_hot`` (at or above ``bearing_limit_c``).
+    critical. With a growth known, the evidence holds ``growth_pct_per_h``, ``seizure_mm_s``
+    and ``predicted_seizure_at_s``. The evidence's ``triggers`` name what fired: ``zone_d``
+    (with ``critical_mm_s``), ``zone_c`` (with ``warning_mm_s``), ``trend`` (towards
+    ``critical_mm_s``), ``baseline``, ``bearing_hot`` (at or above ``bearing_limit_c``).
 
     With ``zone_c_rise`` above 1 (the equipment profile's 1.1), entering zone C is judged
     against the machine's own normal too: it counts once the baseline is learnt and the level
@@ -89,6 +101,8 @@ class BearingWear(TrendForecaster):
         min_zone_readings: int = 5,
         few_margin: float = 0.1,
         zone_c_rise: float = 1.0,
+        seizure_mm_s: float = 24.0,
+        growth_window_s: float = 12 * 3600.0,
     ) -> None:
         self.warning_mm_s = positive("warning_mm_s", warning_mm_s)
         self.critical_mm_s = positive("critical_mm_s", critical_mm_s)
@@ -110,6 +124,12 @@ class BearingWear(TrendForecaster):
         self.min_zone_readings = count("min_zone_readings", min_zone_readings, 1)
         self.few_margin = in_range("few_margin", few_margin, 0.0, 1.0)
         self.zone_c_rise = in_range("zone_c_rise", zone_c_rise, 1.0, 3.0)
+        self.seizure_mm_s = positive("seizure_mm_s", seizure_mm_s)
+        check(seizure_mm_s > critical_mm_s, "seizure_mm_s must be > critical_mm_s")
+        self.growth_window_s = positive("growth_window_s", growth_window_s)
+        # ln(vibration) of the running readings, in hour-long buckets, all of them saved (no
+        # merging: a restored detector forecasts as the live one): about 0.5 KB of state.
+        self._growth = Trend(growth_window_s, max_buckets=12, saved_buckets=13)
         self._hold_score = 0.0  # the zone judgement of the last running readings
         self._hold_severity = "advisory"
         self._level = RollingQuantile(zone_window_s, q=0.25)
@@ -134,13 +154,16 @@ class BearingWear(TrendForecaster):
             held, level, margin = self._zone_level(ts, vib)
             evidence.update(vibration_held_mm_s=rnd(held), vibration_level_mm_s=rnd(level))
             zone = self._zone(held, level, margin)
+            fc = self._forecast_trend(self._trend, ts, vib, self.critical_mm_s, rising=True)
+            seizure = self._seizure_s(ts, vib, evidence) if zone is not None or self._trend_fires(fc) else None
             if zone is not None:
                 score, severity, reason = zone
                 evidence["critical_mm_s" if reason == "zone_d" else "warning_mm_s"] = (
                     self.critical_mm_s if reason == "zone_d" else self.warning_mm_s
                 )
-                worst.add(score, severity, 0.0 if reason == "zone_d" else None, reason=reason)
-            self._judge_trend(ts, vib, worst, evidence)
+                now = 0.0 if reason == "zone_d" else None
+                worst.add(score, severity, now if seizure is None else seizure, reason=reason)
+            self._judge_trend(ts, vib, fc, seizure, worst, evidence)
         if temp is not None:
             evidence["bearing_temp_c"] = rnd(temp, 1)
             if temp >= self.bearing_critical_c:
@@ -184,15 +207,55 @@ class BearingWear(TrendForecaster):
             return True
         return self._in_zone and level >= self.warning_mm_s * (1 - self.deadband)
 
-    def _judge_trend(self, ts: float, vib: float, worst: WorstJudgement, evidence: dict[str, Any]) -> None:
-        fc = self._forecast_trend(self._trend, ts, vib, self.critical_mm_s, rising=True)
+    def _trend_fires(self, fc: Forecast | None) -> bool:
+        """Whether the trend towards zone D warns: a crossing within ``horizon_s``."""
+        eta = None if fc is None or fc.stated_s is None else fc.time_to_s
+        return eta is not None and 0 < eta <= self.horizon_s
+
+    def _seizure_s(self, ts: float, vib: float, evidence: dict[str, Any]) -> float | None:
+        """Seconds until the bearing seizes, by the exponential growth of its vibration, or
+        ``None`` when no growth stands out of the noise.
+
+        A spreading defect grows the vibration exponentially, each hour by a steady factor,
+        until the bearing seizes at about ``seizure_mm_s``: a straight line through it
+        forecasts the seizure far too late early on, and zone D is not the loss. So the
+        logarithm of the vibration over ``growth_window_s`` gets a broken line
+        (:meth:`Trend.fit_knee`: steady before the defect's onset, straight after it); its
+        slope is the growth rate, counted from ``min_points`` readings after the onset and
+        ``min_t_stat`` standard errors above 0."""
+        found = self._growth.fit_knee(ts, (ts, math.log(vib)))
+        if found is None:
+            return None
+        fit, _ = found
+        if fit.n < self.min_points or fit.slope <= 0 or fit.t_stat < self.min_t_stat:
+            return None
+        eta = fit.time_to(math.log(self.seizure_mm_s), rising=True) or 0.0
+        evidence.update(
+            growth_pct_per_h=rnd(100 * math.expm1(fit.slope * 3600), 1),
+            seizure_mm_s=self.seizure_mm_s,
+            predicted_seizure_at_s=rnd(ts + eta, 0),
+        )
+        return eta
+
+    def _judge_trend(
+        self,
+        ts: float,
+        vib: float,
+        fc: Forecast | None,
+        seizure: float | None,
+        worst: WorstJudgement,
+        evidence: dict[str, Any],
+    ) -> None:
+        """The trend towards zone D warns; the time it states is the seizure's when the
+        growth is known, else zone D's (the earlier: a lower bound)."""
         if fc is not None:
             evidence["trend_mm_s_per_day"] = rnd(fc.fit.slope * 86400, 3)
-            eta, stated = fc.time_to_s, fc.stated_s
-            if eta is not None and stated is not None and 0 < eta <= self.horizon_s:
+            if self._trend_fires(fc):
+                eta, stated = fc.time_to_s or 0.0, fc.stated_s or 0.0
                 evidence["predicted_critical_at_s"] = rnd(ts + stated, 0)
                 evidence["critical_mm_s"] = self.critical_mm_s
-                worst.add(0.5 + 0.3 * (1 - eta / self.horizon_s), "warning", stated, reason="trend")
+                score = 0.5 + 0.3 * (1 - eta / self.horizon_s)
+                worst.add(score, "warning", stated if seizure is None else seizure, reason="trend")
         baseline = self._baseline
         if baseline.n >= self.grace_period and baseline.mean > 0:
             ratio = vib / baseline.mean
@@ -215,6 +278,7 @@ class BearingWear(TrendForecaster):
             self._level.add(ts, vib)
         if vib is not None and vib >= self.running_mm_s:
             self._trend.add(ts, vib)
+            self._growth.add(ts, math.log(vib))
             if vib < self.warning_mm_s:
                 self._baseline.update(vib)
         self._last.update(x, ts, ("bearing_temp_c",))

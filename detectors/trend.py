@@ -386,6 +386,67 @@ class Trend:
             return None
         return _solve(n, su, sv, suu, suv, svv, ref, at, first, last)
 
+    def fit_knee(
+        self, at: float, extra: tuple[float, float] | None = None, min_after: int = 2
+    ) -> tuple[Fit, float] | None:
+        """A metric that held steady and then started to move (a defect's onset): the
+        least-squares broken line through the window ending at ``at`` (plus ``extra``), level
+        until a knee, then straight. Returns ``(fit, knee)``: ``fit`` is the line after the
+        knee (``slope``; ``level`` at ``at``; ``n``, ``span_s`` and ``t_mean`` of the points
+        after the knee; ``slope_se`` counting the knee as a third parameter). The knee is the
+        start of one of the window's buckets with at least ``min_after`` buckets from it on,
+        the one that leaves the least squared error; at the oldest bucket it is the window's
+        straight line. ``None`` without enough buckets. O(buckets).
+
+        Why: a line through a window that holds both the steady part and the onset is too
+        flat, and a window short enough to hold the onset only is too noisy; the knee lets
+        the fit take the steady part as what it is.
+
+        >>> trend = Trend(window_s=12 * 3600.0, max_buckets=12)
+        >>> for minute in range(0, 12 * 60, 10):  # level at 1.0, then rising 0.5 an hour
+        ...     trend.add(60.0 * minute, 1.0 + 0.5 * max(0.0, minute / 60 - 8))
+        >>> fit, knee = trend.fit_knee(12 * 3600.0)
+        >>> knee / 3600, round(fit.slope * 3600, 3), round(fit.level, 2)
+        (8.0, 0.5, 3.0)
+        """
+        cutoff = at - self.window_s
+        rows = [b for b in self._buckets if b[_LAST] >= cutoff]
+        candidates = len(rows) - min_after + 1
+        if extra is not None and extra != self._last:
+            t, v = extra
+            rows.append([t, t, 1.0, 0.0, v, 0.0, 0.0, v * v])
+        if candidates < 1:
+            return None
+        ref = rows[0][_START]
+        sums = [_shifted(b, b[_START] - ref) for b in rows]
+        n_all = sum(s[0] for s in sums)
+        sv_all = sum(s[2] for s in sums)
+        cvv = sum(s[5] for s in sums) - sv_all * sv_all / n_all
+        best: tuple[float, int, float, float, float, float, float, float] | None = None
+        n = su = suu = suv = sv = 0.0
+        for i in range(len(rows) - 1, -1, -1):
+            bn, bsu, bsv, bsuu, bsuv, _ = sums[i]
+            n, su, sv, suu, suv = n + bn, su + bsu, sv + bsv, suu + bsuu, suv + bsuv
+            if i >= candidates:
+                continue
+            c = rows[i][_START] - ref
+            sx, sxx, sxy = su - n * c, suu - 2 * c * su + n * c * c, suv - c * sv
+            cxx = sxx - sx * sx / n_all
+            if cxx <= 1e-9 * max(1.0, sxx):
+                continue
+            cxy = sxy - sx * sv_all / n_all
+            rss = max(cvv - cxy * cxy / cxx, 0.0)
+            if best is None or rss < best[0]:
+                best = (rss, i, cxy / cxx, cxx, sx, n, su, c)
+        if best is None:
+            return None
+        rss, i, slope, cxx, sx, n, su, c = best
+        se = math.sqrt(rss / (n_all - 3) / cxx) if n_all > 3 else math.inf
+        level = (sv_all - slope * sx) / n_all + slope * (at - ref - c)
+        knee = ref + c
+        last = max(r[_LAST] for r in rows)
+        return Fit(int(round(n)), max(0.0, last - knee), slope, se, level, at, ref + su / n), knee
+
 
 @dataclass(slots=True)
 class Forecast:

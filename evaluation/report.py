@@ -60,11 +60,7 @@ def print_eval(console: Console, report: Any) -> None:
     )
     errors = getattr(report, "forecast_errors", None)
     if errors:
-        console.print(
-            "forecast error of the time of loss stated (|predicted − actual| / time really left; messages, "
-            "median, p90; overall: freeze, cold chain, bearing, battery): "
-            + "; ".join(f"{f.risk} {f.messages}, {_pct(f.median)}, {_pct(f.p90)}" for f in errors)
-        )
+        print_forecast_errors(console, errors)
     feedback = getattr(report, "feedback", None)
     if feedback is not None:
         told = ", ".join(f"{k} {v}" for k, v in feedback.reported.items()) or "none"
@@ -95,6 +91,21 @@ def print_eval(console: Console, report: Any) -> None:
             faults.add_row(*row, style="bold" if row[0] == "overall" else None)
         console.print(faults)
         console.print(learned.summary_line(report.learned))
+
+
+def print_forecast_errors(console: Console, errors: list[Any]) -> None:
+    """The forecast error of the time of loss stated, risk by risk: which forecast misses shows
+    at a glance (``overall`` counts the physical forecasts only: freeze, cold chain, bearing,
+    battery)."""
+    table = Table(title="forecast error of the time of loss stated: |predicted − actual| / time really left")
+    for col in ("risk", "messages", "median", "p90"):
+        table.add_column(col, justify="left" if col == "risk" else "right")
+    for f in errors:
+        table.add_row(
+            f.risk, str(f.messages), _pct(f.median), _pct(f.p90), style="bold" if f.risk == "overall" else None
+        )
+    console.print(table)
+    console.print("(overall: freeze, cold chain, bearing and battery, the risks whose time is a physical forecast)")
 
 
 def _minutes(value: float | None) -> str:

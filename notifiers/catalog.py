@@ -200,8 +200,11 @@ CATALOG: dict[str, dict[str, RiskText]] = {
                 "是正常水平（{{ baseline_mm_s | num(2) }}毫米/秒）的{{ ratio_to_baseline | num(1) }}倍",
                 "bearing_hot": "轴承温度{{ bearing_temp_c | num(1) }}°C，已超过{{ bearing_limit_c | num(0) }}°C",
             },
-            forecast="按此趋势，约{{ time_left }}后（{{ time_at }}前后）振动将达到危险限值，"
-            "此后随时可能发生{{ loss }}。",
+            forecast="{% if seizure_mm_s is defined %}振动每小时增长约{{ growth_pct_per_h | num(0) }}%，按此速度，"
+            "约{{ time_left }}后（{{ time_at }}前后）振动将达到约{{ seizure_mm_s | num(0) }}毫米/秒，"
+            "轴承可能卡死，导致{{ loss }}；也可能提前发生。"
+            "{% else %}按此趋势，约{{ time_left }}后（{{ time_at }}前后）振动将达到危险限值，"
+            "此后随时可能发生{{ loss }}。{% endif %}",
             now="设备已处于危险状态，随时可能发生{{ loss }}。",
             standing="轴承出现这种状况通常会继续恶化，请在几天内安排检修。",
         ),
@@ -475,8 +478,12 @@ CATALOG: dict[str, dict[str, RiskText]] = {
                 "bearing_hot": "the bearing is at {{ bearing_temp_c | num(1) }} °C, "
                 "above {{ bearing_limit_c | num(0) }} °C",
             },
-            forecast="On this trend the vibration reaches the danger limit in about {{ time_left }} "
-            "(around {{ time_at }}); from then on {{ loss }} can happen at any time.",
+            forecast="{% if seizure_mm_s is defined %}The vibration is growing about "
+            "{{ growth_pct_per_h | num(0) }} % an hour: at this pace it reaches about "
+            "{{ seizure_mm_s | num(0) }} mm/s, where the bearing may seize ({{ loss }}), in about {{ time_left }} "
+            "(around {{ time_at }}); it can fail sooner.{% else %}On this trend the vibration reaches the danger "
+            "limit in about {{ time_left }} "
+            "(around {{ time_at }}); from then on {{ loss }} can happen at any time.{% endif %}",
             now="The machine is in the danger zone now: {{ loss }} can happen at any time.",
             standing="A bearing in this state usually gets worse: please have it serviced within days.",
         ),

@@ -467,7 +467,7 @@ def test_a_draining_battery_is_forecast_to_go_flat() -> None:
         every_s=900,
     )
     results = run(BatteryDrain(), readings)
-    flat_at = T0 + (80.0 - 5.0) / 2.0 * HOUR
+    flat_at = T0 + (80.0 - 0.0) / 2.0 * HOUR  # offline when the gauge reads 0 %
     x, finding = first_firing(results)
     assert finding.severity == "warning"
     assert flat_at - x["ts"] >= 20 * HOUR

@@ -41,7 +41,7 @@ T0 = 1_763_654_400.0  # 2025-11-21 00:00 in Shanghai
 
 EXTRA_VARIANTS = ("vehicle-fatigue-crash-02", "equipment-bearing-failure-02")
 """Beyond each scenario's first variant: a daytime fatigue advisory, a bearing in the alarm zone
-with no forecast."""
+told when it may seize."""
 
 SEVERITIES_OF: dict[str, set[str]] = {
     "water_leak": {"critical"},
