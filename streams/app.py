@@ -1059,7 +1059,7 @@ def report() -> None:
 
 # ---------------------------------------------------------------- partitions that stop moving
 
-STALL_S = 30.0
+STALL_S = 15.0
 """A partition of ours with records waiting on Kafka and its committed offset unmoved this long,
 while the worker holds nothing and its dependencies answer, is stuck (``streams.watchdog``)."""
 WATCHED_TOPICS = (TOPIC_READINGS, TOPIC_WARNINGS, TOPIC_STATUS, TOPIC_TICKS, TOPIC_REJECTS)
@@ -1085,12 +1085,27 @@ async def _offsets_of_mine() -> dict[tuple[str, int], tuple[int | None, int]]:
     return offsets
 
 
-def _flow_state() -> str:
+def _flow_state(stuck: Sequence[tuple[str, int]] = ()) -> str:
+    """Faust's view of the flow, and of each stuck partition's offsets (what it read, committed,
+    acknowledged beyond the commit, and holds unacknowledged): where the records stopped."""
     consumer: Any = app.consumer
+    parts = []
+    for topic, partition in stuck:
+        tp = next((tp for tp in consumer.assignment() if (tp.topic, tp.partition) == (topic, partition)), None)
+        if tp is None:
+            continue
+        acked = sorted(consumer._acked.get(tp, ()))
+        unacked = sorted(m.offset for m in consumer._unacked_messages if m.tp == tp)
+        parts.append(
+            f"{topic}-{partition}: read {consumer._read_offset.get(tp)},"
+            f" committed {consumer._committed_offset.get(tp)},"
+            f" acknowledged beyond it {len(acked)} ({acked[0] if acked else '-'}…{acked[-1] if acked else '-'}),"
+            f" unacknowledged {len(unacked)} ({unacked[:5]})"
+        )
     return (
         f"flow active {consumer.flow_active}, flow control {app.flow_control.is_active()},"
         f" paused {sorted(f'{tp.topic}-{tp.partition}' for tp in consumer._paused_partitions)},"
-        f" fetcher {app._fetcher.state}"
+        f" fetcher {app._fetcher.state}" + "".join(f"; {part}" for part in parts)
     )
 
 
@@ -1126,7 +1141,7 @@ async def watch_partitions_move() -> None:
             names,
             _stall["lag"],
             waited,
-            _flow_state(),
+            _flow_state(stuck),
             app.agents.human_tracebacks(),
         )
         _stall["resumed_at"] = now
@@ -1141,7 +1156,7 @@ async def watch_partitions_move() -> None:
         return
     if now - _stall["resumed_at"] >= STALL_S:
         sys.stderr.write(
-            f"partitions {names} still take no record {STALL_S:.0f} s after they were resumed ({_flow_state()});"
+            f"partitions {names} still take no record {STALL_S:.0f} s after they were resumed ({_flow_state(stuck)});"
             f" exiting with {EXIT_STUCK} to be started afresh: nothing acknowledged is lost\n"
         )
         sys.stderr.flush()
