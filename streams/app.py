@@ -62,7 +62,7 @@ from scores.daily import EXIT_BUSY, due_day
 from streams.decisions import DeviceMonitor, detectors_for
 from streams.fleet import FleetScorer, finding_of, open_severity
 from streams.guard import check_readings, check_status, check_tick, check_warning, write_isolating
-from streams.watchdog import StallWatch, lag
+from streams.watchdog import EXIT_STUCK, StallWatch, lag
 
 log = logging.getLogger(__name__)
 
@@ -1066,10 +1066,6 @@ WATCHED_TOPICS = (TOPIC_READINGS, TOPIC_WARNINGS, TOPIC_STATUS, TOPIC_TICKS, TOP
 _stall_watch: StallWatch[tuple[str, int]] = StallWatch(stall_s=STALL_S)
 _end_offsets = EndOffsets(settings.kafka_url)
 _stall: dict[str, Any] = {"lag": 0, "resumed_at": None, "resumes": 0}
-EXIT_STUCK = 3
-"""The worker's exit code when its partitions stayed stuck after it resumed them: a supervisor
-(``forewarn up``, compose's ``restart``) starts it again; nothing acknowledged is lost, and
-what it had taken is read again."""
 
 
 async def _offsets_of_mine() -> dict[tuple[str, int], tuple[int | None, int]]:

@@ -24,6 +24,11 @@ from typing import Generic, TypeVar
 
 _P = TypeVar("_P", bound=Hashable)
 
+EXIT_STUCK = 3
+"""The worker's exit code when its partitions stayed stuck after it resumed them: a supervisor
+(``forewarn up``, compose's ``restart``) starts it again; nothing acknowledged is lost, and
+what it had taken is read again."""
+
 
 @dataclass
 class StallWatch(Generic[_P]):

@@ -33,6 +33,7 @@ from core import db
 from core.bus import Producer
 from core.contract import TOPIC_READINGS, Reading, readings_record
 from forewarn.children import Child, spawn
+from streams.watchdog import EXIT_STUCK
 
 pytestmark = pytest.mark.integration
 
@@ -262,14 +263,16 @@ def test_two_workers_share_the_partitions_and_a_killed_ones_devices_keep_their_s
     try:
         poll("the readings after the kill stored", lambda: stored() == len(devices) * 20 * 2, 90)
     except AssertionError:
-        # KNOWN BUG, open (README, Faults): about 1 run in 10 here the survivor takes no record
-        # at all after the takeover (its log says "Worker ready", then nothing moves; cause not
-        # found yet). Reported as such, never as a pass; the assertions on what was restored
-        # below stay hard whenever the records do come.
+        # KNOWN BUG, open (README, Faults): now and then Faust, after a takeover, leaves a record
+        # of the survivor's partitions unprocessed and its partition stuck. The worker's watchdog
+        # (streams.watchdog) seeks back and the records come (the assertions below then hold);
+        # only if that failed too does the survivor exit with EXIT_STUCK for its supervisor to
+        # restart it, which this test (no supervisor) reports as that known bug, never as a pass.
+        if worker_process.proc.poll() == EXIT_STUCK:
+            pytest.xfail("the survivor's partitions stayed stuck after its watchdog resumed them (README)")
         worker_process.proc.send_signal(signal.SIGUSR1)  # its tasks' stacks into its log (mode's Worker)
         time.sleep(2)
-        print(f"\nthe survivor stalled: status {worker_process.status()}, log {worker_process.log}")
-        pytest.xfail("known intermittent stall of the survivor after a takeover (see the README)")
+        raise
     poll(
         "the survivor to score the readings after the kill",
         lambda: int(worker_process.status().get("batches_scored", 0)) >= scored_at_kill + len(devices),
@@ -284,9 +287,9 @@ def test_two_workers_share_the_partitions_and_a_killed_ones_devices_keep_their_s
     assert {r["status"] for r in after} == {"notified"}
     assert sorted(d.path for d in messages()) == [f"/{path}"] * len(devices), "nobody is told twice"
     # its own lag check (streams.watchdog) reads Kafka's end offsets and its committed ones: all taken
-    poll("the survivor to report nothing waiting on Kafka", lambda: worker_process.status().get("behind") == 0, 30)
+    poll("the survivor to report nothing waiting on Kafka", lambda: worker_process.status().get("behind") == 0, 60)
     if "none was taken" in worker_process.text():
-        print("\nthe survivor's partitions stopped moving after the takeover and its watchdog resumed them")
+        print("\nthe survivor's watchdog found a partition stuck (records waiting, commit unmoved) and resumed it")
 
 
 def test_sigterm_stops_a_worker_waiting_on_a_silent_database_within_10_s(services, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
