@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from core.contract import METRICS
 from detectors.base import SEVERITIES, Severity
 
 STATS: tuple[str, ...] = ("last", "mean", "std", "min", "max", "slope_per_h", "step", "missing", "vs_baseline")
@@ -62,6 +63,21 @@ TRUSTED_TYPES: tuple[str, ...] = ("sklearn.tree._tree.Tree",)
 
 _SLOT = 8  # per bucket and metric: n, Σv, Σv², Σt, Σt², Σtv, min, max (t: hours since the bucket's start)
 _Z_CLIP = 100.0
+
+
+MIN_METRIC_SHARE = 0.01
+"""A metric is modelled when at least this share of the readings it is chosen from carry it."""
+
+
+def choose_metrics(counts: Mapping[str, int], readings: int, share: float = MIN_METRIC_SHARE) -> list[str]:
+    """The catalogue's metrics carried by at least ``share`` of ``readings`` (positions aside), by
+    name: what a kind's model reads (``forewarn train`` and ``forewarn eval`` choose alike).
+
+    >>> choose_metrics({"temp_c": 1000, "lat": 1000, "smoke": 0, "co_ppm": 2}, 1000)
+    ['temp_c']
+    """
+    usable = (m for m in counts if m in METRICS and m not in EXCLUDED_METRICS)
+    return sorted(m for m in usable if readings and counts[m] / readings >= share)
 
 
 def feature_names(metrics: Sequence[str]) -> list[str]:

@@ -177,7 +177,7 @@ class EvalReport:
     feedback: FeedbackEffect | None = None
     """Outcomes fed back (with people in the loop only)."""
     learned: Any = None
-    """The learned detector's faults (``evaluation.learned``), beside the standard library only."""
+    """The learned detectors' faults (``evaluation.learned``), beside the standard library only."""
 
     @property
     def crash_notices_on_a_crash(self) -> int:
@@ -252,6 +252,7 @@ def monitor_device(
     policy: WarningPolicy | None = None,
     until_ms: int | None = None,
     overrides: Any = None,
+    after: Callable[[DeviceMonitor, int], list[WarningEvent]] | None = None,
 ) -> tuple[list[WarningEvent], int]:
     """Feed one simulated device's readings to a fresh DeviceMonitor; return its warning events.
 
@@ -259,7 +260,9 @@ def monitor_device(
     arrives at its own time (:meth:`DeviceMonitor.heard`), and the monitor is asked for
     silence at every moment it names before the next one arrives, and up to ``until_ms`` (the
     end of the device's span) after the last. ``overrides``: the device's configured detector
-    parameters (as the worker loads them), else its profile's."""
+    parameters (as the worker loads them), else its profile's. ``after(monitor, i)``, once the
+    ``i``-th reading (from 0) is observed: the events of findings made outside the device's own
+    detectors then (the fleet model's, which the worker decides after the batch's readings)."""
     detectors = detectors_for(device.kind, overrides, device.device) if overrides else None
     monitor = DeviceMonitor(device.tenant, device.device, device.kind, detectors, policy=policy)
     events: list[WarningEvent] = []
@@ -270,6 +273,8 @@ def monitor_device(
         events.extend(monitor.heard(ts))
         metrics = {k: float(v) for k, v in sim.metrics.items()}
         events.extend(monitor.observe(Reading(ts=ts, metrics=metrics, seq=sim.seq)))
+        if after is not None:
+            events.extend(after(monitor, n))
         n += 1
     if until_ms is not None:
         events.extend(_silence_until(monitor, until_ms + 1))
@@ -295,9 +300,12 @@ def evaluate(
     min_lead_s: float = DEFAULT_MIN_LEAD_S,
     progress: Callable[[str], None] | None = None,
     people: PeopleSettings | None = DEFAULT_PEOPLE,
+    fleet_model: bool = True,
 ) -> EvalReport:
     """Run every device of ``fleet`` through the worker's decisions and score the warnings;
-    with ``people`` (None: left out), follow each warning with the fleet's simulated people."""
+    with ``people`` (None: left out), follow each warning with the fleet's simulated people;
+    beside the standard library, the learned group, with a fleet model trained for it unless
+    ``fleet_model`` is false (``evaluation.learned``)."""
     t0 = time.perf_counter()
     opened: dict[str, list[WarningEvent]] = {}
     notices: dict[str, list[WarningEvent]] = {}
@@ -405,7 +413,7 @@ def evaluate(
         feedback=feedback_round(fleet, opened, followed, policy) if followed is not None else None,
         crash_notices=crash_notices,
         crash_incidents=len(crashes),
-        learned=learned_group(fleet, policy, progress),
+        learned=learned_group(fleet, policy, progress, fleet_model),
     )
 
 

@@ -84,13 +84,14 @@ def print_eval(console: Console, report: Any) -> None:
     if getattr(report, "people", None) is not None:
         print_people(console, report.people)
     if getattr(report, "learned", None) is not None:
-        faults = Table(title=learned.TITLE)
-        for col in learned.HEADERS:
+        faults = Table(title=learned.TITLE, caption=learned.CAPTION)
+        for col in learned.headers(report.learned):
             faults.add_column(col, justify="left" if col in ("fault", "severity") else "right")
         for row in learned.table_rows(report.learned):
             faults.add_row(*row, style="bold" if row[0] == "overall" else None)
         console.print(faults)
-        console.print(learned.summary_line(report.learned))
+        for line in learned.summary_lines(report.learned):
+            console.print(line)
 
 
 def print_forecast_errors(console: Console, errors: list[Any]) -> None:

@@ -497,6 +497,13 @@ def eval_scenarios(
         str, typer.Option(help="Customers' behaviours, shares summing to 1.")
     ] = "prompt=0.4,late=0.3,never=0.2,night_only=0.1",
     quiet_share: Annotated[float, typer.Option(help="Share of customers with quiet hours 22:00-07:00.")] = 0.5,
+    fleet_model: Annotated[
+        bool,
+        typer.Option(
+            help="Train a fleet model per kind on a separate simulated fleet's healthy history and run it in the "
+            "learned group (beside the baseline alone, and both together)."
+        ),
+    ] = True,
 ) -> None:
     """Run the scenario library through the worker's detectors and decisions; report recall,
     false warnings per device-day, lead times, detection delay and the loss avoidable; with
@@ -504,6 +511,8 @@ def eval_scenarios(
     the incidents a person acted on in time, precision and the loss avoided with people."""
     if ctx.invoked_subcommand is not None:
         return
+    from rich.markup import escape
+
     from evaluation.harness import evaluate
     from evaluation.people import PeopleSettings
     from evaluation.report import print_eval, write_eval
@@ -521,8 +530,9 @@ def eval_scenarios(
     report = evaluate(
         fleet,
         min_lead_s=min_lead_minutes * 60,
-        progress=lambda m: console.print(f"[dim]{m}[/dim]"),
+        progress=lambda m: console.print(f"[dim]{escape(m)}[/dim]"),
         people=settings,
+        fleet_model=fleet_model,
     )
     print_eval(console, report)
     paths = write_eval(report, out)

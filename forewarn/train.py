@@ -37,13 +37,13 @@ from typing import Any
 import numpy as np
 
 from core import db
-from core.contract import DEVICE_KINDS, METRICS, Reading
+from core.contract import DEVICE_KINDS, Reading
 from detectors.fleet import (
-    EXCLUDED_METRICS,
     METHODS,
     FleetModel,
     FleetWindow,
     auc,
+    choose_metrics,
     feature_names,
     fit_fleet_model,
     rows_of_device,
@@ -51,8 +51,6 @@ from detectors.fleet import (
 
 DEFAULT_THRESHOLD = 0.9995
 """A window scoring at least this (more unusual than 99.95 % of the training windows) is a finding."""
-MIN_METRIC_SHARE = 0.01
-"""A metric is modelled when at least this share of the first devices' readings carry it."""
 METRIC_SAMPLE_READINGS = 200_000
 """The first readings of a kind (whole devices) that decide which metrics its model reads."""
 SHIFT_SIGMAS = 6.0
@@ -91,16 +89,6 @@ def _by_device(stream: Iterable[tuple[str, str, Reading]]) -> Iterator[tuple[str
         readings.append(reading)
     if key is not None:
         yield key, readings
-
-
-def choose_metrics(counts: Counter[str], readings: int, share: float = MIN_METRIC_SHARE) -> list[str]:
-    """The catalogue's metrics carried by at least ``share`` of ``readings`` (positions aside), by name.
-
-    >>> choose_metrics(Counter({"temp_c": 100, "lat": 100, "smoke": 0, "co_ppm": 2}), 100)
-    ['temp_c']
-    """
-    usable = (m for m in counts if m in METRICS and m not in EXCLUDED_METRICS)
-    return sorted(m for m in usable if readings and counts[m] / readings >= share)
 
 
 @dataclass(slots=True)
