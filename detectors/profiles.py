@@ -77,15 +77,49 @@ _BASELINED: dict[str, tuple[tuple[str, ...], bool]] = {
     "equipment": (("vibration_mm_s", "current_a", "pressure_kpa", "rssi_dbm"), True),
     "coldchain": (("temp_c", "compressor_on", "rssi_dbm"), True),
 }
-"""Device kind → the metrics ``UnusualReading`` learns a baseline of, and whether also the device's
-readings per hour. Measured on the simulator's quiet devices over ten days (``forewarn eval``'s
-learned group): what varies with the weather or with use rather than with the hour — a home's
-temperatures and humidity (a cold snap), a bearing's temperature (a pump stopped for a while),
-a vehicle's driving and its reporting (a trip at another hour), a cold-chain door (a busy
-delivery round) — made a false warning every few
-device-days and is left out; so are positions, the road's speed limit, accelerations (the
-driving rules' events), batteries (their own rule, and never stationary) and a home's outdoor
-temperature. Each is one parameter away: ``forewarn detectors set --risk unusual_reading``."""
+"""Device kind → the metrics ``UnusualReading`` may open a warning on, and whether also on the
+device's readings per hour (it watches every other metric: :data:`_WATCHED`). Measured on the
+simulator's quiet devices over ten days (``forewarn eval``'s learned group): what varies with
+the weather or with use rather than with the hour — a home's temperatures and humidity (a cold
+snap), a bearing's temperature (a pump stopped for a while), a vehicle's driving (a trip at
+another hour), a cold-chain door (a busy delivery round) — made a false warning every few
+device-days when it could open one, and is only watched; so are accelerations
+(the driving rules' events), batteries (their own rule, and never stationary) and a home's
+outdoor temperature. A vehicle's readings per hour are not learnt at all: they follow its trips.
+Each is one parameter away from opening: ``forewarn detectors set --risk unusual_reading``."""
+
+_WATCHED: dict[str, tuple[str, ...]] = {
+    "vehicle": (
+        "speed_kmh",
+        "accel_long_g",
+        "accel_lat_g",
+        "impact_g",
+        "engine_rpm",
+        "coolant_temp_c",
+        "battery_v",
+        "ignition",
+    ),
+    "home": (
+        "temp_c",
+        "outdoor_temp_c",
+        "pipe_temp_c",
+        "humidity_pct",
+        "flow_lpm",
+        "co_ppm",
+        "mains_v",
+        "battery_pct",
+    ),
+    "equipment": ("bearing_temp_c",),
+    "coldchain": ("door_open", "battery_pct"),
+}
+"""Device kind → the rest of its metrics: *watched* by ``UnusualReading`` — learnt and scored
+like the ones above, named in the evidence (``watched_unusual``) when they are unusual, but
+never opening a warning alone, for the reasons above. Together with :data:`_BASELINED` every
+metric a kind sends has a baseline, but for what is not a measurement of the device's own
+state: a vehicle's position (``lat``, ``lon``) and heading (an angle: 359° and 1° are
+neighbours), the road's speed limit, and a home's ``water_leak`` and ``smoke`` (alarms that
+switch a few times in a device's life: each switch is its own rule's warning, a rate of them
+has nothing to learn)."""
 
 _ACTIVE: dict[str, dict[str, Any]] = {"equipment": {"active_metric": "current_a", "active_min": 1.0}}
 """A machine's metrics are learnt while it runs (a stopped pump draws no current)."""
@@ -93,7 +127,8 @@ _ACTIVE: dict[str, dict[str, Any]] = {"equipment": {"active_metric": "current_a"
 _PARAMS: dict[str, dict[str, tuple[dict[str, Any], ...]]] = {
     "sensor_stuck": _STUCK_SENSOR_CHECKS,
     "unusual_reading": {
-        kind: ({"metrics": m, "arrivals": a, **_ACTIVE.get(kind, {})},) for kind, (m, a) in _BASELINED.items()
+        kind: ({"metrics": m, "arrivals": a, "watched": _WATCHED[kind], **_ACTIVE.get(kind, {})},)
+        for kind, (m, a) in _BASELINED.items()
     },
 }
 

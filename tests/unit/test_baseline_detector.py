@@ -102,17 +102,19 @@ def test_a_changed_list_of_metrics_starts_the_baselines_afresh() -> None:
     run(live, pump(4))
     other = UnusualReading(metrics=("current_a", "pressure_kpa"))
     assert restore(other, orjson.loads(orjson.dumps(capture(live))))
-    anchors, _ = other._unpack()
+    anchors = other._unpack().anchors
     assert all(math.isnan(a) for a in anchors)  # the saved blob fits no longer: fresh
 
 
 @pytest.mark.parametrize("kind", ["vehicle", "home", "equipment", "coldchain"])
-def test_every_kind_runs_it_and_its_state_is_about_32_bytes_a_channel(kind: str) -> None:
+def test_every_kind_runs_it_and_its_state_is_about_33_bytes_an_opening_channel_10_a_watched_one(kind: str) -> None:
     detector = next(d for d in build_detectors(kind) if d.risk == "unusual_reading")
     assert isinstance(detector, UnusualReading)
-    run(detector, [{"ts": T0 + 600 * i, **{m: 1.0 for m in detector.metrics}} for i in range(300)])
+    metrics = (*detector.metrics, *detector.watched)
+    run(detector, [{"ts": T0 + 600 * i, **{m: 1.0 for m in metrics}} for i in range(300)])
     packed = capture(detector)["state"]["_m"]
-    assert len(packed) <= 32 * len(channel_names(detector.metrics, detector.arrivals))
+    opening = len(channel_names(detector.metrics, detector.arrivals))
+    assert len(packed) <= 15 + 33 * opening + 10 * len(detector.watched)
 
 
 def test_bad_configuration_is_refused() -> None:

@@ -53,11 +53,14 @@ def test_the_baseline_warns_of_most_faults_days_ahead_and_of_nothing_else(report
     assert report.to_json()["runs"]["baseline"]["overall"]["incidents"] == 4
 
 
-def test_the_fleet_model_warns_of_a_fault_kind_hours_ahead_and_adds_to_the_baseline(report: LearnedReport) -> None:
+def test_the_fleet_model_warns_of_a_fault_kind_hours_ahead_and_takes_nothing_from_the_baseline(
+    report: LearnedReport,
+) -> None:
     """Measured on seed 7 (``forewarn eval``, 5 devices per fault): the fleet model alone warns of
-    3 of 5 intermittent connections (the baseline of 1) and 1 of 5 short-cycling compressors. With
-    one device per fault it warns of the first of each; the first connection's baseline warns
-    too, 11.6 h ahead, the fleet model 27.9 h ahead, so both together warn earlier."""
+    3 of 5 intermittent connections and 1 of 5 short-cycling compressors. With one device per
+    fault it warns of the first connection 27.9 h ahead; the baseline (which now also watches the
+    spread of a device's reporting) warns of it 40.2 h ahead, so together they warn as early as
+    the earlier of the two, and never of fewer faults than the baseline alone."""
     fleet, both, baseline = (report.runs[r] for r in ("fleet", "both", "baseline"))
     caught = {f.fault for f in fleet.faults if f.warned}
     assert caught, table_rows(report)
@@ -67,7 +70,7 @@ def test_the_fleet_model_warns_of_a_fault_kind_hours_ahead_and_adds_to_the_basel
     assert both.overall.warned >= baseline.overall.warned, table_rows(report)
     alone = baseline.fault("intermittent_connection").lead_time_median_h
     together = both.fault("intermittent_connection").lead_time_median_h
-    assert together is not None and (alone is None or together > alone), table_rows(report)
+    assert together is not None and together >= max(alone or 0.0, lead) - 0.01, table_rows(report)
     assert {f.fault for f in both.faults} == FAULTS
 
 
