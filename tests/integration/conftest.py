@@ -10,10 +10,13 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -24,6 +27,7 @@ from core.settings import Settings, host_port
 from forewarn import launcher
 from forewarn.children import Child, spawn
 from forewarn.sink import HttpSink
+from forewarn.supervise import Restarts
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -107,11 +111,65 @@ def ingest_process(services: Services, tmp_path_factory: pytest.TempPathFactory)
         ingest.stop()
 
 
+class Supervised:
+    """A child run as ``forewarn up`` runs it: started again, after ``forewarn.supervise``'s
+    backoff, when it dies (the worker's watchdog exits with ``EXIT_STUCK`` for exactly this).
+    Reads as the current :class:`Child` (``proc``, ``status()`` …); ``exits`` lists how each
+    earlier one ended, ``text()`` is every run's log."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], folder: Path) -> None:
+        self._start = lambda run: spawn(name, args, env, folder / f"{name}{f'-{run}' if run else ''}.log", folder)
+        self.child = self._start(0)
+        self.logs = [self.child.log]
+        self.exits: list[int | None] = []
+        self._restarts = Restarts(name)
+        self._supervising = True
+        self._lock = threading.Lock()
+        threading.Thread(target=self._watch, name=f"supervise-{name}", daemon=True).start()
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self.child, attr)
+
+    def text(self) -> str:
+        return "".join(log.read_text(errors="replace") for log in self.logs if log is not None and log.exists())
+
+    def _watch(self) -> None:
+        while self._supervising:
+            code = self.child.proc.poll()
+            if code is None:
+                time.sleep(0.2)
+                continue
+            with self._lock:
+                if not self._supervising:
+                    return
+                self.exits.append(code)
+                verdict = self._restarts.died(time.monotonic(), self.child.started_at)
+            print(f"\n[supervisor] {self.child.name} exited with {code}: {verdict.reason}")
+            if verdict.restart_in_s is None:
+                return
+            time.sleep(verdict.restart_in_s)
+            with self._lock:
+                if self._supervising:
+                    self.child = self._start(len(self.exits))
+                    self.logs.append(self.child.log)
+
+    def unsupervised(self) -> Child:
+        """Stop restarting it (a test that kills it on purpose and starts its own)."""
+        with self._lock:
+            self._supervising = False
+        return self.child
+
+    def stop(self, grace_s: float = 20.0) -> None:
+        self.unsupervised().stop(grace_s)
+
+
 @pytest.fixture(scope="session")
-def worker_process(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Child]:
-    """The Faust worker as a real process, once per session (it takes ~30 s to join its group)."""
-    worker = spawn("worker", ["worker"], services.env, tmp_path_factory.mktemp("worker") / "worker.log")
+def worker_process(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supervised]:
+    """The Faust worker as a real process, once per session (it takes a few seconds to join its
+    group), supervised like ``forewarn up`` does it."""
+    worker = Supervised("worker", ["worker"], services.env, tmp_path_factory.mktemp("worker"))
     try:
-        yield worker.ready(150)
+        worker.child.ready(150)
+        yield worker
     finally:
         worker.stop()

@@ -60,8 +60,9 @@ def test_state_survives_a_worker_crash(services, sink, ingest_process, worker_pr
     wait("the leak warning on the phone", lambda: len(mine()) == 1, 60)
     time.sleep(5)  # let the worker commit offsets and flush its changelog
 
-    worker_process.proc.send_signal(signal.SIGKILL)
-    worker_process.proc.wait(10)
+    session_worker = worker_process.unsupervised()  # killed for good: this test starts its own
+    session_worker.proc.send_signal(signal.SIGKILL)
+    session_worker.proc.wait(10)
     leak_readings(publisher, start, range(5, 20))  # the leak goes on while the worker is down
     publisher.stop()
 
