@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -1105,6 +1106,20 @@ def _flow_state(stuck: Sequence[tuple[str, int]] = ()) -> str:
     )
 
 
+def _faust_task_stacks() -> str:
+    """Where Faust's own tasks wait (the fetcher's drain loop, each stream's passive drainer):
+    the agents' stacks stop at ``take_events``, and a stuck partition is stuck below it."""
+    lines = []
+    for task in asyncio.all_tasks():
+        frames = task.get_stack(limit=12)
+        where = [f for f in frames if "/faust/" in f.f_code.co_filename or "/mode/" in f.f_code.co_filename]
+        if not where:
+            continue
+        stack = "".join(traceback.format_list(traceback.StackSummary.extract((f, f.f_lineno) for f in frames)))
+        lines.append(f"task {task.get_name()}:\n{stack}")
+    return "\n".join(lines)
+
+
 @app.timer(interval=5.0)
 async def watch_partitions_move() -> None:
     """Partitions of ours with records waiting that nobody takes: resumed once, then the worker
@@ -1133,12 +1148,12 @@ async def watch_partitions_move() -> None:
     if _stall["resumed_at"] is None:
         log.error(
             "partitions %s have had %d records waiting for %.0f s and none was taken (%s);"
-            " resuming them and seeking to the committed offsets. Tasks:\n%s",
+            " resuming them and seeking to the committed offsets. Faust's tasks:\n%s",
             names,
             _stall["lag"],
             waited,
             _flow_state(stuck),
-            app.agents.human_tracebacks(),
+            _faust_task_stacks(),
         )
         _stall["resumed_at"] = now
         _stall["resumes"] += 1
