@@ -81,19 +81,23 @@ def _solve(
     first: float,
     last: float,
 ) -> Fit | None:
+    # Runs at nearly every reading: max() is written out as what it returns.
     if n < 2:
         return None
     mean_u, mean_v = su / n, sv / n
     cuu = suu - su * mean_u
-    if cuu <= 1e-9 * max(1.0, suu):
+    if cuu <= 1e-9 * (suu if suu > 1.0 else 1.0):
         return None
     cuv = suv - su * mean_v
     cvv = svv - sv * mean_v
     slope = cuv / cuu
-    rss = max(cvv - slope * cuv, 0.0)
+    rss = cvv - slope * cuv
+    if rss < 0.0:
+        rss = 0.0
     se = math.sqrt(rss / (n - 2) / cuu) if n > 2 else math.inf
     level = mean_v + slope * (at - ref - mean_u)
-    return Fit(int(round(n)), max(0.0, last - first), slope, se, level, at, ref + mean_u)
+    span = last - first
+    return Fit(round(n), span if span > 0.0 else 0.0, slope, se, level, at, ref + mean_u)
 
 
 def _merged(buckets: list[list[float]], limit: int) -> list[list[float]]:
@@ -117,7 +121,44 @@ def _merged(buckets: list[list[float]], limit: int) -> list[list[float]]:
     return out
 
 
+def _fit_rows(rows: list[list[float]], extra: tuple[float, float] | None, at: float) -> Fit | None:
+    """The line through the buckets ``rows`` and the point ``extra``, times relative to the
+    first one (:meth:`Trend.fit_between`'s sums: ``_shifted`` inline, in local variables, as
+    the forecast sums up to four parts of a window at every reading near a crossing)."""
+    if rows:
+        ref = rows[0][_START]
+    elif extra is not None:
+        ref = extra[0]
+    else:
+        return None
+    n = su = sv = suu = suv = svv = 0.0
+    first, last = math.inf, -math.inf
+    for start, end, bn, bsu, bsv, bsuu, bsuv, bsvv in rows:
+        d = start - ref
+        n += bn
+        su += bsu + bn * d
+        sv += bsv
+        suu += bsuu + 2 * d * bsu + bn * d * d
+        suv += bsuv + d * bsv
+        svv += bsvv
+        if start < first:
+            first = start
+        if end > last:
+            last = end
+    if extra is not None:
+        t, v = extra
+        u = t - ref
+        n, su, sv, suu, suv, svv = n + 1, su + u, sv + v, suu + u * u, suv + u * v, svv + v * v
+        first, last = min(first, t), max(last, t)
+    if n < 2:
+        return None
+    return _solve(n, su, sv, suu, suv, svv, ref, at, first, last)
+
+
 _PACK_COLUMNS = 8
+
+_Window = tuple[tuple[float, float, float, float, float, float], float, float, float]
+"""A window's sums (n, su, sv, suu, suv, svv), their reference time, first and last time."""
 
 
 class Trend:
@@ -146,8 +187,9 @@ class Trend:
         "_sums",
         "_last",
         "_skip",
+        "_memo",
     )
-    _transient = ("_skip",)
+    _transient = ("_skip", "_memo")
     """Slots that are a cache, not state: never saved (``detectors.state``)."""
 
     def __init__(self, window_s: float, max_buckets: int = 120, saved_buckets: int = 24) -> None:
@@ -163,6 +205,10 @@ class Trend:
         # pipe) is fitted against an ever later cutoff; this spares re-subtracting the same
         # buckets at every reading. Any change to the buckets or sums drops it.
         self._skip: tuple[float, int, tuple[float, ...]] | None = None
+        # The last window summed: ``(at, extra, window)``. A detector may ask for the same
+        # window twice at one reading (its line, then its mean when the line is too short to
+        # judge). Any change to the buckets or sums drops it.
+        self._memo: tuple[float, tuple[float, float] | None, _Window | None] | None = None
 
     @property
     def resolution_s(self) -> float:
@@ -170,43 +216,37 @@ class Trend:
         return self.window_s / self.max_buckets
 
     def clear(self) -> None:
-        self._skip = None
+        self._skip = self._memo = None
         self._buckets.clear()
         self._sums = [0.0] * 6
         self._last = None
 
     def add(self, ts: float, value: float) -> None:
-        if self._last == (ts, value):
+        point = (ts, value)
+        if self._last == point:
             return
         buckets = self._buckets
-        resolution_s = self.resolution_s
-        if buckets and ts < buckets[-1][_LAST] - resolution_s:
+        resolution_s = self.window_s / self.max_buckets  # self.resolution_s, without a call
+        bucket = buckets[-1] if buckets else None
+        if bucket is not None and ts < bucket[_LAST] - resolution_s:
             return  # far out of order (not clock jitter): it would bend the line
-        self._last = (ts, value)
-        self._skip = None
-        if buckets and ts - buckets[-1][_START] < resolution_s:
-            bucket = buckets[-1]
-            bucket[_LAST] = max(bucket[_LAST], ts)
+        self._last = point
+        self._skip = self._memo = None
+        if bucket is not None and ts - bucket[_START] < resolution_s:
+            if ts > bucket[_LAST]:
+                bucket[_LAST] = ts
         else:
-            if not buckets:
+            if bucket is None:
                 self._t0 = ts
             bucket = [ts, ts, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
             buckets.append(bucket)
-        ul = ts - bucket[_START]
-        bucket[_N] += 1
-        bucket[_SU] += ul
-        bucket[_SV] += value
-        bucket[_SUU] += ul * ul
-        bucket[_SUV] += ul * value
-        bucket[_SVV] += value * value
+        # The sums in local variables, stored back at once (fewer index operations).
+        start, _, n, su, sv, suu, suv, svv = bucket
+        ul = ts - start
+        bucket[_N:] = [n + 1, su + ul, sv + value, suu + ul * ul, suv + ul * value, svv + value * value]
         u = ts - self._t0
-        s = self._sums
-        s[0] += 1
-        s[1] += u
-        s[2] += value
-        s[3] += u * u
-        s[4] += u * value
-        s[5] += value * value
+        n, su, sv, suu, suv, svv = self._sums
+        s = self._sums = [n + 1, su + u, sv + value, suu + u * u, suv + u * value, svv + value * value]
         cutoff = ts - self.window_s
         while len(buckets) > 1 and (buckets[0][_LAST] < cutoff or len(buckets) > self.max_buckets + 1):
             old = buckets.popleft()
@@ -217,7 +257,7 @@ class Trend:
 
     def _rebase(self) -> None:
         """Re-sum relative to the oldest bucket: keeps the sums small and exact."""
-        self._skip = None
+        self._skip = self._memo = None
         if not self._buckets:
             self._sums = [0.0] * 6
             return
@@ -229,13 +269,14 @@ class Trend:
         self._sums = sums
 
     def __getstate__(self) -> tuple[None, dict[str, Any]]:
-        """Pickled without its cache (``_skip``): fitting does not change what a trend holds."""
+        """Pickled without its caches (``_skip``, ``_memo``): fitting does not change what a
+        trend holds."""
         return None, {name: getattr(self, name) for name in self.__slots__ if name not in self._transient}
 
     def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
         for name, value in state[1].items():
             setattr(self, name, value)
-        self._skip = None
+        self._skip = self._memo = None
 
     def pack_state(self) -> dict[str, Any] | None:
         """The state as compact plain data (``detectors.state`` saves it so), or ``None`` when
@@ -305,12 +346,21 @@ class Trend:
     def restored(self) -> None:
         """After a state of another ``max_buckets`` was loaded (``detectors.state``): merge
         buckets beyond what this trend holds, rather than drop the oldest at the next point."""
+        self._skip = self._memo = None
         if len(self._buckets) > self.max_buckets + 1:
             self._buckets = deque(_merged(list(self._buckets), max(self.max_buckets + 1, 2)))
             self._rebase()
 
-    def _window(self, at: float, extra: tuple[float, float] | None) -> tuple[list[float], float, float, float] | None:
+    def _window(self, at: float, extra: tuple[float, float] | None) -> _Window | None:
         """The sums of the window ending at ``at`` plus ``extra``: (sums, t0, first, last)."""
+        memo = self._memo
+        if memo is not None and memo[0] == at and memo[1] == extra:
+            return memo[2]
+        window = self._sum_window(at, extra)
+        self._memo = (at, extra, window)
+        return window
+
+    def _sum_window(self, at: float, extra: tuple[float, float] | None) -> _Window | None:
         t0 = self._t0
         cutoff = at - self.window_s
         first = last = math.nan
@@ -322,13 +372,16 @@ class Trend:
             k = 0
             n, su, sv, suu, suv, svv = self._sums
         buckets = self._buckets
-        for b in islice(buckets, k, None) if k else buckets:
-            if b[_LAST] >= cutoff:
-                first, last = b[_START], buckets[-1][_LAST]
-                break
-            cn, csu, csv, csuu, csuv, csvv = _shifted(b, b[_START] - t0)
-            n, su, sv, suu, suv, svv = n - cn, su - csu, sv - csv, suu - csuu, suv - csuv, svv - csvv
-            k += 1
+        if not k and buckets and buckets[0][_LAST] >= cutoff:  # the usual case: nothing expired
+            first, last = buckets[0][_START], buckets[-1][_LAST]
+        else:
+            for b in islice(buckets, k, None) if k else buckets:
+                if b[_LAST] >= cutoff:
+                    first, last = b[_START], buckets[-1][_LAST]
+                    break
+                cn, csu, csv, csuu, csuv, csvv = _shifted(b, b[_START] - t0)
+                n, su, sv, suu, suv, svv = n - cn, su - csu, sv - csv, suu - csuu, suv - csuv, svv - csvv
+                k += 1
         if k and (skip is None or skip[1] != k):
             self._skip = (cutoff, k, (n, su, sv, suu, suv, svv))
         empty = first != first  # NaN: no bucket in the window
@@ -341,10 +394,13 @@ class Trend:
                 empty = t != t
             u = t - t0
             n, su, sv, suu, suv, svv = n + 1, su + u, sv + v, suu + u * u, suv + u * v, svv + v * v
-            first, last = min(first, t), max(last, t)
+            if t < first:  # min() and max(), written out
+                first = t
+            if t > last:
+                last = t
         if empty or n < 0.5:
             return None
-        return [n, su, sv, suu, suv, svv], t0, first, last
+        return (n, su, sv, suu, suv, svv), t0, first, last
 
     def fit(self, at: float, extra: tuple[float, float] | None = None) -> Fit | None:
         """The line through the window ending at ``at`` (plus ``extra``, a point not yet
@@ -364,27 +420,29 @@ class Trend:
         """The line through the buckets starting in ``[start, end)`` (and ``extra`` if its
         time is in that range) that are still in the window at ``at``. O(buckets)."""
         cutoff = at - self.window_s
-        n = su = sv = suu = suv = svv = 0.0
-        ref = first = math.inf
-        last = -math.inf
+        rows = [b for b in self._buckets if b[_LAST] >= cutoff and start <= b[_START] < end]
+        if extra is not None and (extra == self._last or not start <= extra[0] < end):
+            extra = None
+        return _fit_rows(rows, extra, at)
+
+    def fit_split(
+        self, split: float, at: float, extra: tuple[float, float] | None = None
+    ) -> tuple[Fit | None, Fit | None]:
+        """``fit_between(-inf, split, …)`` and ``fit_between(split, inf, …)``, the window's
+        older and newer part, in one pass over the buckets (the very same figures)."""
+        cutoff = at - self.window_s
+        older: list[list[float]] = []
+        newer: list[list[float]] = []
         for b in self._buckets:
-            if b[_LAST] < cutoff or not start <= b[_START] < end:
-                continue
-            if ref == math.inf:
-                ref = b[_START]
-            cn, csu, csv, csuu, csuv, csvv = _shifted(b, b[_START] - ref)
-            n, su, sv, suu, suv, svv = n + cn, su + csu, sv + csv, suu + csuu, suv + csuv, svv + csvv
-            first, last = min(first, b[_START]), max(last, b[_LAST])
-        if extra is not None and extra != self._last and start <= extra[0] < end:
-            t, v = extra
-            if ref == math.inf:
-                ref = t
-            u = t - ref
-            n, su, sv, suu, suv, svv = n + 1, su + u, sv + v, suu + u * u, suv + u * v, svv + v * v
-            first, last = min(first, t), max(last, t)
-        if n < 2:
-            return None
-        return _solve(n, su, sv, suu, suv, svv, ref, at, first, last)
+            if b[_LAST] >= cutoff:
+                (older if b[_START] < split else newer).append(b)
+        old_extra = new_extra = None
+        if extra is not None and extra != self._last:
+            if extra[0] < split:
+                old_extra = extra
+            else:
+                new_extra = extra
+        return _fit_rows(older, old_extra, at), _fit_rows(newer, new_extra, at)
 
     def fit_knee(
         self, at: float, extra: tuple[float, float] | None = None, min_after: int = 2
@@ -418,7 +476,11 @@ class Trend:
         if candidates < 1:
             return None
         ref = rows[0][_START]
-        sums = [_shifted(b, b[_START] - ref) for b in rows]
+        sums = [  # _shifted(b, b[_START] - ref) of each row, inline (O(buckets) at every reading)
+            (n, su + n * d, sv, suu + 2 * d * su + n * d * d, suv + d * sv, svv)
+            for start, _, n, su, sv, suu, suv, svv in rows
+            for d in (start - ref,)
+        ]
         n_all = sum(s[0] for s in sums)
         sv_all = sum(s[2] for s in sums)
         cvv = sum(s[5] for s in sums) - sv_all * sv_all / n_all
@@ -539,8 +601,7 @@ def forecast(
     if eta is None or eta == 0.0 or eta > 4 * within_s:
         return Forecast(fit, fit.level, eta)
     middle = at - fit.span_s / 2
-    old = trend.fit_between(-math.inf, middle, at, extra)
-    new = trend.fit_between(middle, math.inf, at, extra)
+    old, new = trend.fit_split(middle, at, extra)
     if old is None or new is None or old.n < 3 or new.n < 3:
         return Forecast(fit, fit.level, eta)
     same_way = (old.slope > 0) == rising and (new.slope > 0) == rising and new.slope != 0
@@ -551,8 +612,7 @@ def forecast(
         return Forecast(fit, fit.level, eta)
     if -slowing > z_steepening * spread:  # faster and faster: the newer part's line
         quarter = at - fit.span_s / 4
-        last = trend.fit_between(quarter, math.inf, at, extra)
-        before = trend.fit_between(-math.inf, quarter, at, extra)
+        before, last = trend.fit_split(quarter, at, extra)
         if (
             last is not None
             and before is not None

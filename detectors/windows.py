@@ -62,9 +62,14 @@ class Sustained:
 
     def update(self, ts: float, holds: bool) -> None:
         self.since = self.next_since(ts, holds)
+        # The latest times seen (``max`` written out: it runs for every reading).
         if holds:
-            self.last_true = ts if self.last_true is None else max(self.last_true, ts)
-        self.last_ts = ts if self.last_ts is None else max(self.last_ts, ts)
+            last_true = self.last_true
+            if last_true is None or ts > last_true:
+                self.last_true = ts
+        last_ts = self.last_ts
+        if last_ts is None or ts > last_ts:
+            self.last_ts = ts
 
 
 class EventLog:

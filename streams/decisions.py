@@ -56,7 +56,7 @@ counted (``silences`` in its state) and logged, never sent to the customer.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,6 +168,15 @@ def detectors_for(kind: str, overrides: Overrides | None, where: str = "") -> li
     return build_detectors(kind, usable)
 
 
+_Step = tuple[
+    Callable[[Mapping[str, float]], bool] | None,
+    Callable[[Mapping[str, float]], Finding],
+    Callable[[Mapping[str, float]], None],
+]
+"""One detector's part in :meth:`DeviceMonitor.observe`: its ``wants`` (``None``: need not be
+asked), ``assess_one`` and ``learn_one``."""
+
+
 class DeviceMonitor:
     """One device's detectors and warning state; ``observe`` a reading, get warning events."""
 
@@ -199,18 +208,24 @@ class DeviceMonitor:
         """The silence rule's parameters (``None``: configured away, the device is not watched)."""
         self.protective = protective(d.risk for d in self.detectors)
         """A leak or smoke sensor: its silence is a warning."""
-        self._plans: dict[tuple[str, ...], list[tuple[RiskDetector, bool]]] = {}
+        self._plans: dict[tuple[str, ...], list[_Step]] = {}
         self._plans_of: list[RiskDetector] = self.detectors
 
-    def _plan(self, x: Mapping[str, float], metrics: tuple[str, ...]) -> list[tuple[RiskDetector, bool]]:
-        """The detectors that may want a reading carrying ``metrics`` (and ``"ts"``), each with
-        whether its ``wants`` must still be asked (a detector that overrides it may look at the
-        values; the base class looks only at which metrics are there). A device sends the same
-        few sets of metrics over and over: this is worked out once per set, not per reading."""
+    def _plan(self, x: Mapping[str, float], metrics: tuple[str, ...]) -> list[_Step]:
+        """The detectors that may want a reading carrying ``metrics`` (and ``"ts"``), each as
+        its ``wants`` if that must still be asked (a detector that overrides it may look at the
+        values; the base class looks only at which metrics are there, else ``None``), its
+        ``assess_one`` and its ``learn_one`` (bound once: not looked up for every reading). A
+        device sends the same few sets of metrics over and over: this is worked out once per
+        set, not per reading."""
         if self._plans_of is not self.detectors or len(self._plans) >= 64:
             self._plans, self._plans_of = {}, self.detectors
-        plan = [
-            (detector, type(detector).wants is not RiskDetector.wants)
+        plan: list[_Step] = [
+            (
+                detector.wants if type(detector).wants is not RiskDetector.wants else None,
+                detector.assess_one,
+                detector.learn_one,
+            )
             for detector in self.detectors
             if type(detector).wants is not RiskDetector.wants or detector.wants(x)
         ]
@@ -316,14 +331,15 @@ class DeviceMonitor:
         if plan is None:
             plan = self._plan(x, metrics)
         findings: dict[str, Finding] = {}
-        for detector, ask in plan:
-            if ask and not detector.wants(x):
+        for wants, assess, learn in plan:
+            if wants is not None and not wants(x):
                 continue
-            finding = detector.assess_one(x)
-            detector.learn_one(x)
-            best = findings.get(finding.risk)
+            finding = assess(x)
+            learn(x)
+            risk = finding.risk
+            best = findings.get(risk)
             if best is None or finding.score > best.score:
-                findings[finding.risk] = finding
+                findings[risk] = finding
         events: list[WarningEvent] = []
         open_score, open_now = self.policy.open_score, self.open
         for risk, finding in findings.items():
