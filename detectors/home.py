@@ -60,6 +60,11 @@ class WaterLeak(PhysicalDetector):
             self._wet.update(ts, wet >= 0.5)
 
 
+HOLDING = 0.3
+"""The score of a finding that keeps an open warning open (at least the policy's ``clear_score``)
+but never opens one (below ``open_score``)."""
+
+
 class FreezeRisk(TrendForecaster):
     """A water pipe forecast to freeze: the trend of its standing-water temperature crosses
     ``freeze_c`` within ``horizon_s``.
@@ -69,7 +74,9 @@ class FreezeRisk(TrendForecaster):
     errors below zero (sensor noise alone does not fire). A cooling that is clearly levelling
     off towards a temperature above freezing (a heated room) does not fire either. The score
     rises from 0.5 at the horizon to 1 at the crossing; a pipe whose fitted temperature is
-    already at or below ``freeze_c + margin_c`` is critical.
+    already at or below ``freeze_c + margin_c`` is critical. With no crossing forecast, a pipe
+    at or levelling off within ``near_c`` of freezing still holds an open warning open
+    (:data:`HOLDING`), so a cold night is one warning, not one per wobble of the forecast.
 
     Only standing water freezes, and only its heat loss to the pipe's surroundings tells where
     it is heading. Water drawn through the pipe (a tap, a toilet, a shower, a drip that never
@@ -129,8 +136,10 @@ class FreezeRisk(TrendForecaster):
         max_rate_c_per_h: float = 30.0,
         stale_after_s: float = 300.0,
         ice_plug_c: float = 0.0,
+        near_c: float = 3.0,
     ) -> None:
         self._trend_settings(horizon_s, window_s, min_points, min_span_s, min_t_stat)
+        self.near_c = non_negative("near_c", near_c)
         self.freeze_c = finite("freeze_c", freeze_c)
         self.ice_plug_c = non_negative("ice_plug_c", ice_plug_c)
         self.margin_c = non_negative("margin_c", margin_c)
@@ -212,9 +221,23 @@ class FreezeRisk(TrendForecaster):
         if level <= self.freeze_c + self.margin_c:
             return Finding(self.risk, 1.0, "critical", self._to_burst(stated or 0.0, fc), evidence)
         if eta is None or stated is None or eta > self.horizon_s:
-            return self._quiet(evidence)
+            return self._near_freezing(level, fc, evidence)
         score = min(0.99, FIRING + (1 - FIRING) * (1 - eta / self.horizon_s))
         return Finding(self.risk, score, "warning", self._to_burst(stated, fc), evidence)
+
+    def _near_freezing(self, level: float, fc: Forecast | None, evidence: dict[str, Any]) -> Finding:
+        """No crossing forecast: quiet, unless the pipe is, or is levelling off, within
+        ``near_c`` of freezing. Then the finding holds (:data:`HOLDING`: keeps an open warning
+        open, never opens one). A pipe that levels off at 1 °C on a cold night has not been
+        made safe: the forecast that put it just above freezing flips back below with the next
+        few readings, and resolving the warning in between would only warn again of the same
+        night's cold (hysteresis: the warning resolves once the pipe is clear of freezing)."""
+        settles = None if fc is None else fc.settles_at
+        nearest = level if settles is None else min(level, settles)
+        if nearest > self.freeze_c + self.near_c:
+            return self._quiet(evidence)
+        evidence["near_freezing"] = True
+        return Finding(self.risk, HOLDING, "advisory", None, evidence)
 
     def _to_burst(self, eta: float, fc: Forecast | None) -> float:
         """The time to loss of a pipe reaching ``freeze_c`` in ``eta`` seconds: plus the time to

@@ -33,7 +33,8 @@ Rules, per device and risk type:
   words and the notifier opens the first notice of loss. A loss under way also escalates the
   open warning of a risk that foresaw it outside its family (:data:`FORESEEN`: water on the
   floor while a home's power is cut, its sump pump stopped). It is said once: a second such
-  finding at the same level joins;
+  finding at the same level joins; and once said, the warning covers that loss's family (the
+  burst-pipe finding of the power cut's flood joins it too);
 - a higher severity on an open warning escalates it once per level;
 - the warning resolves when the score stays below ``clear_score`` for ``clear_after_s``
   (hysteresis: a noisy score around the threshold does not flap; ``clear_after_s_by_risk``
@@ -489,7 +490,7 @@ class DeviceMonitor:
         more — a higher severity, or a loss under way now that the open one only forecast and has
         not yet been told — escalates it (``[escalate]``, ``evidence["now"]`` naming ``risk``)."""
         family = RELATED.get(risk)
-        candidates = [other for other in self.open if related(other, risk)]
+        candidates = [other for other in self.open if related(other, risk) or self._told_of(other, family)]
         if not candidates:
             return None
         other = min(candidates, key=lambda o: RELATED.get(o) != family)
@@ -516,6 +517,15 @@ class DeviceMonitor:
                 current.warning_id, other, "escalate", told, now_ms, current.opened_at_ms, current.predicted_loss_at_ms
             )
         ]
+
+    def _told_of(self, other: str, family: str | None) -> bool:
+        """Whether the open warning of ``other`` has told of a loss under way of ``family``
+        (escalated with ``now`` of that family): it then covers that family as its own. A power
+        cut's warning that said water is on the floor (the sump pump stopped) covers the flood's
+        burst-pipe finding (the flow and the wet sensor of the same water), which would
+        otherwise open a second warning of the one incident."""
+        now = self.open[other].now
+        return family is not None and now is not None and RELATED.get(now) == family
 
     def _expire(self, now_ms: int, seen: set[str]) -> list[WarningEvent]:
         events = []
