@@ -133,15 +133,12 @@ class Record:
 
 
 async def end_offsets(target: str, topic: str) -> dict[int, int]:
-    """Partition → the offset the next record of ``topic`` will have."""
-    consumer = AIOKafkaConsumer(**client_config(target), enable_auto_commit=False)
-    await consumer.start()
+    """Partition → the offset the next record of ``topic`` will have (every partition of it)."""
+    client = EndOffsets(target)
     try:
-        await consumer.topics()  # the cluster's metadata: the topic's partitions
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        return {tp.partition: offset for tp, offset in (await consumer.end_offsets(partitions)).items()}
+        return await client.of(topic)
     finally:
-        await consumer.stop()
+        await client.close()
 
 
 class EndOffsets:
@@ -152,15 +149,18 @@ class EndOffsets:
         self._target = target
         self._consumer: AIOKafkaConsumer | None = None
 
-    async def of(self, topic: str, partitions: Iterable[int]) -> dict[int, int]:
-        """Partition → the offset the next record of ``topic`` will have."""
-        if self._consumer is None:
+    async def of(self, topic: str, partitions: Iterable[int] | None = None) -> dict[int, int]:
+        """Partition → the offset the next record of ``topic`` will have (``partitions``, or all)."""
+        consumer = self._consumer
+        if consumer is None:
             consumer = AIOKafkaConsumer(**client_config(self._target), enable_auto_commit=False)
             await consumer.start()
             await consumer.topics()  # the cluster's metadata: where the partitions live
             self._consumer = consumer
+        if partitions is None:
+            partitions = sorted(consumer.partitions_for_topic(topic) or ())
         wanted = [TopicPartition(topic, p) for p in partitions]
-        return {tp.partition: offset for tp, offset in (await self._consumer.end_offsets(wanted)).items()}
+        return {tp.partition: offset for tp, offset in (await consumer.end_offsets(wanted)).items()}
 
     async def close(self) -> None:
         if self._consumer is not None:

@@ -48,7 +48,16 @@ from typing import Any
 import numpy as np
 
 from core.contract import Reading, WarningEvent
-from detectors.fleet import FleetModel, FleetRow, FleetWindow, choose_metrics, fit_fleet_model, observe, score_rows
+from detectors.fleet import (
+    FleetModel,
+    FleetRow,
+    FleetWindow,
+    choose_metrics,
+    fit_fleet_model,
+    observe,
+    rows_of_device,
+    score_rows,
+)
 from evaluation.matching import EARLY_SLACK_S, match
 from simulator.faults import LEARNED_RISKS
 from simulator.fleet import STANDARD_START_MS, Fleet, SimReading, build_fleet, fault_library
@@ -271,13 +280,10 @@ def train_fleet_models(
     return FleetTraining(evaluated_seed + offset, models, sources, rows, time.perf_counter() - t0)
 
 
-def _rows(metrics: list[str], readings: list[SimReading]) -> Iterator[list[float]]:
+def _rows(metrics: list[str], readings: list[SimReading]) -> list[list[float]]:
     """One device's feature rows, read as the worker and ``forewarn train`` read a device."""
     window = FleetWindow(metrics, WINDOW_S, BUCKETS)
-    for reading in readings:
-        row = observe(window, _x(reading))
-        if row is not None:
-            yield row
+    return [list(row.features) for row in rows_of_device(window, (_x(r) for r in readings))]
 
 
 # ----------------------------------------------------------------------------- evaluation

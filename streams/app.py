@@ -1089,7 +1089,8 @@ while the worker holds nothing and its dependencies answer, is stuck (``streams.
 WATCHED_TOPICS = (TOPIC_READINGS, TOPIC_WARNINGS, TOPIC_STATUS, TOPIC_TICKS, TOPIC_REJECTS)
 _stall_watch: StallWatch[tuple[str, int]] = StallWatch(stall_s=STALL_S)
 _end_offsets = EndOffsets(settings.kafka_url)
-_stall: dict[str, Any] = {"lag": 0, "resumed_at": None, "resumes": 0}
+_stall: dict[str, Any] = {"lag": 0, "resumed_at": None}
+counters["stall_resumes"] = 0
 
 
 async def _offsets_of_mine() -> dict[tuple[str, int], tuple[int | None, int]]:
@@ -1135,8 +1136,7 @@ def _faust_task_stacks() -> str:
     lines = []
     for task in asyncio.all_tasks():
         frames = task.get_stack(limit=12)
-        where = [f for f in frames if "/faust/" in f.f_code.co_filename or "/mode/" in f.f_code.co_filename]
-        if not where:
+        if not any("/faust/" in f.f_code.co_filename or "/mode/" in f.f_code.co_filename for f in frames):
             continue
         stack = "".join(traceback.format_list(traceback.StackSummary.extract((f, f.f_lineno) for f in frames)))
         lines.append(f"task {task.get_name()}:\n{stack}")
@@ -1179,8 +1179,7 @@ async def watch_partitions_move() -> None:
             _faust_task_stacks(),
         )
         _stall["resumed_at"] = now
-        _stall["resumes"] += 1
-        counters["stall_resumes"] = _stall["resumes"]
+        counters["stall_resumes"] += 1
         consumer = app.consumer
         consumer.resume_partitions({tp for tp in consumer.assignment() if not recovery._is_changelog_tp(tp)})
         app.flow_control.resume()

@@ -1,9 +1,10 @@
 """The worker's own check that its partitions move: records on Kafka that nobody takes.
 
-Faust, in rare runs after a rebalance, has been seen to report "Worker ready" and then take no
-record at all from partitions it owns (the scale-out test caught it; the cause is not found).
-Nothing in the worker was held, so the progress check (``forewarn health``: work held and not
-moved) called it healthy while readings piled up unread. This module decides, from plain
+Faust, after a rebalance, has been seen to leave a partition's commit stuck behind records it
+took and never acknowledged, or to deliver nothing more from it (records fetched while its
+recovery resumed and sought the partitions; ``streams.app._Recovery`` closes that window, this
+stays as the safety net). Nothing in the worker was held, so the progress check (``forewarn
+health``: work held and not moved) called it healthy while readings piled up unread. This module decides, from plain
 numbers, when a partition is stuck:
 
 - Kafka has records in it beyond the worker's committed offset (its *lag*), and
