@@ -496,9 +496,23 @@ def check_readings_record(raw: bytes, now_ms: int | None = None) -> ReadingsBatc
         metrics = item.get("metrics")
         if not isinstance(metrics, dict) or not metrics:
             raise ContractError("bad_shape", "metrics must be a non-empty object")
-        checked = {name: _stored_metric(name, value) for name, value in metrics.items()}
+        checked = {}
+        for name, value in metrics.items():
+            bounds = _NUMERIC_BOUNDS.get(name)
+            # the common case cheaply: a float within a numeric metric's range (value - value is
+            # 0.0 only when it is finite); anything else takes the whole check and its reason
+            if bounds is not None and type(value) is float and bounds[0] <= value <= bounds[1] and value - value == 0.0:
+                checked[name] = value
+            else:
+                checked[name] = _stored_metric(name, value)
         readings.append(Reading(ts=ts, metrics=checked, seq=_check_seq(item.get("seq"))))
     return ReadingsBatch(tenant, device, kind, tuple(readings), ingested)
+
+
+_NUMERIC_BOUNDS: dict[str, tuple[float, float]] = {
+    name: (metric.low, metric.high) for name, metric in METRICS.items() if metric.kind != "bool"
+}
+"""Numeric metric → its plausible range, for :func:`check_readings_record`'s fast path."""
 
 
 def _stored_metric(name: Any, value: Any) -> float:

@@ -245,3 +245,56 @@ def test_status_and_tick_records_round_trip() -> None:
     bad_state["state"] = "asleep"
     with pytest.raises(ContractError, match="bad_shape"):
         decode_status_record(orjson.dumps(bad_state))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(["temp_c", "pipe_temp_c", "battery_pct", "leak", "compressor_on", "no_such_metric"]),
+    st.one_of(
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.integers(min_value=-(2**63), max_value=2**64 - 1),
+        st.booleans(),
+        st.sampled_from([0.0, 1.0, -0.0, 1e308, -1e308, 200.0, -100.0]),
+    ),
+)
+def test_the_workers_recheck_refuses_a_metric_exactly_as_the_catalog_does(name: str, value: object) -> None:
+    """``check_readings_record`` takes a float within its range cheaply; whatever the value,
+    it accepts and refuses exactly what ``check_metric`` (or a stored boolean's 0.0 / 1.0) does."""
+    from core.contract import _stored_metric, check_readings_record
+
+    raw = orjson.dumps(
+        {"v": 1, "tenant": "acme", "device": "h-1", "kind": "home", "ingested_at": NOW,
+         "readings": [{"ts": NOW, "metrics": {name: value}}]}
+    )  # fmt: skip
+    try:
+        expected: object = _stored_metric(name, orjson.loads(orjson.dumps(value)))
+    except ContractError as exc:
+        expected = exc.reason
+    try:
+        got: object = check_readings_record(raw, NOW).readings[0].metrics[name]
+    except ContractError as exc:
+        got = exc.reason
+    assert got == expected and type(got) is type(expected)
+
+
+def test_reading_rows_are_one_per_metric_value_with_their_times() -> None:
+    import doctest
+    from datetime import UTC, datetime
+
+    import core.db
+    from core.contract import ReadingsBatch
+    from core.db import reading_rows
+
+    assert doctest.testmod(core.db).failed == 0
+    home = (Reading(NOW, {"temp_c": 1.0, "leak": 0.0}, 3), Reading(NOW + 1, {"temp_c": 2.0}))
+    batches = [
+        ReadingsBatch("acme", "h-1", "home", home, NOW + 5),
+        ReadingsBatch("b", "c-1", "coldchain", (Reading(NOW + 2, {"temp_c": 3.0}),), NOW + 6),
+    ]
+    at = lambda ms: datetime.fromtimestamp(ms / 1000, tz=UTC)  # noqa: E731
+    assert reading_rows(batches) == [
+        ("acme", "h-1", "temp_c", at(NOW), 1.0, 3, at(NOW + 5)),
+        ("acme", "h-1", "leak", at(NOW), 0.0, 3, at(NOW + 5)),
+        ("acme", "h-1", "temp_c", at(NOW + 1), 2.0, None, at(NOW + 5)),
+        ("b", "c-1", "temp_c", at(NOW + 2), 3.0, None, at(NOW + 6)),
+    ]
