@@ -339,8 +339,10 @@ def detectors_clear(
 @app.command()
 def ingest() -> None:
     """Run the MQTT → Kafka edge (long-running; Ctrl-C stops it cleanly)."""
+    from core.runtime import tune_gc
     from ingest.service import run_ingest
 
+    tune_gc()
     _logging()
     settings = get_settings()
 

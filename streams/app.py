@@ -10,7 +10,6 @@ deliveries are claimed per (warning, action, channel).
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import math
 import os
@@ -59,6 +58,7 @@ from core.deadletters import DeadLetter, blames_records, forget_dead_letters, re
 from core.localtime import zone
 from core.outage import Outage
 from core.readiness import StatusFile
+from core.runtime import freeze_start_up, tune_gc
 from core.settings import ack_secret, ack_url, get_settings, kafka_target
 from notifiers.dispatch import Dispatcher
 from scores.daily import EXIT_BUSY, due_day
@@ -1562,14 +1562,6 @@ def _exit_after(deadline_s: float) -> None:
     timer.start()
 
 
-GC_THRESHOLDS = (50_000, 20, 10)
-"""The worker's garbage-collector thresholds (Python's are 700, 10, 10). Scoring and storing
-allocate short-lived objects by the million (a reading's dict, a finding, a row); with Python's
-young generation of 700 many of them were still alive at a collection, promoted and scanned again
-with the old ones: 8 % of the worker's CPU was the collector's (py-spy, K = 10). A young generation
-of 50,000 lets them die first; what start-up built is frozen out of every collection."""
-
-
 def run_worker(loglevel: str = "info") -> None:
     """Run the worker in the foreground (``forewarn worker``)."""
     from faust.worker import Worker
@@ -1577,7 +1569,7 @@ def run_worker(loglevel: str = "info") -> None:
     class ReportingWorker(Worker):  # type: ignore[misc]
         async def on_startup_finished(self) -> None:
             await super().on_startup_finished()
-            gc.freeze()  # what start-up built lives as long as the worker: no collection scans it again
+            freeze_start_up()  # core.runtime: what start-up built is never scanned again
             status.mark_ready(**counters)  # joined its group, tables recovered: consuming
 
         def _schedule_shutdown(self, signal: Any) -> None:  # SIGTERM, SIGINT
@@ -1590,5 +1582,5 @@ def run_worker(loglevel: str = "info") -> None:
                 handler.addFilter(kafka_complaints)
 
     Path(settings.state_dir, "faust").mkdir(parents=True, exist_ok=True)  # Faust's datadir lives here
-    gc.set_threshold(*GC_THRESHOLDS)
+    tune_gc()
     ReportingWorker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
