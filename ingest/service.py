@@ -4,7 +4,7 @@ ingest subscribes to the devices' telemetry and to their retained ``online`` / `
 statuses (the last will), both on the shared subscription; a status goes to
 ``forewarn.status`` keyed ``tenant/device``, timed by its arrival here.
 
-paho delivers on its network thread; messages cross into the asyncio loop through a queue.
+paho delivers on its network thread; messages cross into the asyncio loop through an inbox.
 The loop takes what has arrived (a round), validates each message, merges a device's
 readings into ``forewarn.readings`` records (Faust's per-record cost makes one-value records
 unaffordable; each record stays under :data:`MAX_RECORD_BYTES`, below Apache Kafka's default
@@ -34,12 +34,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import math
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,7 +166,11 @@ class Ingest:
         self._registry_next = 0.0  # next background refresh
         self._refreshing: asyncio.Task[bool] | None = None
         self._missing: dict[str, float] = {}  # tenant/device → when a lookup found it unregistered
-        self._queue: asyncio.Queue[MqttMessage] = asyncio.Queue()
+        # paho's thread appends (a deque's append is thread-safe) and wakes the loop only when
+        # no wake-up is pending: one wake-up per burst, not a self-pipe write per message
+        self._inbox: deque[MqttMessage] = deque()
+        self._wake_pending = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._arrived = asyncio.Event()
         self._acked = asyncio.Event()
         self._outbox: asyncio.Queue[Round] = asyncio.Queue()
@@ -185,7 +188,7 @@ class Ingest:
     @property
     def pending(self) -> int:
         """Messages read from the broker and not yet acknowledged."""
-        return self._queue.qsize() + self._held
+        return len(self._inbox) + self._held
 
     # ---------------------------------------------------------------- the device registry
 
@@ -240,7 +243,7 @@ class Ingest:
     # ---------------------------------------------------------------- the loop
 
     async def run(self, stop: asyncio.Event) -> None:
-        loop = asyncio.get_running_loop()
+        self._loop = asyncio.get_running_loop()
         self.status.update(devices=0, **self.stats.counts())
         while not await self._first(stop, self._refresh):  # nothing can be checked without it
             pass
@@ -253,7 +256,7 @@ class Ingest:
             port,
             self.settings.ingest_client_id,
             (SHARED_TELEMETRY_FILTER, SHARED_STATUS_FILTER),
-            functools.partial(loop.call_soon_threadsafe, self._hand_over),  # type: ignore[arg-type]
+            self._hand_over,
             user,
             password,
             max_payload=MAX_PAYLOAD_BYTES,
@@ -305,8 +308,16 @@ class Ingest:
         return stop.is_set()
 
     def _hand_over(self, message: MqttMessage) -> None:
-        """paho's thread → the asyncio loop (called through ``call_soon_threadsafe``)."""
-        self._queue.put_nowait(message)
+        """paho's thread → the asyncio loop: the message joins the inbox; the loop is woken unless
+        a wake-up is already on its way (which then finds this message too: the flag is cleared
+        before the loop looks at the inbox)."""
+        self._inbox.append(message)
+        if not self._wake_pending and self._loop is not None:
+            self._wake_pending = True
+            self._loop.call_soon_threadsafe(self._woken)
+
+    def _woken(self) -> None:
+        self._wake_pending = False
         self._arrived.set()
 
     async def _wait(self, event: asyncio.Event, timeout: float) -> None:
@@ -319,16 +330,16 @@ class Ingest:
         if self._in_flight >= ROUNDS_IN_FLIGHT:
             await self._wait(self._acked, timeout)  # Kafka is slow or down: keep reporting meanwhile
             return False
-        if self._queue.empty():
+        if not self._inbox:
             await self._wait(self._arrived, timeout)
-            if self._queue.empty():
+            if not self._inbox:
                 return False
             if self.settings.ingest_linger_ms:
                 await asyncio.sleep(self.settings.ingest_linger_ms / 1000)
         batch: list[MqttMessage] = []
         size = 0
-        while len(batch) < MAX_MESSAGES_PER_ROUND and size < MAX_ROUND_BYTES and not self._queue.empty():
-            batch.append(self._queue.get_nowait())
+        while len(batch) < MAX_MESSAGES_PER_ROUND and size < MAX_ROUND_BYTES and self._inbox:
+            batch.append(self._inbox.popleft())
             size += len(batch[-1].payload)
         records = await self.prepare(batch)
         # in order now (Kafka keeps a device's order); the sender and the acker take it from here

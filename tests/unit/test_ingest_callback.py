@@ -467,3 +467,27 @@ async def test_a_clean_leave_hands_over_what_arrives_after_the_unsubscribe(
     await asyncio.to_thread(paho_calls_on_message, subscriber, mqtt_message(GOOD_TOPIC, LEAK, mid=11))
     await asyncio.wait_for(running, 10)
     assert subscriber.acks == [(11, 1)] and subscriber.ended_session is True
+
+
+async def test_messages_from_paho_in_bursts_all_arrive_in_order(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """paho's thread hands messages over without waking the loop for each: a burst arriving while
+    a wake-up is pending, or while the loop takes a round, is found all the same."""
+    kafka = KafkaProducer()
+    edge, subscriber, stop, running = await start_edge(monkeypatch, tmp_path, kafka)
+
+    def bursts() -> None:  # paho's network thread
+        mid = 0
+        for burst in (1, 7, 300, 2, 1, 50):
+            for _ in range(burst):
+                mid += 1
+                paho_calls_on_message(subscriber, mqtt_message(GOOD_TOPIC, LEAK, mid=mid))
+            time.sleep(0.003 * (burst % 3))
+
+    await asyncio.to_thread(bursts)
+    await until("every acknowledgement", lambda: len(subscriber.acks) == 361)
+    assert subscriber.acks == [(mid, 1) for mid in range(1, 362)], "each once, in arrival order"
+    assert edge.pending == 0
+    stop.set()
+    await asyncio.wait_for(running, 10)
