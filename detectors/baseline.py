@@ -248,8 +248,10 @@ class UnusualReading(PhysicalDetector):
         if ts is None:
             return
         self._n += 1
-        bools = self._bools
+        bools = _booleans(self.metrics, self.watched)  # self._bools, without the property
         for i, m in enumerate(bools):
+            if m not in x:  # most readings carry few of them
+                continue
             v = num(x, m)
             if v is None:
                 continue

@@ -12,12 +12,12 @@ from typing import Any
 from core.risks import check_risk
 from detectors.base import Finding, Severity
 from detectors.checks import check, count, in_range, non_negative, positive
-from detectors.physical import PhysicalDetector, WorstJudgement, ramp, rnd
+from detectors.physical import PhysicalDetector, TwoWayAssess, WorstJudgement, ramp, rnd
 from detectors.readings import num
 from detectors.trend import Forecast, Trend, TrendForecaster
 
 
-class BatteryDrain(TrendForecaster):
+class BatteryDrain(TwoWayAssess, TrendForecaster):
     """A device battery about to run flat: the ``battery_pct`` trend reaches ``empty_pct``
     (5 %) within ``horizon_s`` (24 h), or the battery is already below ``low_pct`` (10 %).
 
@@ -68,17 +68,20 @@ class BatteryDrain(TrendForecaster):
     def _recharged(self, pct: float) -> bool:
         return self._last_pct is not None and pct > self._last_pct + self.jump_pct
 
-    def assess_one(self, x: Mapping[str, float]) -> Finding:
+    def _assess(self, x: Mapping[str, float], full: bool) -> Finding:
         ts, pct = num(x, "ts"), num(x, "battery_pct")
         if ts is None or pct is None:
             return self._quiet()
-        evidence: dict[str, Any] = {"battery_pct": rnd(pct, 1), "empty_pct": self.empty_pct}
         if pct <= self.empty_pct:
-            return Finding(self.risk, 1.0, "critical", 0.0, {**evidence, "triggers": ["empty"]})
+            empty = {"battery_pct": rnd(pct, 1), "empty_pct": self.empty_pct, "triggers": ["empty"]}
+            return Finding(self.risk, 1.0, "critical", 0.0, empty)
         fc = None
         if not self._recharged(pct):
             fc = self._forecast_trend(self._trend, ts, pct, self.empty_pct, rising=False)
         eta = None if fc is None else fc.time_to_s
+        if not full and (eta is None or eta > self.horizon_s) and pct >= self.low_pct:
+            return self._bare()  # quiet (below), without its figures
+        evidence: dict[str, Any] = {"battery_pct": rnd(pct, 1), "empty_pct": self.empty_pct}
         stated = None if fc is None or eta is None else fc.stated_s
         if fc is not None:
             evidence["drain_pct_per_h"] = rnd(-(fc.slope if fc.slope is not None else fc.fit.slope) * 3600, 3)
@@ -113,7 +116,7 @@ class BatteryDrain(TrendForecaster):
         self._last_pct = pct
 
 
-class SensorStuck(PhysicalDetector):
+class SensorStuck(TwoWayAssess, PhysicalDetector):
     """A stuck sensor: ``metric`` reports the very same value (within ``tolerance``) for
     ``min_duration_s`` (6 h) and ``min_readings`` readings, although it has changed at least
     ``min_changes`` times before (it normally varies).
@@ -171,9 +174,17 @@ class SensorStuck(PhysicalDetector):
             return 0.0, 1
         return max(0.0, ts - self._since), self._readings + 1
 
-    def assess_one(self, x: Mapping[str, float]) -> Finding:
-        ts, value = num(x, "ts"), num(x, self.metric)
-        if ts is None or value is None:
+    def _assess(self, x: Mapping[str, float], full: bool) -> Finding:
+        value = x.get(self.metric)
+        if type(value) is not float or value - value != 0.0:  # num()'s fast path, inline
+            value = num(x, self.metric)
+        last = self._value
+        if value is None or last is None or abs(value - last) > self.tolerance:
+            # the common case, quiet at once: no value, or a change (flat for 0 s, below
+            # min_duration_s, which is positive), whatever the time
+            return Finding(self.risk, 0.0, "advisory", None, {}) if full else self._bare()
+        ts = num(x, "ts")
+        if ts is None:
             return self._quiet()
         flat_for, readings = self._flat_if(ts, value)
         if (
@@ -196,8 +207,13 @@ class SensorStuck(PhysicalDetector):
         return Finding(self.risk, score, severity, None, evidence)
 
     def learn_one(self, x: Mapping[str, float]) -> None:
-        ts, value = num(x, "ts"), num(x, self.metric)
-        if ts is None or value is None:
+        value = x.get(self.metric)
+        if type(value) is not float or value - value != 0.0:  # num()'s fast path, inline
+            value = num(x, self.metric)
+        if value is None:
+            return
+        ts = num(x, "ts")
+        if ts is None:
             return
         if self._value is not None and abs(value - self._value) <= self.tolerance:
             self._readings += 1

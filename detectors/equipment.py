@@ -15,13 +15,13 @@ from typing import Any
 from core.risks import check_risk
 from detectors.base import Finding, Severity
 from detectors.checks import check, count, finite, in_range, non_negative, positive
-from detectors.physical import WorstJudgement, ramp, rnd
+from detectors.physical import TwoWayAssess, WorstJudgement, ramp, rnd
 from detectors.readings import LastKnown, num
 from detectors.trend import Forecast, HeldForecast, Trend, TrendForecaster
 from detectors.windows import Ewma, RollingQuantile, Sustained
 
 
-class BearingWear(TrendForecaster):
+class BearingWear(TwoWayAssess, TrendForecaster):
     """A failing bearing: vibration in the ISO 10816 alarm zones, a vibration trend heading
     for the critical zone, or a hot bearing.
 
@@ -137,7 +137,9 @@ class BearingWear(TrendForecaster):
         self._baseline = Ewma(alpha)
         self._last = LastKnown(stale_after_s)
 
-    def assess_one(self, x: Mapping[str, float]) -> Finding:
+    def _assess(self, x: Mapping[str, float], full: bool) -> Finding:
+        """The finding of ``x``; unless ``full``, without the evidence of a quiet one (the
+        figures are rounded only for a finding that is not, :meth:`assess_one`'s very own)."""
         ts = num(x, "ts")
         if ts is None:
             return self._quiet()
@@ -146,13 +148,15 @@ class BearingWear(TrendForecaster):
         worst = WorstJudgement()
         evidence: dict[str, Any] = {}
         if vib is not None and vib < self.running_mm_s:
-            evidence["vibration_mm_s"] = rnd(vib)
+            if full:
+                evidence["vibration_mm_s"] = rnd(vib)
             if self._hold_score > 0:
                 worst.add(self._hold_score, self._hold_severity, reason="held_while_stopped")  # type: ignore[arg-type]
         elif vib is not None:
-            evidence["vibration_mm_s"] = rnd(vib)
             held, level, margin = self._zone_level(ts, vib)
-            evidence.update(vibration_held_mm_s=rnd(held), vibration_level_mm_s=rnd(level))
+            if full:
+                evidence["vibration_mm_s"] = rnd(vib)
+                evidence.update(vibration_held_mm_s=rnd(held), vibration_level_mm_s=rnd(level))
             zone = self._zone(held, level, margin)
             fc = self._forecast_trend(self._trend, ts, vib, self.critical_mm_s, rising=True)
             seizure = self._seizure_s(ts, vib, evidence) if zone is not None or self._trend_fires(fc) else None
@@ -163,15 +167,19 @@ class BearingWear(TrendForecaster):
                 )
                 now = 0.0 if reason == "zone_d" else None
                 worst.add(score, severity, now if seizure is None else seizure, reason=reason)
-            self._judge_trend(ts, vib, fc, seizure, worst, evidence)
+            self._judge_trend(ts, vib, fc, seizure, worst, evidence, full)
         if temp is not None:
-            evidence["bearing_temp_c"] = rnd(temp, 1)
+            if full:
+                evidence["bearing_temp_c"] = rnd(temp, 1)
             if temp >= self.bearing_critical_c:
                 evidence["bearing_limit_c"] = self.bearing_critical_c
                 worst.add(1.0, "critical", 0.0, reason="bearing_hot")
             elif temp >= self.bearing_warning_c:
                 evidence["bearing_limit_c"] = self.bearing_warning_c
                 worst.add(0.6, "warning", reason="bearing_hot")
+        if not full:
+            # quiet: its evidence is not wanted; else the finding with it (assessing is pure)
+            return self._bare() if worst.score == 0.0 else self._assess(x, True)
         return self._judged(worst, evidence)
 
     def _zone_level(self, ts: float, vib: float) -> tuple[float, float, float]:
@@ -245,11 +253,14 @@ class BearingWear(TrendForecaster):
         seizure: float | None,
         worst: WorstJudgement,
         evidence: dict[str, Any],
+        full: bool = True,
     ) -> None:
         """The trend towards zone D warns; the time it states is the seizure's when the
-        growth is known, else zone D's (the earlier: a lower bound)."""
+        growth is known, else zone D's (the earlier: a lower bound). Unless ``full``, the
+        figures of a quiet judgement are left out of ``evidence``."""
         if fc is not None:
-            evidence["trend_mm_s_per_day"] = rnd(fc.fit.slope * 86400, 3)
+            if full:
+                evidence["trend_mm_s_per_day"] = rnd(fc.fit.slope * 86400, 3)
             if self._trend_fires(fc):
                 eta, stated = fc.time_to_s or 0.0, fc.stated_s or 0.0
                 evidence["predicted_critical_at_s"] = rnd(ts + stated, 0)
@@ -259,7 +270,8 @@ class BearingWear(TrendForecaster):
         baseline = self._baseline
         if baseline.n >= self.grace_period and baseline.mean > 0:
             ratio = vib / baseline.mean
-            evidence.update(baseline_mm_s=rnd(baseline.mean), ratio_to_baseline=rnd(ratio))
+            if full:
+                evidence.update(baseline_mm_s=rnd(baseline.mean), ratio_to_baseline=rnd(ratio))
             if ratio >= self.baseline_ratio:
                 worst.add(0.5, "advisory", reason="baseline")
 
@@ -284,7 +296,7 @@ class BearingWear(TrendForecaster):
         self._last.update(x, ts, ("bearing_temp_c",))
 
 
-class ColdChain(TrendForecaster):
+class ColdChain(TwoWayAssess, TrendForecaster):
     """A cold-chain failure: the box temperature above ``max_c`` (8 °C) with the door closed
     for ``min_duration_s`` (critical, the goods are damaged), or heading there within
     ``horizon_s`` while the refrigeration is not doing its job (warning, with the time to
@@ -385,7 +397,9 @@ class ColdChain(TrendForecaster):
         warning = before is not None and before.level > self.cut_in()[0] + self.margin_c
         return self._held.carry_over(ts, before, self.horizon_s, warning)
 
-    def assess_one(self, x: Mapping[str, float]) -> Finding:
+    def _assess(self, x: Mapping[str, float], full: bool) -> Finding:
+        """The finding of ``x``; unless ``full``, without the evidence of a quiet one (the
+        figures are rounded only for a finding that is not, :meth:`assess_one`'s very own)."""
         ts = num(x, "ts")
         if ts is None:
             return self._quiet()
@@ -396,15 +410,17 @@ class ColdChain(TrendForecaster):
         above_for = self._excursion.duration_if(ts, above) if not door_open else 0.0
         off = compressor is not None and compressor < 0.5
         off_for = self._off.duration_if(ts, off)
-        evidence: dict[str, Any] = {
-            "temp_c": rnd(temp, 1),
-            "max_c": self.max_c,
-            "door_open": door_open,
-            "excursion_for_s": rnd(above_for, 0),
-            "duration_min": rnd(above_for / 60, 1),
-        }
-        if compressor is not None:
-            evidence.update(compressor_on=not off, compressor_off_for_s=rnd(off_for, 0))
+        evidence: dict[str, Any] = {}
+        if full:
+            evidence = {
+                "temp_c": rnd(temp, 1),
+                "max_c": self.max_c,
+                "door_open": door_open,
+                "excursion_for_s": rnd(above_for, 0),
+                "duration_min": rnd(above_for / 60, 1),
+            }
+            if compressor is not None:
+                evidence.update(compressor_on=not off, compressor_off_for_s=rnd(off_for, 0))
         worst = WorstJudgement()
         if above and above_for >= self.min_duration_s:
             score = 0.8 + 0.2 * ramp(above_for, self.min_duration_s, 3 * self.min_duration_s)
@@ -423,7 +439,8 @@ class ColdChain(TrendForecaster):
             fc = None if door_open else self._forecast(ts, current)
             stated: float | None = None
             if fc is not None and fc.level > cut_in + self.margin_c:
-                evidence["trend_c_per_h"] = rnd(fc.fit.slope * 3600, 2)
+                if full:
+                    evidence["trend_c_per_h"] = rnd(fc.fit.slope * 3600, 2)
                 eta, stated = fc.time_to_s, fc.stated_s
             else:
                 carried = None
@@ -436,6 +453,9 @@ class ColdChain(TrendForecaster):
                 evidence["predicted_limit_at_s"] = rnd(ts + stated, 0)
                 score = 0.5 + 0.3 * (1 - eta / self.horizon_s)
                 worst.add(score, "warning", stated + self.tolerance_s, reason="warming")
+        if not full:
+            # quiet: its evidence is not wanted; else the finding with it (assessing is pure)
+            return self._bare() if worst.score == 0.0 else self._assess(x, True)
         return self._judged(worst, evidence)
 
     def learn_one(self, x: Mapping[str, float]) -> None:

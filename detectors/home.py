@@ -13,13 +13,13 @@ from typing import Any
 from core.risks import check_risk
 from detectors.base import Finding, Severity
 from detectors.checks import check, count, finite, non_negative, positive
-from detectors.physical import FIRING, PhysicalDetector, WorstJudgement, ramp, rnd
+from detectors.physical import FIRING, PhysicalDetector, TwoWayAssess, WorstJudgement, ramp, rnd
 from detectors.readings import LastKnown, num
 from detectors.trend import Forecast, HeldForecast, Trend, TrendForecaster
 from detectors.windows import RollingMin, Sustained
 
 
-class WaterLeak(PhysicalDetector):
+class WaterLeak(TwoWayAssess, PhysicalDetector):
     """A leak sensor is wet: water is escaping now.
 
     ``debounce_s`` > 0 waits until the sensor has been wet that long (splash-prone spots).
@@ -39,12 +39,14 @@ class WaterLeak(PhysicalDetector):
         self.debounce_s = non_negative("debounce_s", debounce_s)
         self._wet = Sustained()
 
-    def assess_one(self, x: Mapping[str, float]) -> Finding:
+    def _assess(self, x: Mapping[str, float], full: bool) -> Finding:
         ts, wet = num(x, "ts"), num(x, "water_leak")
         if ts is None or wet is None:
             return self._quiet()
         is_wet = wet >= 0.5
         wet_for = self._wet.duration_if(ts, is_wet)
+        if not full and (not is_wet or wet_for < self.debounce_s):
+            return self._bare()
         evidence: dict[str, Any] = {
             "water_leak": is_wet,
             "wet_for_s": rnd(wet_for, 0),
@@ -65,7 +67,7 @@ HOLDING = 0.3
 but never opens one (below ``open_score``)."""
 
 
-class FreezeRisk(TrendForecaster):
+class FreezeRisk(TwoWayAssess, TrendForecaster):
     """A water pipe forecast to freeze: the trend of its standing-water temperature crosses
     ``freeze_c`` within ``horizon_s``.
 
@@ -182,11 +184,13 @@ class FreezeRisk(TrendForecaster):
         forecast, or, if no trend had formed since the last restart, what that one carried."""
         return self._held.carry_over(ts, self._forecast(ts, None), self.horizon_s)
 
-    def assess_one(self, x: Mapping[str, float]) -> Finding:
+    def _assess(self, x: Mapping[str, float], full: bool) -> Finding:
         ts, temp = num(x, "ts"), num(x, "pipe_temp_c")
         if ts is None or temp is None:
             return self._quiet()
-        evidence: dict[str, Any] = {"pipe_temp_c": rnd(temp), "freeze_c": self.freeze_c}
+        # Unless ``full``, the figures are left out; a finding that is not quiet is then made
+        # again with them (assessing is pure): only a quiet one goes without.
+        evidence: dict[str, Any] = {"pipe_temp_c": rnd(temp), "freeze_c": self.freeze_c} if full else {}
         kind, _ = self._judge(x, ts, temp)
         fc: Forecast | None = None
         carried: tuple[float, float] | None = None
@@ -202,26 +206,33 @@ class FreezeRisk(TrendForecaster):
             else:
                 level = fc.level
             if kind == "drawn":  # the water in the pipe now, not the standing-water line
-                evidence["water_drawn"] = True
+                if full:
+                    evidence["water_drawn"] = True
                 level = temp
         stated: float | None = None
         if fc is not None:
             eta, stated = fc.time_to_s, fc.stated_s
-            evidence["fitted_temp_c"] = rnd(fc.level)
-            evidence["trend_c_per_h"] = rnd(fc.fit.slope * 3600, 3)
-            if fc.settles_at is not None:
-                evidence["levelling_off_at_c"] = rnd(fc.settles_at)
+            if full:
+                evidence["fitted_temp_c"] = rnd(fc.level)
+                evidence["trend_c_per_h"] = rnd(fc.fit.slope * 3600, 3)
+                if fc.settles_at is not None:
+                    evidence["levelling_off_at_c"] = rnd(fc.settles_at)
         else:
             eta = None if carried is None else max(0.0, carried[0] - ts)
-            if carried is not None:
+            if full and carried is not None:
                 evidence["forecast_made_at_s"] = rnd(carried[1], 0)  # before the last draw
         stated = eta if stated is None or eta is None else min(stated, eta)
-        if stated is not None:
+        if full and stated is not None:
             evidence["predicted_zero_at_s"] = rnd(ts + stated, 0)
         if level <= self.freeze_c + self.margin_c:
+            if not full:
+                return self._assess(x, True)
             return Finding(self.risk, 1.0, "critical", self._to_burst(stated or 0.0, fc), evidence)
         if eta is None or stated is None or eta > self.horizon_s:
-            return self._near_freezing(level, fc, evidence)
+            finding = self._near_freezing(level, fc, evidence)
+            return finding if full or finding.score == 0.0 else self._assess(x, True)
+        if not full:
+            return self._assess(x, True)
         score = min(0.99, FIRING + (1 - FIRING) * (1 - eta / self.horizon_s))
         return Finding(self.risk, score, "warning", self._to_burst(stated, fc), evidence)
 
@@ -269,7 +280,7 @@ class FreezeRisk(TrendForecaster):
         self._flow.update(x, ts, ("flow_lpm",))
 
 
-class SlowLeak(PhysicalDetector):
+class SlowLeak(TwoWayAssess, PhysicalDetector):
     """A slow leak: water flows without ever stopping for ``min_duration_s``.
 
     A household's use comes in bursts with zero-flow gaps between them; a dripping pipe or a
@@ -313,14 +324,16 @@ class SlowLeak(PhysicalDetector):
             return since, flow
         return since, min(self._run_min, flow)
 
-    def assess_one(self, x: Mapping[str, float]) -> Finding:
+    def _assess(self, x: Mapping[str, float], full: bool) -> Finding:
         ts, flow = num(x, "ts"), num(x, "flow_lpm")
         if ts is None or flow is None:
             return self._quiet()
         since, low = self._run_min_if(ts, flow)
         if since is None or low is None:
-            return self._quiet({"flow_lpm": rnd(flow)})
+            return self._quiet({"flow_lpm": rnd(flow)} if full else None)
         flowing_for = max(0.0, ts - since)
+        if not full and (flowing_for < self.min_duration_s or low >= self.max_flow_lpm):
+            return self._bare()
         evidence: dict[str, Any] = {
             "flow_lpm": rnd(flow),
             "min_flow_lpm": rnd(low),
@@ -342,7 +355,7 @@ class SlowLeak(PhysicalDetector):
         self._flowing.update(ts, flow > self.zero_lpm)
 
 
-class BurstPipe(PhysicalDetector):
+class BurstPipe(TwoWayAssess, PhysicalDetector):
     """A burst pipe: a flow far above household use (``burst_lpm``) for ``min_duration_s``,
     or a wet leak sensor while the flow is that high (critical at once).
 
@@ -377,16 +390,18 @@ class BurstPipe(PhysicalDetector):
         self._high = Sustained(max_gap_s=max_gap_s)
         self._last = LastKnown(stale_after_s)
 
-    def assess_one(self, x: Mapping[str, float]) -> Finding:
+    def _assess(self, x: Mapping[str, float], full: bool) -> Finding:
         ts = num(x, "ts")
         if ts is None:
             return self._quiet()
         flow = self._last.get(x, "flow_lpm", ts)
         wet = (self._last.get(x, "water_leak", ts) or 0.0) >= 0.5
         if flow is None:
-            return self._quiet({"water_leak": wet})
+            return self._quiet({"water_leak": wet} if full else None)
         high = flow > self.burst_lpm
         high_for = self._high.duration_if(ts, high)
+        if not full and not high:  # quiet: not high, so neither wet-and-high nor high for long
+            return self._bare()
         evidence: dict[str, Any] = {
             "flow_lpm": rnd(flow),
             "water_leak": wet,
@@ -412,7 +427,7 @@ class BurstPipe(PhysicalDetector):
         self._last.update(x, ts, self.metrics)
 
 
-class MouldRisk(PhysicalDetector):
+class MouldRisk(TwoWayAssess, PhysicalDetector):
     """Mould: relative humidity above ``threshold_pct`` for ``min_duration_s`` (48 h).
 
     A dip shorter than ``min_break_s`` (airing a room) does not restart the clock, a data gap
@@ -445,11 +460,13 @@ class MouldRisk(PhysicalDetector):
         self.max_gap_s = positive("max_gap_s", max_gap_s)
         self._humid = Sustained(max_gap_s=max_gap_s, min_break_s=min_break_s)
 
-    def assess_one(self, x: Mapping[str, float]) -> Finding:
+    def _assess(self, x: Mapping[str, float], full: bool) -> Finding:
         ts, rh = num(x, "ts"), num(x, "humidity_pct")
         if ts is None or rh is None:
             return self._quiet()
         since, humid_for = self._humid.run_if(ts, rh > self.threshold_pct)
+        if not full and (since is None or humid_for < self.min_duration_s):
+            return self._bare()
         evidence: dict[str, Any] = {
             "humidity_pct": rnd(rh, 1),
             "threshold_pct": self.threshold_pct,
@@ -468,7 +485,7 @@ class MouldRisk(PhysicalDetector):
             self._humid.update(ts, rh > self.threshold_pct)
 
 
-class FireRisk(PhysicalDetector):
+class FireRisk(TwoWayAssess, PhysicalDetector):
     """Fire: smoke is critical; before smoke, a fast temperature rise or carbon monoxide warns.
 
     Like a rate-of-rise heat detector: a rise of ``rise_c`` within ``rise_window_s`` warns, a
@@ -511,13 +528,20 @@ class FireRisk(PhysicalDetector):
         self._low = RollingMin(rise_window_s)
         self._last = LastKnown(stale_after_s)
 
-    def assess_one(self, x: Mapping[str, float]) -> Finding:
+    def _assess(self, x: Mapping[str, float], full: bool) -> Finding:
         ts = num(x, "ts")
         if ts is None:
             return self._quiet()
         smoke = (self._last.get(x, "smoke", ts) or 0.0) >= 0.5
         temp = num(x, "temp_c")
         co = self._last.get(x, "co_ppm", ts)
+        if not (full or smoke) and (co is None or co < self.co_warning_ppm):  # quiet unless the temperature says
+            if temp is None:
+                return self._bare()
+            low = self._low.min(ts, temp)
+            rise = 0.0 if low is None else max(0.0, temp - low)
+            if temp < self.hot_c and rise < self.rise_c:
+                return self._bare()
         evidence: dict[str, Any] = {"smoke": smoke}
         worst = WorstJudgement()
         if smoke:
@@ -552,7 +576,7 @@ class FireRisk(PhysicalDetector):
         self._last.update(x, ts, ("smoke", "co_ppm"))
 
 
-class PowerCut(PhysicalDetector):
+class PowerCut(TwoWayAssess, PhysicalDetector):
     """A power cut: mains voltage below ``min_v`` for ``min_duration_s``.
 
     What is at risk is what runs on mains: a freezer's food, a sump pump. ``hold_s`` is how
@@ -585,11 +609,13 @@ class PowerCut(PhysicalDetector):
         self.max_gap_s = positive("max_gap_s", max_gap_s)
         self._out = Sustained(max_gap_s=max_gap_s)
 
-    def assess_one(self, x: Mapping[str, float]) -> Finding:
+    def _assess(self, x: Mapping[str, float], full: bool) -> Finding:
         ts, volts = num(x, "ts"), num(x, "mains_v")
         if ts is None or volts is None:
             return self._quiet()
         since, out_for = self._out.run_if(ts, volts < self.min_v)
+        if not full and (since is None or out_for < self.min_duration_s):
+            return self._bare()
         evidence: dict[str, Any] = {
             "mains_v": rnd(volts, 0),
             "outage_for_s": rnd(out_for, 0),

@@ -12,7 +12,7 @@ measurement into a score, :func:`rnd` a figure into evidence.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from detectors.base import Finding, RiskDetector, Severity
 
@@ -91,14 +91,47 @@ class WorstJudgement:
         return list(dict.fromkeys(reason for _, (_, _, reason) in ranked))
 
 
+class TwoWayAssess:
+    """A mixin for a detector that assesses in one method, ``_assess(x, full)``: ``assess_one``
+    is it with every figure, ``assess_bare`` (:class:`PhysicalDetector`) without the evidence of
+    a finding scoring 0. Put it first among the bases."""
+
+    def _assess(self, x: Mapping[str, float], full: bool) -> Finding:
+        raise NotImplementedError
+
+    def assess_one(self, x: Mapping[str, float]) -> Finding:
+        return self._assess(x, True)
+
+    def assess_bare(self, x: Mapping[str, float]) -> Finding:
+        """:meth:`assess_one`, but a finding scoring 0 may come without its evidence (for a caller
+        that drops such a finding: ``streams.decisions`` when no warning of this risk is open)."""
+        return self._assess(x, False)
+
+
 class PhysicalDetector(RiskDetector):
     """A :class:`RiskDetector` whose score is the score of its finding.
 
-    Subclasses implement ``assess_one`` and ``learn_one``; ``score_one`` follows.
+    Subclasses implement ``assess_one`` and ``learn_one``; ``score_one`` follows. One may also
+    implement ``assess_bare``: ``assess_one``, but a finding scoring 0 may come without its
+    evidence, as :meth:`_bare` (``streams.decisions`` asks so when no warning of its risk is
+    open: such a finding is dropped at once, and figures rounded for it would be wasted).
     """
+
+    _bare_finding: ClassVar[Finding]
+    """The class's quiet finding without evidence (:meth:`_bare`), made with the class."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "risk" in vars(cls):
+            cls._bare_finding = Finding(cls.risk, 0.0, "advisory", None, {})
 
     def score_one(self, x: Mapping[str, float]) -> float:
         return self.assess_one(x).score
+
+    def _bare(self) -> Finding:
+        """The quiet finding without evidence that ``assess_bare`` returns: one per class,
+        shared (a value: never change it)."""
+        return self._bare_finding
 
     def _quiet(self, evidence: dict[str, Any] | None = None) -> Finding:
         return Finding(self.risk, 0.0, "advisory", None, evidence or {})

@@ -14,7 +14,7 @@ from typing import Any
 from core.risks import check_risk
 from detectors.base import Finding, Severity
 from detectors.checks import check, in_range, non_negative, positive
-from detectors.physical import PhysicalDetector, escalate, ramp, rnd
+from detectors.physical import PhysicalDetector, TwoWayAssess, escalate, ramp, rnd
 from detectors.readings import DEFAULT_UTC_OFFSET_H, LastKnown, local_hour, num
 from detectors.windows import EventLog, Sustained
 
@@ -178,7 +178,7 @@ class Speeding(PhysicalDetector):
         self._last.update(x, ts, ("speed_limit_kmh",))
 
 
-class DriverFatigue(PhysicalDetector):
+class DriverFatigue(TwoWayAssess, PhysicalDetector):
     """Driver fatigue: continuous driving for longer than ``max_drive_s`` (4 h) without a
     break of at least ``break_s`` (20 min).
 
@@ -254,16 +254,18 @@ class DriverFatigue(PhysicalDetector):
         steps = int((ts - since) // 900) + 1
         return any(self._is_night(since + 900.0 * k) for k in range(steps))
 
-    def assess_one(self, x: Mapping[str, float]) -> Finding:
+    def _assess(self, x: Mapping[str, float], full: bool) -> Finding:
         ts = num(x, "ts")
         if ts is None:
             return self._quiet()
         since, driving_for = self._driving.run_if(ts, self._is_driving(x, ts))
         if since is None:
             return self._quiet()
-        night = self._is_night(ts)
         onset = max(0.0, 2 * self.advisory_s - self.max_drive_s)
         score = ramp(driving_for, onset, self.max_drive_s)
+        if score == 0.0 and not full:  # stays 0 whatever follows (night or not)
+            return self._bare()
+        night = self._is_night(ts)
         night_drive = night or self._drove_at_night(since, ts)
         if not (self.day_advisory or night_drive) and driving_for < self.max_drive_s:
             score = min(score, 0.49)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, insort
 from collections import deque
+from typing import Any
 
 
 class Sustained:
@@ -165,22 +166,36 @@ class RollingQuantile:
     (None, 5.0)
     """
 
-    __slots__ = ("window_s", "q", "_q", "_sorted")
-    _transient = ("_sorted",)
+    __slots__ = ("window_s", "q", "_q", "_sorted", "_memo")
+    _transient = ("_sorted", "_memo")
     """``_sorted``: the window's values in order, kept as readings come and go (a cache: the
-    quantiles of a full window without sorting it at every reading)."""
+    quantiles of a full window without sorting it at every reading); ``_memo``: the last
+    :meth:`levels` asked and its answer (a detector asks the same while it judges a reading and
+    while it learns it), dropped when a reading comes or goes."""
 
     def __init__(self, window_s: float, q: float = 0.5, maxlen: int = 256) -> None:
         self.window_s = window_s
         self.q = q
         self._q: deque[tuple[float, float]] = deque(maxlen=maxlen)
         self._sorted: list[float] = []
+        self._memo: tuple[float, float | None, tuple[float, ...], int, list[float | None]] | None = None
 
     def restored(self) -> None:
         """Called by ``detectors.state`` after loading ``_q``: the cache built again."""
         self._sorted = sorted(v for _, v in self._q)
+        self._memo = None
+
+    def __getstate__(self) -> tuple[None, dict[str, Any]]:
+        """Pickled without ``_memo``: asking for levels does not change what the window holds."""
+        return None, {name: getattr(self, name) for name in self.__slots__ if name != "_memo"}
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        for name, value in state[1].items():
+            setattr(self, name, value)
+        self._memo = None
 
     def add(self, ts: float, value: float) -> None:
+        self._memo = None
         q, ordered = self._q, self._sorted
         if len(q) == q.maxlen:  # the deque drops its oldest as it takes the new one
             del ordered[bisect_left(ordered, q[0][1])]
@@ -225,6 +240,14 @@ class RollingQuantile:
         >>> held.levels(300.0, 4.7, (0.25, 0.5))
         (6, [4.6, 4.7])
         """
+        memo = self._memo
+        if memo is not None and memo[0] is ts and memo[1] is extra and memo[2] == qs:  # the very same floats
+            return memo[3], list(memo[4])
+        n, picked = self._levels(ts, extra, qs)
+        self._memo = (ts, extra, qs, n, picked)
+        return n, list(picked)
+
+    def _levels(self, ts: float, extra: float | None, qs: tuple[float, ...]) -> tuple[int, list[float | None]]:
         if not self._whole(ts):
             values = sorted(self._values(ts, extra))
             top = len(values) - 1

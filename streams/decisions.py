@@ -172,10 +172,29 @@ def detectors_for(kind: str, overrides: Overrides | None, where: str = "") -> li
 _Step = tuple[
     Callable[[Mapping[str, float]], bool] | None,
     Callable[[Mapping[str, float]], Finding],
+    Callable[[Mapping[str, float]], Finding] | None,
     Callable[[Mapping[str, float]], None],
+    str,
 ]
 """One detector's part in :meth:`DeviceMonitor.observe`: its ``wants`` (``None``: need not be
-asked), ``assess_one`` and ``learn_one``."""
+asked), ``assess_one``, ``assess_bare`` (``None``: it has none), ``learn_one`` and its risk."""
+
+
+def _bare_of(detector: RiskDetector) -> Callable[[Mapping[str, float]], Finding] | None:
+    """The detector's ``assess_bare`` (``detectors.physical.PhysicalDetector``), if it has one
+    that goes with its ``assess_one``: not when a subclass or the instance itself replaced
+    ``assess_one`` and left ``assess_bare`` as it was."""
+    cls = type(detector)
+    if getattr(cls, "assess_bare", None) is None:
+        return None
+    # Not vars(detector): on Python 3.11 that gives the instance a dict of its own, and every
+    # attribute a detector reads then costs more.
+    if getattr(detector.assess_one, "__func__", None) is not getattr(cls, "assess_one", None):
+        return None  # replaced on the instance
+    defines = [c for c in cls.__mro__ if "assess_one" in vars(c) or "assess_bare" in vars(c)]
+    if "assess_one" not in vars(defines[0]) or "assess_bare" not in vars(defines[0]):
+        return None
+    return detector.assess_bare  # type: ignore[attr-defined, no-any-return]
 
 
 class DeviceMonitor:
@@ -216,16 +235,18 @@ class DeviceMonitor:
         """The detectors that may want a reading carrying ``metrics`` (and ``"ts"``), each as
         its ``wants`` if that must still be asked (a detector that overrides it may look at the
         values; the base class looks only at which metrics are there, else ``None``), its
-        ``assess_one`` and its ``learn_one`` (bound once: not looked up for every reading). A
-        device sends the same few sets of metrics over and over: this is worked out once per
-        set, not per reading."""
+        ``assess_one``, its ``assess_bare`` if it has one, its ``learn_one`` (bound once: not
+        looked up for every reading) and its risk. A device sends the same few sets of metrics
+        over and over: this is worked out once per set, not per reading."""
         if self._plans_of is not self.detectors or len(self._plans) >= 64:
             self._plans, self._plans_of = {}, self.detectors
         plan: list[_Step] = [
             (
                 detector.wants if type(detector).wants is not RiskDetector.wants else None,
                 detector.assess_one,
+                _bare_of(detector),
                 detector.learn_one,
+                detector.risk,
             )
             for detector in self.detectors
             if type(detector).wants is not RiskDetector.wants or detector.wants(x)
@@ -331,18 +352,29 @@ class DeviceMonitor:
         plan = self._plans.get(metrics) if self._plans_of is self.detectors else None
         if plan is None:
             plan = self._plan(x, metrics)
-        findings: dict[str, Finding] = {}
-        for wants, assess, learn in plan:
+        # A finding below open_score of a risk with no open warning is dropped at once (below):
+        # such a detector is asked with its assess_bare, which may leave out the evidence of a
+        # finding scoring 0; a risk with an open warning gets assess_one's (a resolve quotes it).
+        open_score, open_now = self.policy.open_score, self.open
+        made: list[Finding] = []
+        hot = False
+        for wants, assess, bare, learn, risk in plan:
             if wants is not None and not wants(x):
                 continue
-            finding = assess(x)
+            finding = assess(x) if bare is None or risk in open_now else bare(x)
             learn(x)
+            made.append(finding)
+            if finding.score >= open_score:
+                hot = True
+        if not (hot or open_now):
+            return []  # nothing open and nothing to open: what the rest would say, cheaply
+        findings: dict[str, Finding] = {}
+        for finding in made:
             risk = finding.risk
             best = findings.get(risk)
             if best is None or finding.score > best.score:
                 findings[risk] = finding
         events: list[WarningEvent] = []
-        open_score, open_now = self.policy.open_score, self.open
         for risk, finding in findings.items():
             if finding.score < open_score and risk not in open_now:
                 continue  # nothing open and nothing to open: what _decide would say, cheaply

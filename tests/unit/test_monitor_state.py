@@ -16,11 +16,12 @@ from typing import Any
 
 import orjson
 import pytest
+from sim_devices import device_readings, library, one_device_per_scenario
 
 from core.contract import DEVICE_KINDS, Reading, WarningEvent
 from detectors.profiles import build_detectors
 from detectors.state import capture
-from simulator.fleet import Fleet, standard_library
+from simulator.fleet import Fleet
 from streams.decisions import STATE_VERSION, DeviceMonitor, detectors_for
 
 T0_MS = 1_763_654_400_000  # 2025-11-21 00:00 in China
@@ -66,25 +67,7 @@ def assert_same_figures(got: list[WarningEvent], want: list[WarningEvent]) -> No
                 assert a.evidence[key] == value, key
 
 
-def device_readings(fleet: Fleet, device: str) -> list[Reading]:
-    sim = fleet.device(device)
-    return [Reading(int(r.ts_ms), {k: float(v) for k, v in r.metrics.items()}, r.seq) for r in fleet.readings(sim)]
-
-
 # ---------------------------------------------------------------------- the simulator's devices
-
-
-@functools.cache
-def library() -> Fleet:
-    return standard_library(7)
-
-
-def one_device_per_scenario() -> list[Any]:
-    picked: dict[tuple[str, str | None], str] = {}
-    for device in library().devices:
-        picked.setdefault((device.kind, device.scenario), device.device)
-    assert {kind for kind, _ in picked} == set(DEVICE_KINDS)
-    return [pytest.param(device, id=f"{kind}-{scenario or 'quiet'}") for (kind, scenario), device in picked.items()]
 
 
 @pytest.mark.parametrize("device", one_device_per_scenario())
