@@ -88,12 +88,25 @@ _SLOTTED_STATE: dict[type, tuple[str, ...] | None] = {}
 
 def state_names(obj: object) -> tuple[str, ...]:
     """The names of ``obj``'s state: its attributes that are not constructor parameters (and,
-    for a detector, not its ``metrics``)."""
-    names = _state_names(type(obj))
-    if names is not None:
-        return names
-    config = set(parameter_names(type(obj)))
-    return tuple(name for name in vars(obj) if name not in config and name != "metrics")
+    for a detector, not its ``metrics``).
+
+    Read once per class, from the first instance asked about: on Python 3.11 ``vars()`` gives
+    an object a dict of its own for good, and every attribute it reads afterwards costs about
+    twice as much (a detector reads dozens per reading). So every instance of a detector class
+    holds the same attributes, whatever its parameters, set in ``__init__`` (which a restore
+    needs anyway: the freshly built detector must hold what was saved);
+    ``tests/unit/test_monitor_state.py`` checks it for every detector the profiles build."""
+    cls = type(obj)
+    names = _state_names(cls)
+    if names is None:
+        names = _INSTANCE_STATE.get(cls)
+        if names is None:
+            config = set(parameter_names(cls))
+            names = _INSTANCE_STATE[cls] = tuple(n for n in vars(obj) if n not in config and n != "metrics")
+    return names
+
+
+_INSTANCE_STATE: dict[type, tuple[str, ...]] = {}
 
 
 def _finite_numbers(values: Any) -> bool:

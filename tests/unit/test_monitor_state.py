@@ -267,3 +267,38 @@ def test_a_trend_saved_compactly_that_does_not_read_leaves_its_detector_afresh()
     fresh = build_detectors("home")[1]
     assert restored.detectors[1].instance_name == "freeze_risk"
     assert capture(restored.detectors[1]) == capture(fresh)
+
+
+@pytest.mark.parametrize("device", one_device_per_scenario())
+def test_every_instance_of_a_detector_class_holds_the_same_state_attributes(device: str) -> None:
+    """``detectors.state.state_names`` reads a class's state attributes from its first instance
+    (``vars()`` would slow every later attribute read of the instance it is called on): each
+    detector, after its readings, and each built with another value of any numeric parameter,
+    holds exactly them."""
+    import inspect
+
+    from detectors.base import parameter_names
+    from detectors.state import state_names
+
+    def own(detector: object) -> set[str]:
+        config = set(parameter_names(type(detector)))
+        return {n for n in vars(detector) if n not in config and n != "metrics"}
+
+    sim = library().device(device)
+    monitor = DeviceMonitor(sim.tenant, sim.device, sim.kind)
+    for reading in device_readings(library(), device):
+        monitor.observe(reading)
+    checked = 0
+    for detector in monitor.detectors:
+        cls = type(detector)
+        assert own(detector) == set(state_names(detector)), cls.__name__
+        for name, parameter in inspect.signature(cls).parameters.items():
+            if type(parameter.default) not in (int, float) or parameter.default <= 0:
+                continue
+            try:
+                other = cls(**{name: type(parameter.default)(parameter.default * 2)})
+            except (TypeError, ValueError):
+                continue  # a value this parameter does not take
+            assert own(other) == set(state_names(other)), (cls.__name__, name)
+            checked += 1
+    assert checked, "some parameters were varied"
