@@ -310,14 +310,9 @@ class UnusualReading(PhysicalDetector):
     ) -> list[_Unusual]:
         """Score and learn the opening channels; the unusual ones (CUSUM first)."""
         k = self.buckets
-        u = (at.local_h % 24.0) / (24.0 / k) - 0.5
-        k0 = math.floor(u)
-        w1 = u - k0
-        k0, k1, w0 = k0 % k, (k0 + 1) % k, 1.0 - w1
+        k0, k1, w0, w1 = _knots((at.local_h % 24.0) / (24.0 / k) - 0.5, k)
         weekend, warm = at.weekend, at.warm
-        visits = (at.kw if weekend else at.k - at.kw) / k
-        rate = max(self.alpha, 1.0 / (1.0 + visits))
-        scale_rate = max(self.beta, 1.0 / (1.0 + at.k))
+        rate, scale_rate = self._rates(at, k)
         unusual: list[_Unusual] = []
         floors = [1.0 if name.endswith(SWITCHES) or name == READINGS else 0.0 for name in self.channels]
         for c, v in enumerate(values):
@@ -357,6 +352,13 @@ class UnusualReading(PhysicalDetector):
             row[k + _CUSUM], row[k + _RUN] = cusum, run
         return unusual
 
+    def _rates(self, at: _When, k: int) -> tuple[float, float]:
+        """How fast a sample teaches a profile of ``k`` levels a day: its levels (fast while the
+        day's side, weekday or weekend, has been seen few times) and its scale (fast while few
+        samples were taken)."""
+        visits = (at.kw if at.weekend else at.k - at.kw) / k
+        return max(self.alpha, 1.0 / (1.0 + visits)), max(self.beta, 1.0 / (1.0 + at.k))
+
     def _lasting(self, row: list[float], k: int, z: float, name: str) -> tuple[float, str]:
         """Update the channel's *drift* (a value's mean z) or *spread* (the share of the readings
         per hour's samples beyond the slack) over the last ``1 / drift_rate`` samples (about
@@ -387,13 +389,9 @@ class UnusualReading(PhysicalDetector):
         stochastically (:func:`_round16`), seeded by the sample and the slot: unbiased, however
         small the step, and the same in a restored device."""
         k = self.watched_buckets
-        u = ((at.local_h - _FIRST_KNOT_H) % 24.0) / (24.0 / k)
-        k0 = math.floor(u)
-        w1 = u - k0
-        k0, k1, w0 = k0 % k, (k0 + 1) % k, 1.0 - w1
+        k0, k1, w0, w1 = _knots(((at.local_h - _FIRST_KNOT_H) % 24.0) / (24.0 / k), k)
         weekend = at.weekend
-        rate = max(self.alpha, 1.0 / (1.0 + (at.kw if weekend else at.k - at.kw) / k))
-        scale_rate = max(self.beta, 1.0 / (1.0 + at.k))
+        rate, scale_rate = self._rates(at, k)
         step = self.threshold / _CUSUM_STEPS
         floors = [1.0 if name.endswith(SWITCHES) else 0.0 for name in self.watched_channels]
         unusual: list[tuple[float, int]] = []
@@ -534,6 +532,14 @@ class _When(NamedTuple):
     judged: bool
     k: int
     kw: int
+
+
+def _knots(u: float, k: int) -> tuple[int, int, float, float]:
+    """The two levels of a daily profile of ``k`` around position ``u`` (in levels, wrapping
+    round the day) and their weights: ``(k0, k1, w0, w1)``."""
+    k0 = math.floor(u)
+    w1 = u - k0
+    return k0 % k, (k0 + 1) % k, 1.0 - w1, w1
 
 
 def _uniforms(seed: int) -> tuple[float, float, float, float]:

@@ -175,14 +175,12 @@ class SensorStuck(TwoWayAssess, PhysicalDetector):
         return max(0.0, ts - self._since), self._readings + 1
 
     def _assess(self, x: Mapping[str, float], full: bool) -> Finding:
-        value = x.get(self.metric)
-        if type(value) is not float or value - value != 0.0:  # num()'s fast path, inline
-            value = num(x, self.metric)
+        value = num(x, self.metric)
         last = self._value
         if value is None or last is None or abs(value - last) > self.tolerance:
             # the common case, quiet at once: no value, or a change (flat for 0 s, below
             # min_duration_s, which is positive), whatever the time
-            return Finding(self.risk, 0.0, "advisory", None, {}) if full else self._bare()
+            return self._quiet() if full else self._bare()
         ts = num(x, "ts")
         if ts is None:
             return self._quiet()
@@ -207,9 +205,7 @@ class SensorStuck(TwoWayAssess, PhysicalDetector):
         return Finding(self.risk, score, severity, None, evidence)
 
     def learn_one(self, x: Mapping[str, float]) -> None:
-        value = x.get(self.metric)
-        if type(value) is not float or value - value != 0.0:  # num()'s fast path, inline
-            value = num(x, self.metric)
+        value = num(x, self.metric)
         if value is None:
             return
         ts = num(x, "ts")

@@ -93,8 +93,8 @@ class WorstJudgement:
 
 class TwoWayAssess:
     """A mixin for a detector that assesses in one method, ``_assess(x, full)``: ``assess_one``
-    is it with every figure, ``assess_bare`` (:class:`PhysicalDetector`) without the evidence of
-    a finding scoring 0. Put it first among the bases."""
+    is it with every figure, ``assess_bare`` without the evidence of a finding scoring 0 (its
+    :meth:`PhysicalDetector._bare`). Put it first among the bases."""
 
     def _assess(self, x: Mapping[str, float], full: bool) -> Finding:
         raise NotImplementedError
@@ -111,10 +111,11 @@ class TwoWayAssess:
 class PhysicalDetector(RiskDetector):
     """A :class:`RiskDetector` whose score is the score of its finding.
 
-    Subclasses implement ``assess_one`` and ``learn_one``; ``score_one`` follows. One may also
-    implement ``assess_bare``: ``assess_one``, but a finding scoring 0 may come without its
-    evidence, as :meth:`_bare` (``streams.decisions`` asks so when no warning of its risk is
-    open: such a finding is dropped at once, and figures rounded for it would be wasted).
+    Subclasses implement ``assess_one`` and ``learn_one``; ``score_one`` follows. One that
+    assesses through :class:`TwoWayAssess` also has ``assess_bare``: ``assess_one``, but a
+    finding scoring 0 may come without its evidence, as :meth:`_bare` (``streams.decisions``
+    asks so when no warning of its risk is open: such a finding is dropped at once, and figures
+    rounded for it would be wasted).
     """
 
     _bare_finding: ClassVar[Finding]

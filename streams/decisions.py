@@ -181,7 +181,7 @@ asked), ``assess_one``, ``assess_bare`` (``None``: it has none), ``learn_one`` a
 
 
 def _bare_of(detector: RiskDetector) -> Callable[[Mapping[str, float]], Finding] | None:
-    """The detector's ``assess_bare`` (``detectors.physical.PhysicalDetector``), if it has one
+    """The detector's ``assess_bare`` (``detectors.physical.TwoWayAssess``), if it has one
     that goes with its ``assess_one``: not when a subclass or the instance itself replaced
     ``assess_one`` and left ``assess_bare`` as it was."""
     cls = type(detector)
